@@ -1,0 +1,45 @@
+# Paywatch: `make run` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: run demo test test-sqlite install migrate bench clean help
+
+help:
+	@echo "make run    - set up and start everything (web on PORT, default 8000)"
+	@echo "make test   - set up and run all tests (PostgreSQL too when TEST_DATABASE_URL is set)"
+	@echo "make demo   - make run plus the sandbox (fake portal, WhatsApp, IMAP, gateway)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip check
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/flask --app wsgi db upgrade
+
+run: install
+	$(BIN)/flask --app wsgi dev up
+
+demo: install
+	WPPCONNECT_URL=$${WPPCONNECT_URL:-http://127.0.0.1:21465} \
+	WPPCONNECT_SECRET_KEY=$${WPPCONNECT_SECRET_KEY:-THISISMYSECURETOKEN} \
+	$(BIN)/flask --app wsgi dev up --demo
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,223 @@
+"""Fixtures in the flaskr style, on real parts.
+
+- Redis: REDIS_URL when it answers (tests use database 15 of it, flushed per test),
+  else a throw-away redis-server started for the session.
+- Databases: every test that uses `app` runs on SQLite (a fresh file) and, when
+  TEST_DATABASE_URL is set, again on PostgreSQL (a fresh schema per test).
+- Workers: `run_worker()` runs a real `rq worker` process in burst mode.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg2
+import pytest
+
+from webapp import create_app, db
+from webapp.config import ROOT, load_settings
+from webapp.devstack import redis_answers, start_redis
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PASSWORD = "correct horse battery"
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        backends = ["sqlite"] + (["postgres"] if TEST_DATABASE_URL else [])
+        metafunc.parametrize("backend", backends, scope="function")
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    if redis_answers(base):
+        yield base.rsplit("/", 1)[0] + "/15" if base.count("/") >= 3 else base + "/15"
+        return
+    local = start_redis(Path(tempfile.mkdtemp(prefix="pw-redis-")), persist=False, db=15)
+    try:
+        yield local.url
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def redis_conn(redis_url):
+    from redis import Redis
+
+    conn = Redis.from_url(redis_url)
+    conn.flushdb()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def database_url(backend, tmp_path):
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'paywatch.db'}"
+        return
+    schema = "pwtest_" + secrets.token_hex(6)
+    admin = psycopg2.connect(TEST_DATABASE_URL)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in TEST_DATABASE_URL else "?"
+    yield f"{TEST_DATABASE_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+    with admin.cursor() as cur:
+        cur.execute(f"DROP SCHEMA {schema} CASCADE")
+    admin.close()
+
+
+@pytest.fixture
+def environ(database_url, redis_url, tmp_path):
+    """The environment a process of this test's Paywatch runs with (app, CLI, workers)."""
+    return {
+        "PAYWATCH_ENV": "test",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "test-secret-key-" + "x" * 16,
+        "PAYWATCH_INSTANCE_PATH": str(tmp_path / "instance"),
+        "PAYWATCH_TIMEZONE": "Africa/Kampala",
+        "PAYWATCH_PHONE_REGION": "UG",
+        "PAYWATCH_CURRENCY": "UGX",
+        "PAYWATCH_LOGIN_RATE_LIMIT": "5 per minute",
+    }
+
+
+@pytest.fixture
+def settings(environ):
+    return load_settings(environ)
+
+
+@pytest.fixture
+def app(settings, redis_conn):
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    # No app context stays pushed: requests would share its `g` (and Flask-Login's user).
+    with app.app_context():
+        db.upgrade()
+    yield app
+    if not db.database.is_closed():
+        db.database.close()
+    db.database.obj.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_user(app):
+    """Create a user with PASSWORD: make_user("staff") -> User."""
+    from webapp import accounts
+
+    def make(role: str = "staff", email: str | None = None, name: str = ""):
+        with db.database.connection_context():
+            return accounts.create_user(email or f"{role}-{secrets.token_hex(3)}@example.com", PASSWORD, role, name)
+
+    return make
+
+
+class AuthActions:
+    def __init__(self, client):
+        self._client = client
+
+    def csrf_token(self, path: str = "/login") -> str:
+        import re
+
+        response = self._client.get(path)
+        page = response.get_data(as_text=True)
+        match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
+            r'"X-CSRFToken": "([^"]+)"', page
+        )
+        assert match, f"no CSRF token on {path}: {response.status} {page[:300]}"
+        return match.group(1)
+
+    def login(self, email: str, password: str = PASSWORD):
+        token = self.csrf_token("/login")
+        return self._client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+    def logout(self):
+        token = self.csrf_token("/")
+        return self._client.post("/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+@pytest.fixture
+def login_as(make_user, auth):
+    """Log the test client in as a new user of `role`; returns the user."""
+
+    def login(role: str):
+        user = make_user(role)
+        response = auth.login(user.email)
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return user
+
+    return login
+
+
+def venv_bin(name: str) -> str:
+    """A console script of the interpreter running the tests (the project's venv)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else shutil.which(name) or name
+
+
+@pytest.fixture
+def run_worker(environ):
+    """Run a real rq worker in burst mode until the queues are empty; returns its output."""
+
+    def run(queues=("fast", "default", "slow"), timeout: float = 60, scheduler: bool = False) -> str:
+        args = [venv_bin("rq"), "worker", "--burst", "--url", environ["REDIS_URL"], "-w", "jobs.worker.Worker"]
+        if scheduler:
+            args.append("--with-scheduler")
+        env = {**os.environ, **environ}
+        done = subprocess.run(
+            [*args, *queues], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, output
+        return output
+
+    return run
+
+
+def wait_for(condition, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
+    """Poll `condition` until it returns a truthy value or `timeout` passes (then fail)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def chromium_paths():
+    """Debian's chromium and chromedriver; missing ones fail in CI and skip (with a reason) elsewhere."""
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (browser and driver):
+        message = "Debian's chromium and chromium-driver are needed (apt-get install chromium chromium-driver)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return browser, driver

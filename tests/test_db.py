@@ -1,0 +1,72 @@
+from datetime import datetime
+
+import pytest
+from playhouse.migrations import Runner
+
+from webapp import db, jobqueue
+from webapp.models import MODELS, Event, PaymentRequest, utcnow
+
+
+def test_migrations_create_every_model_on_an_empty_database(app):
+    with db.database.connection_context():
+        tables = set(db.database.get_tables())
+    assert {model._meta.table_name for model in MODELS} <= tables
+
+
+def test_upgrade_twice_changes_nothing(app, runner):
+    result = runner.invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.output
+    with db.database.connection_context():
+        status = Runner(db.database.obj, str(db.MIGRATIONS)).status()
+    assert status and all(m.applied for m in status)
+
+
+def test_the_flow_indexes_exist(app):
+    with db.database.connection_context():
+        request_indexes = {tuple(i.columns): i.unique for i in db.database.get_indexes("payment_request")}
+        payment_indexes = {tuple(i.columns): i.unique for i in db.database.get_indexes("payment")}
+        notification_indexes = {tuple(i.columns): i.unique for i in db.database.get_indexes("notification")}
+    assert request_indexes[("status", "expires_at")] is False
+    assert request_indexes[("amount_minor", "currency", "status")] is False
+    assert payment_indexes[("source", "source_ref")] is True
+    assert notification_indexes[("status", "due_at")] is False
+    assert notification_indexes[("dedupe_key",)] is True
+
+
+def test_times_come_back_aware_in_utc_and_naive_ones_are_refused(app):
+    with db.database.connection_context():
+        event = Event.create(action="test", subject="x", actor="system")
+        assert Event.get_by_id(event.id).at.utcoffset().total_seconds() == 0
+        with pytest.raises(ValueError, match="naive"):
+            Event.create(action="test", subject="x", actor="system", at=datetime(2026, 1, 1))
+
+
+def test_after_commit_callbacks_wait_for_the_outermost_commit(app):
+    ran = []
+    with db.database.connection_context():
+        with db.transaction():
+            db.after_commit(lambda: ran.append("outer"))
+            with db.transaction():
+                db.after_commit(lambda: ran.append("inner"))
+            assert ran == []
+        assert ran == ["outer", "inner"]
+
+
+def test_a_rolled_back_transaction_enqueues_nothing(app, redis_conn):
+    with app.app_context(), db.database.connection_context():
+        with pytest.raises(RuntimeError):
+            with db.transaction():
+                Event.create(action="test", subject="x", actor="system")
+                jobqueue.enqueue("heartbeat")
+                raise RuntimeError("boom")
+        assert Event.select().count() == 0
+        assert jobqueue.queue("fast").count == 0
+
+
+def test_expires_at_is_required_and_status_defaults_to_pending(app):
+    with db.database.connection_context():
+        request = PaymentRequest.create(
+            reference="PW-TEST22", amount_minor=500, requested_minor=500, currency="UGX", expires_at=utcnow()
+        )
+        assert request.status == "pending"

@@ -1,0 +1,70 @@
+"""Paywatch: watch where money arrives, match it to what is owed, tell people on WhatsApp.
+
+create_app() builds the Flask application; nothing else happens at import time.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, current_app
+
+from webapp.config import ROOT, Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the application from `settings` (default: parsed from the environment)."""
+    settings = settings or load_settings()
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(settings.instance_path),
+    )
+    _configure(app, settings)
+
+    from webapp import auth, db, ops, views
+    from webapp.extensions import csrf, htmx, limiter, login_manager
+
+    db.init_db(settings)
+    db.register_request_hooks(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    login_manager.init_app(app)
+    limiter.init_app(app)
+
+    from webapp import cli, dashboard, users
+
+    for module in (auth, users, dashboard, ops):
+        app.register_blueprint(module.bp)
+    ops.init_rq_dashboard(app)
+    views.init_app(app)
+    cli.init_app(app)
+    return app
+
+
+def _configure(app: Flask, settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app.config.update(
+        PAYWATCH=settings,
+        SECRET_KEY=settings.secret_key,
+        # CSRF tokens live as long as the session: a page left open keeps working.
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_SSL_STRICT=settings.secure_cookies,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        SESSION_COOKIE_NAME="paywatch_session",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=settings.secure_cookies,
+        RATELIMIT_STORAGE_URI=settings.redis_url,
+        RATELIMIT_STRATEGY="moving-window",
+        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_KEY_PREFIX="paywatch-limits",
+        MAX_CONTENT_LENGTH=10 * 1024 * 1024,
+    )
+
+
+def settings() -> Settings:
+    """The current application's Settings (inside an app context: web requests and jobs)."""
+    return current_app.config["PAYWATCH"]

@@ -1,0 +1,146 @@
+"""flask commands (`flask --app wsgi …`): db, users, jobs, mailbox, dev."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from webapp import accounts, db, jobqueue
+from webapp.config import ROOT, child_environment
+from webapp.models import Role
+
+db_cli = AppGroup("db", help="Database schema.")
+users_cli = AppGroup("users", help="Staff accounts.")
+jobs_cli = AppGroup("jobs", help="Background jobs.")
+mailbox_cli = AppGroup("mailbox", help="Mailbox sources.")
+dev_cli = AppGroup("dev", help="One-machine set-up (used by make run / make demo).")
+
+
+def init_app(app: Flask) -> None:
+    for group in (db_cli, users_cli, jobs_cli, mailbox_cli, dev_cli):
+        app.cli.add_command(group)
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations (idempotent)."""
+    applied = db.upgrade()
+    click.echo("applied: " + ", ".join(applied) if applied else "database is up to date")
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice(Role.ALL), default=Role.STAFF, show_default=True)
+@click.option("--name", default="")
+@click.option("--password", help="Prompted for when not given.")
+def users_create(email: str, role: str, name: str, password: str | None) -> None:
+    """Create a staff user."""
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with db.database.connection_context():
+        try:
+            user = accounts.create_user(email, password, role, name, actor="cli")
+        except accounts.AccountError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"created {user.email} ({user.role})")
+
+
+@users_cli.command("bootstrap")
+def users_bootstrap() -> None:
+    """Create the first admin on an empty database (PAYWATCH_ADMIN_EMAIL / _PASSWORD)."""
+    settings = current_app.config["PAYWATCH"]
+    with db.database.connection_context():
+        outcome = accounts.ensure_first_admin(settings.admin_email, settings.admin_password)
+    if outcome is None:
+        click.echo("users exist; no first admin created")
+        return
+    user, generated = outcome
+    if generated:
+        click.echo(f"first admin: {user.email}  password: {generated}  (shown once; change it after logging in)")
+    else:
+        click.echo(f"first admin: {user.email} (password from PAYWATCH_ADMIN_PASSWORD)")
+
+
+@jobs_cli.command("schedule")
+def jobs_schedule() -> None:
+    """Register the recurring jobs with rq-scheduler (fixed ids; safe to repeat)."""
+    from rq_scheduler import Scheduler
+
+    scheduler = Scheduler(connection=jobqueue.redis_connection())
+    for job_id in jobqueue.register_recurring(scheduler):
+        click.echo(f"scheduled {job_id}")
+
+
+@jobs_cli.command("run")
+@click.argument("name")
+def jobs_run(name: str) -> None:
+    """Enqueue job NAME now (for cron)."""
+    if name not in jobqueue.JOBS:
+        raise click.ClickException(f"unknown job {name!r}; known: {', '.join(sorted(jobqueue.JOBS))}")
+    job = jobqueue.enqueue(name)
+    click.echo(f"enqueued {name} as {job.id}")
+
+
+@mailbox_cli.command("watch")
+def mailbox_watch() -> None:
+    """The IMAP IDLE watcher process (no mailbox sources yet: waits until stopped)."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo("mailbox watcher: no mailbox sources are supported yet; waiting")
+    while not stop.wait(3600):
+        pass
+
+
+@dev_cli.command("up")
+@click.option("--demo", is_flag=True, help="Also run the sandbox (python -m sandbox).")
+def dev_up(demo: bool) -> None:
+    """Migrations, first admin, a local Redis if needed, recurring jobs, then every process (honcho)."""
+    from webapp.devstack import ensure_redis
+
+    settings = current_app.config["PAYWATCH"]
+    click.echo(f"database: {_safe_url(settings.database_url)}")
+    applied = db.upgrade()
+    click.echo("migrations applied: " + ", ".join(applied) if applied else "database is up to date")
+    click.get_current_context().invoke(users_bootstrap)
+    local = ensure_redis(settings.redis_url, settings.instance_path / "redis")
+    click.echo(f"redis: {'started local redis-server at ' if local else 'using '}{_safe_url(settings.redis_url)}")
+    try:
+        click.get_current_context().invoke(jobs_schedule)
+        procfile = _procfile(settings.instance_path, demo)
+        env = child_environment(REDIS_URL=settings.redis_url, PORT=str(settings.port))
+        click.echo(f"web: http://127.0.0.1:{settings.port}/  (Ctrl-C stops everything)")
+        completed = subprocess.run([sys.executable, "-m", "honcho", "start", "-f", str(procfile), "-d", str(ROOT)], env=env)
+        sys.exit(completed.returncode)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if local:
+            local.stop()
+            click.echo("stopped local redis-server")
+
+
+def _procfile(instance: Path, demo: bool) -> Path:
+    procfile = ROOT / "Procfile"
+    if not demo:
+        return procfile
+    combined = instance / "Procfile.demo"
+    combined.write_text(procfile.read_text() + "sandbox: python -m sandbox\n")
+    return combined
+
+
+def _safe_url(url: str) -> str:
+    """A URL without its password, for printing."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

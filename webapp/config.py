@@ -1,0 +1,236 @@
+"""Settings from the environment: the only module that reads os.environ.
+
+Every variable is parsed strictly at start-up; a bad value raises ConfigError
+naming the variable. In development a `.env` file in the project root is read
+beneath the real environment, and SECRET_KEY is generated into instance/.
+Secrets may also come from `NAME_FILE` (a path whose content is the value).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+ENVIRONMENTS = ("development", "production", "test")
+MODES = ("automated", "manual", "hybrid")
+
+
+class ConfigError(ValueError):
+    """A configuration variable is missing or has a bad value; names the variable."""
+
+    def __init__(self, name: str, problem: str):
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    database_url: str = f"sqlite:///{INSTANCE / 'paywatch.db'}"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    secret_key: str = field(default="", repr=False)
+    admin_email: str | None = None
+    admin_password: str | None = field(default=None, repr=False)
+    timezone: str = "UTC"
+    phone_region: str | None = None
+    currency: str = "USD"
+    verification_mode: str = "hybrid"
+    pending_alert_seconds: int = 120
+    request_ttl_minutes: int = 15
+    wppconnect_url: str | None = None
+    wppconnect_session: str = "paywatch"
+    wppconnect_secret_key: str | None = field(default=None, repr=False)
+    wppconnect_token: str | None = field(default=None, repr=False)
+    port: int = 8000
+    secure_cookies: bool = True
+    public_url: str | None = None
+    log_level: str = "INFO"
+    login_rate_limit: str = "10 per minute"
+    instance_path: Path = INSTANCE
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def with_overrides(self, **changes) -> "Settings":
+        """A copy with some fields replaced (tests and one-off tools)."""
+        return replace(self, **changes)
+
+
+def _read(env: Mapping[str, str], name: str) -> str | None:
+    """The value of `name`, or of the file named by `name_FILE`; None when unset or empty."""
+    value = env.get(name)
+    if value is None and env.get(f"{name}_FILE"):
+        path = Path(env[f"{name}_FILE"])
+        try:
+            value = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE", f"cannot read {path}: {exc.strerror}") from None
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _int(env, name, default, *, minimum=0, maximum=None) -> int:
+    raw = _read(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, f"expected a whole number, got {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise ConfigError(name, f"must be {bound}, got {value}")
+    return value
+
+
+def _bool(env, name, default) -> bool:
+    raw = _read(env, name)
+    if raw is None:
+        return default
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(name, f"expected true or false, got {raw!r}")
+
+
+def _choice(env, name, default, choices) -> str:
+    raw = _read(env, name)
+    if raw is None:
+        return default
+    if raw not in choices:
+        raise ConfigError(name, f"must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _check(name: str, raw: str | None, test: Callable[[str], bool], problem: str) -> None:
+    if raw is not None and not test(raw):
+        raise ConfigError(name, f"{problem}, got {raw!r}")
+
+
+def _zone_ok(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _region_ok(region: str) -> bool:
+    import phonenumbers
+
+    return region in phonenumbers.SUPPORTED_REGIONS
+
+
+def _database_ok(url: str) -> bool:
+    return url.startswith(("sqlite:///", "postgresql://", "postgres://"))
+
+
+def _redis_ok(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://", "unix://"))
+
+
+def _secret_key(env: Mapping[str, str], name: str, instance: Path) -> str:
+    """SECRET_KEY from the environment; in development, generated once into instance/."""
+    value = _read(env, "SECRET_KEY")
+    if value is not None:
+        if len(value) < 16:
+            raise ConfigError("SECRET_KEY", "must be at least 16 characters")
+        return value
+    if name == "production":
+        raise ConfigError("SECRET_KEY", "is required when PAYWATCH_ENV=production")
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _environment(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    if environ is not None:
+        return environ
+    merged: dict[str, str] = {}
+    if os.environ.get("PAYWATCH_ENV", "development") == "development":
+        from dotenv import dotenv_values
+
+        merged.update({k: v for k, v in dotenv_values(ROOT / ".env").items() if v is not None})
+    merged.update(os.environ)
+    return merged
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse Settings from `environ` (default: os.environ over .env in development).
+
+    Raises ConfigError naming the first bad variable.
+    """
+    env = _environment(environ)
+    name = _choice(env, "PAYWATCH_ENV", "development", ENVIRONMENTS)
+    instance = Path(_read(env, "PAYWATCH_INSTANCE_PATH") or INSTANCE)
+    database_url = _read(env, "DATABASE_URL") or f"sqlite:///{instance / 'paywatch.db'}"
+    _check("DATABASE_URL", database_url, _database_ok, "expected sqlite:///PATH or postgresql://…")
+    redis_url = _read(env, "REDIS_URL") or Settings.redis_url
+    _check("REDIS_URL", redis_url, _redis_ok, "expected redis://HOST:PORT/DB")
+    timezone = _read(env, "PAYWATCH_TIMEZONE") or "UTC"
+    _check("PAYWATCH_TIMEZONE", timezone, _zone_ok, "expected an IANA zone like Africa/Kampala")
+    region = _read(env, "PAYWATCH_PHONE_REGION")
+    region = region.upper() if region else None
+    _check("PAYWATCH_PHONE_REGION", region, _region_ok, "expected a two-letter region like PK")
+    currency = (_read(env, "PAYWATCH_CURRENCY") or "USD").upper()
+    _check("PAYWATCH_CURRENCY", currency, lambda c: len(c) == 3 and c.isalpha(), "expected an ISO code")
+    admin_email = _read(env, "PAYWATCH_ADMIN_EMAIL")
+    _check("PAYWATCH_ADMIN_EMAIL", admin_email, lambda e: "@" in e, "expected an email address")
+    wpp_url = _read(env, "WPPCONNECT_URL")
+    _check("WPPCONNECT_URL", wpp_url, lambda u: u.startswith(("http://", "https://")), "expected http(s)://HOST:PORT")
+    public_url = _read(env, "PAYWATCH_PUBLIC_URL")
+    _check("PAYWATCH_PUBLIC_URL", public_url, lambda u: u.startswith(("http://", "https://")), "expected http(s)://…")
+    session = _read(env, "WPPCONNECT_SESSION") or "paywatch"
+    _check("WPPCONNECT_SESSION", session, lambda s: ":" not in s and "/" not in s, "must not contain ':' or '/'")
+    log_level = (_read(env, "LOG_LEVEL") or "INFO").upper()
+    _check("LOG_LEVEL", log_level, lambda lv: lv in ("DEBUG", "INFO", "WARNING", "ERROR"), "expected DEBUG/INFO/WARNING/ERROR")
+    return Settings(
+        env=name,
+        database_url=database_url,
+        redis_url=redis_url,
+        secret_key=_secret_key(env, name, instance),
+        admin_email=admin_email,
+        admin_password=_read(env, "PAYWATCH_ADMIN_PASSWORD"),
+        timezone=timezone,
+        phone_region=region,
+        currency=currency,
+        verification_mode=_choice(env, "PAYWATCH_VERIFICATION_MODE", "hybrid", MODES),
+        pending_alert_seconds=_int(env, "PAYWATCH_PENDING_ALERT_SECONDS", 120, minimum=1),
+        request_ttl_minutes=_int(env, "PAYWATCH_REQUEST_TTL_MINUTES", 15, minimum=1),
+        wppconnect_url=wpp_url,
+        wppconnect_session=session,
+        wppconnect_secret_key=_read(env, "WPPCONNECT_SECRET_KEY"),
+        wppconnect_token=_read(env, "WPPCONNECT_TOKEN"),
+        port=_int(env, "PORT", 8000, minimum=1, maximum=65535),
+        secure_cookies=_bool(env, "PAYWATCH_SECURE_COOKIES", name == "production"),
+        public_url=public_url,
+        log_level=log_level,
+        login_rate_limit=_read(env, "PAYWATCH_LOGIN_RATE_LIMIT") or "10 per minute",
+        instance_path=instance,
+    )
+
+
+def child_environment(**overrides: str) -> dict[str, str]:
+    """The current process environment plus `overrides`, for processes we start."""
+    env = dict(os.environ)
+    env.update(overrides)
+    return env
+

@@ -1,0 +1,142 @@
+"""Redis, the three queues, and the JOBS registry of dotted job names.
+
+The web side names jobs by string here and never imports jobs/. Queues are by
+latency: `fast` (notifications, webhooks), `default` (ingest, matching), `slow`
+(portal scraping, big mailbox fetches). enqueue()/enqueue_in() called inside
+`db.transaction()` wait for the outermost commit, so a job never runs before the
+rows it reads exist (and never runs at all for a rolled-back change).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from redis import Redis
+from rq import Queue, Retry
+
+from webapp import db
+
+log = logging.getLogger(__name__)
+
+QUEUES = ("fast", "default", "slow")
+HEARTBEAT_KEY = "paywatch:heartbeat:scheduler"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    func: str  # dotted path, resolved by the RQ worker
+    queue: str
+    timeout: int  # seconds; every job sets its own
+    retry: int = 0  # RQ retries for transient errors (permanent ones are recorded instead)
+
+
+JOBS: dict[str, JobSpec] = {
+    "heartbeat": JobSpec("jobs.schedule.heartbeat", "fast", 10),
+}
+
+# Recurring jobs (name -> interval in seconds), registered with rq-scheduler under
+# fixed ids by `flask --app wsgi jobs schedule`.
+RECURRING: dict[str, int] = {
+    "heartbeat": 5,
+}
+
+_redis: dict[str, Redis] = {}
+
+
+def redis_connection(url: str | None = None) -> Redis:
+    """One client per URL per process (the URL of the current app by default)."""
+    url = url or _current_url()
+    if url not in _redis:
+        _redis[url] = Redis.from_url(url, socket_connect_timeout=2, health_check_interval=30)
+    return _redis[url]
+
+
+def _current_url() -> str:
+    from flask import current_app
+
+    return current_app.config["PAYWATCH"].redis_url
+
+
+def queue(name: str, connection: Redis | None = None) -> Queue:
+    if name not in QUEUES:
+        raise KeyError(f"unknown queue {name!r}")
+    return Queue(name, connection=connection or redis_connection())
+
+
+def _job_options(name: str, job_id: str | None) -> tuple[JobSpec, dict]:
+    if name not in JOBS:
+        raise KeyError(f"unknown job {name!r}; add it to webapp.jobqueue.JOBS")
+    spec = JOBS[name]
+    options = {
+        "job_timeout": spec.timeout,
+        "result_ttl": 600,
+        "failure_ttl": 7 * 24 * 3600,
+        "job_id": job_id,
+        "description": name,
+    }
+    if spec.retry:
+        options["retry"] = Retry(max=spec.retry, interval=[5, 30, 120][: spec.retry])
+    return spec, options
+
+
+def enqueue(name: str, *args, job_id: str | None = None, connection: Redis | None = None):
+    """Enqueue job `name` now, or right after the current transaction commits."""
+    spec, options = _job_options(name, job_id)
+
+    def put():
+        return queue(spec.queue, connection).enqueue(spec.func, *args, **options)
+
+    return db.after_commit(put)
+
+
+def enqueue_at(name: str, when: datetime, *args, job_id: str | None = None, connection: Redis | None = None):
+    """Enqueue job `name` to run at `when` (aware), after the current transaction commits.
+
+    Runs through rq's own scheduler (workers started with --with-scheduler).
+    """
+    if when.tzinfo is None:
+        raise ValueError("enqueue_at needs an aware datetime")
+    spec, options = _job_options(name, job_id)
+
+    def put():
+        return queue(spec.queue, connection).enqueue_at(when.astimezone(timezone.utc), spec.func, *args, **options)
+
+    return db.after_commit(put)
+
+
+def enqueue_in(name: str, delay: timedelta, *args, **kwargs):
+    """Enqueue job `name` after `delay` (see enqueue_at)."""
+    return enqueue_at(name, datetime.now(timezone.utc) + delay, *args, **kwargs)
+
+
+def recurring_id(name: str) -> str:
+    return f"paywatch-recurring-{name}"
+
+
+def register_recurring(scheduler) -> list[str]:
+    """(Re)register every RECURRING job with rq-scheduler under its fixed id.
+
+    Old registrations with our ids are cancelled first, so running this twice
+    leaves one copy of each job. Returns the ids registered.
+    """
+    ours = {recurring_id(name) for name in JOBS}
+    for job in scheduler.get_jobs():
+        if job.id in ours or job.id.startswith("paywatch-recurring-"):
+            scheduler.cancel(job)
+    registered = []
+    now = datetime.now(timezone.utc)
+    for name, interval in RECURRING.items():
+        spec = JOBS[name]
+        scheduler.schedule(
+            scheduled_time=now,
+            func=spec.func,
+            interval=interval,
+            repeat=None,
+            id=recurring_id(name),
+            queue_name=spec.queue,
+            timeout=spec.timeout,
+            result_ttl=interval * 2,  # short, or one failure blocks a unique job for long
+        )
+        registered.append(recurring_id(name))
+    return registered

@@ -1,0 +1,79 @@
+"""Operators' pages: /healthz, and rq-dashboard under /ops/rq for admins only.
+
+rq-dashboard decision (see STACK.md): its blueprint is guarded by an app-level
+before_request (a guard on the blueprint itself breaks the second create_app()
+in one process). Its buttons POST without a CSRF token, so the blueprint is
+exempt from CSRF; what protects those POSTs instead is that only a logged-in
+admin reaches them, and our session cookie is SameSite=Lax, so a cross-site form
+cannot carry it.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+from flask import Blueprint, Flask, abort, jsonify, request
+from flask_login import current_user
+from redis.exceptions import RedisError
+from rq import Worker
+
+from webapp import jobqueue
+from webapp.access import PUBLIC, access
+from webapp.db import database
+from webapp.extensions import csrf, login_manager
+from webapp.models import Role
+
+bp = Blueprint("ops", __name__)
+
+HEARTBEAT_MAX_AGE = 30  # seconds; the heartbeat job runs every 5
+
+
+def health() -> tuple[dict, bool]:
+    """Each part's state, and whether all of them are up."""
+    checks: dict[str, dict] = {}
+    try:
+        database.execute_sql("SELECT 1")
+        checks["database"] = {"ok": True}
+    except Exception as exc:  # any driver error means "down"; the message says which
+        checks["database"] = {"ok": False, "error": type(exc).__name__ + ": " + str(exc)[:200]}
+    try:
+        conn = jobqueue.redis_connection()
+        conn.ping()
+        checks["redis"] = {"ok": True}
+        workers = Worker.all(connection=conn)
+        checks["workers"] = {"ok": bool(workers), "count": len(workers)}
+        beat = conn.get(jobqueue.HEARTBEAT_KEY)
+        age = None if beat is None else round(time.time() - float(beat), 1)
+        checks["scheduler"] = {"ok": age is not None and age <= HEARTBEAT_MAX_AGE, "heartbeat_age_s": age}
+    except RedisError as exc:
+        checks["redis"] = {"ok": False, "error": type(exc).__name__ + ": " + str(exc)[:200]}
+        checks["workers"] = {"ok": False, "count": None}
+        checks["scheduler"] = {"ok": False, "heartbeat_age_s": None}
+    return checks, all(part["ok"] for part in checks.values())
+
+
+@bp.get("/healthz")
+@access(PUBLIC)
+def healthz():
+    checks, ok = health()
+    body = {"ok": ok, "checked_at": datetime.now(timezone.utc).isoformat(), **checks}
+    return jsonify(body), 200 if ok else 503
+
+
+def init_rq_dashboard(app: Flask) -> None:
+    import rq_dashboard
+
+    app.config["RQ_DASHBOARD_REDIS_URL"] = app.config["PAYWATCH"].redis_url
+    app.register_blueprint(rq_dashboard.blueprint, url_prefix="/ops/rq")
+    rq_dashboard.web.setup_rq_connection(app)
+    csrf.exempt(rq_dashboard.blueprint)
+
+    @app.before_request
+    def _admins_only():
+        if request.blueprint != "rq_dashboard":
+            return None
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not current_user.has_role(Role.ADMIN):
+            abort(403)
+        return None

@@ -1,0 +1,68 @@
+"""App-wide view plumbing: error pages (JSON under /api), template filters, security headers."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from webapp import money
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.add_template_filter(_localtime, "localtime")
+    app.add_template_filter(money.display, "money")
+    app.after_request(_security_headers)
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+def error_body(status: int, code: str, message: str, details=None) -> dict:
+    """The one error format of the JSON API (DESIGN.md Interfaces)."""
+    return {
+        "success": False,
+        "error": {
+            "code": code,
+            "message": message,
+            "details": details or {},
+            "timestamp": datetime.now(timezone.utc).isoformat(),
+        },
+    }
+
+
+def _csrf_error(exc: CSRFError):
+    message = f"The form's security token is missing or invalid ({exc.description}). Reload the page and try again."
+    if wants_json():
+        return jsonify(error_body(400, "csrf_failed", message)), 400
+    return render_template("pages/error.html", status=400, title="Form expired", message=message), 400
+
+
+def _http_error(exc: HTTPException):
+    status = exc.code or 500
+    if wants_json():
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return jsonify(error_body(status, code, exc.description or exc.name)), status
+    body = render_template("pages/error.html", status=status, title=exc.name, message=exc.description)
+    headers = [(k, v) for k, v in exc.get_headers() if k.lower() not in ("content-type", "content-length")]
+    return body, status, headers
+
+
+def _localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """An aware UTC time shown in the configured zone."""
+    if value is None:
+        return "—"
+    from webapp import settings
+
+    return value.astimezone(settings().zone).strftime(fmt)
+
+
+def _security_headers(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
