@@ -7,3 +7,9 @@ document.addEventListener("htmx:responseError", (event) => {
   p.textContent = `The server answered ${event.detail.xhr.status}; the view may be out of date.`;
   flashes.replaceChildren(p);
 });
+
+// <form data-confirm="…"> asks before submitting; the text is data, never script.
+document.addEventListener("submit", (event) => {
+  const message = event.target.dataset && event.target.dataset.confirm;
+  if (message && !window.confirm(message)) event.preventDefault();
+}, true);

@@ -12,6 +12,7 @@ GUARDED_ELSEWHERE = {
     "rq_dashboard": "app-level before_request in webapp/ops.py (admins only)",
 }
 RANK = {PUBLIC: -1, Role.VIEWER: 0, Role.STAFF: 1, Role.ADMIN: 2}
+API = ("api:staff", "api:admin")
 
 
 def declared_routes(app):
@@ -48,6 +49,11 @@ def test_each_role_reaches_exactly_what_its_level_allows(app, client, auth, logi
     for rule, level in declared_routes(app):
         if level is None or level == PUBLIC or rule.endpoint == "auth.logout":
             continue  # logout ends the session the walk needs; tests/test_auth.py covers it
+        if level in API:
+            # A logged-in session is no API key: every API call wants its bearer key.
+            response = client.get(_url(rule)) if "GET" in rule.methods else client.post(_url(rule), json={})
+            assert response.status_code == 401 and response.get_json()["error"]["code"] == "unauthorized", rule.rule
+            continue
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             response = client.open(_url(rule), method=method, headers={"X-CSRFToken": token})
             where = f"{method} {rule.rule} as {role}"
@@ -67,3 +73,18 @@ def test_the_rq_dashboard_is_for_admins_only(client, login_as, role, expected):
     assert response.status_code == expected
     if role is None:
         assert "/login" in response.headers["Location"]
+
+
+def test_api_routes_refuse_a_missing_key_and_accept_a_staff_key(app, client):
+    from webapp import apikeys, db
+
+    with app.app_context(), db.database.connection_context():
+        key = apikeys.create("walk", "staff")[1]
+    for rule, level in declared_routes(app):
+        if level not in API:
+            continue
+        method = "GET" if "GET" in rule.methods else "POST"
+        anonymous = client.open(_url(rule), method=method, json={})
+        assert anonymous.status_code == 401, rule.rule
+        keyed = client.open(_url(rule), method=method, json={}, headers={"Authorization": f"Bearer {key}"})
+        assert keyed.status_code not in (401, 403), (rule.rule, keyed.get_data(as_text=True))

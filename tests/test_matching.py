@@ -52,6 +52,13 @@ class Case:
 
 
 CASES = [
+    pytest.param(Case((JANE, BOB, CAROL), pay(name="DOE Jane"), "confirm", 1,
+                      {"name": 35, "name_unique": 25, "amount_unique": 0}),
+                 id="the-only-same-name-among-same-amount-requests-confirms"),
+    pytest.param(Case((JANE, replace(BOB, customer_name="Jane Doe", customer_phone=None)), pay(name="Jane Doe"),
+                      "review", 1, {"name": 35}), id="two-requests-in-the-payers-name-go-to-review"),
+    pytest.param(Case((JANE, BOB), pay(name="Jane Deo"), "review", 1, {"name": 35}),
+                 id="a-name-one-letter-off-among-same-amount-requests-goes-to-review"),
     pytest.param(Case((JANE, BOB), pay(note="Booking PW-7KQ2M9"), "confirm", 1,
                       {"reference": 100}), id="reference-quoted-confirms-among-same-amount"),
     pytest.param(Case((JANE, BOB), pay(note="for pw 7kq 2m9 thx"), "confirm", 1,

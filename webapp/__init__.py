@@ -32,10 +32,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     login_manager.init_app(app)
     limiter.init_app(app)
 
-    from webapp import cli, dashboard, users
+    from webapp import api, audit_log, cli, dashboard, payment_requests, payments, review, settings_ui, users
 
-    for module in (auth, users, dashboard, ops):
+    for module in (auth, users, dashboard, ops, api, review, settings_ui, audit_log, payment_requests, payments):
         app.register_blueprint(module.bp)
+    csrf.exempt(api.bp)  # API calls authenticate with bearer keys, not cookies
     ops.init_rq_dashboard(app)
     views.init_app(app)
     cli.init_app(app)

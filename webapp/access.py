@@ -15,12 +15,14 @@ from webapp.extensions import login_manager
 from webapp.models import Role
 
 PUBLIC = "public"
-LEVELS = (PUBLIC, Role.VIEWER, Role.STAFF, Role.ADMIN)
+API_LEVELS = ("api:staff", "api:admin")  # checked by webapp.api_support.api_access
+LEVELS = (PUBLIC, Role.VIEWER, Role.STAFF, Role.ADMIN, *API_LEVELS)
+ROLE_RANK = Role.RANK
 
 
 def access(level: str) -> Callable:
     """Allow `level` and above: public, viewer < staff < admin. Anonymous → login; too low → 403."""
-    if level not in LEVELS:
+    if level not in LEVELS or level in API_LEVELS:
         raise ValueError(f"unknown access level {level!r}")
 
     def decorate(view: Callable) -> Callable:

@@ -18,12 +18,13 @@ from webapp.models import Role
 db_cli = AppGroup("db", help="Database schema.")
 users_cli = AppGroup("users", help="Staff accounts.")
 jobs_cli = AppGroup("jobs", help="Background jobs.")
+apikeys_cli = AppGroup("apikeys", help="API keys.")
 mailbox_cli = AppGroup("mailbox", help="Mailbox sources.")
 dev_cli = AppGroup("dev", help="One-machine set-up (used by make run / make demo).")
 
 
 def init_app(app: Flask) -> None:
-    for group in (db_cli, users_cli, jobs_cli, mailbox_cli, dev_cli):
+    for group in (db_cli, users_cli, jobs_cli, apikeys_cli, mailbox_cli, dev_cli):
         app.cli.add_command(group)
 
 
@@ -65,6 +66,22 @@ def users_bootstrap() -> None:
         click.echo(f"first admin: {user.email}  password: {generated}  (shown once; change it after logging in)")
     else:
         click.echo(f"first admin: {user.email} (password from PAYWATCH_ADMIN_PASSWORD)")
+
+
+@apikeys_cli.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(("staff", "admin")), default="staff", show_default=True)
+def apikeys_create(name: str, role: str) -> None:
+    """Create an API key; prints it once (only a hash is stored)."""
+    from webapp import apikeys
+
+    with db.database.connection_context():
+        try:
+            row, key = apikeys.create(name, role, actor="cli")
+        except apikeys.ApiKeyError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"API key {row.name!r} ({row.role}): {key}")
+    click.echo("Shown once: store it now. Use it as  Authorization: Bearer <key>")
 
 
 @jobs_cli.command("schedule")
@@ -116,10 +133,16 @@ def dev_up(demo: bool) -> None:
         procfile = _procfile(settings.instance_path, demo)
         env = child_environment(REDIS_URL=settings.redis_url, PORT=str(settings.port))
         click.echo(f"web: http://127.0.0.1:{settings.port}/  (Ctrl-C stops everything)")
-        completed = subprocess.run([sys.executable, "-m", "honcho", "start", "-f", str(procfile), "-d", str(ROOT)], env=env)
-        sys.exit(completed.returncode)
-    except KeyboardInterrupt:
-        pass
+        honcho = subprocess.Popen([sys.executable, "-m", "honcho", "start", "-f", str(procfile), "-d", str(ROOT)], env=env)
+        # Ctrl-C reaches honcho through the terminal; a SIGTERM to us is passed on to it.
+        signal.signal(signal.SIGTERM, lambda *_: honcho.send_signal(signal.SIGINT))
+        while True:
+            try:
+                code = honcho.wait()
+                break
+            except KeyboardInterrupt:
+                continue  # honcho got the same Ctrl-C and is stopping its processes
+        sys.exit(code)
     finally:
         if local:
             local.stop()

@@ -37,13 +37,18 @@ def counters(now: datetime | None = None) -> dict[str, int]:
     }
 
 
+def _render():
+    today = datetime.now(settings().zone).date().isoformat()
+    return render("pages/dashboard/index.html", "partials/dashboard/counters.html", counters=counters(), today=today)
+
+
 @bp.get("/")
 @access(Role.VIEWER)
 def index():
-    return render("pages/dashboard/index.html", "partials/dashboard/counters.html", counters=counters())
+    return _render()
 
 
 @bp.get("/dashboard/counters")
 @access(Role.VIEWER)
 def live_counters():
-    return render("pages/dashboard/index.html", "partials/dashboard/counters.html", counters=counters())
+    return _render()

@@ -77,7 +77,10 @@ def transaction():
     if outermost:
         _local.stack = stack = []
     try:
-        with database.atomic():
+        # SQLite: take the write lock at BEGIN, so two writers queue instead of one
+        # failing when it upgrades its read lock (SQLITE_BUSY mid-transaction).
+        immediate = outermost and isinstance(database.obj, SqliteDatabase)
+        with database.atomic("IMMEDIATE") if immediate else database.atomic():
             yield
     except BaseException:
         if outermost:

@@ -10,7 +10,7 @@ def is_partial_request() -> bool:
     return bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
 
 
-def render(page: str, partial: str, *, status: int = 200, **context):
+def render(page: str, partial: str, /, *, status: int = 200, **context):
     """Render `page` for a normal request, `partial` (+ out-of-band flashes) for HTMX.
 
     Responses vary on HX-Request so a cache never hands a fragment to a full load.

@@ -33,12 +33,16 @@ class JobSpec:
 
 JOBS: dict[str, JobSpec] = {
     "heartbeat": JobSpec("jobs.schedule.heartbeat", "fast", 10),
+    "expire_requests": JobSpec("jobs.sweeps.expire_requests", "default", 120),
+    "purge_idempotency": JobSpec("jobs.sweeps.purge_idempotency", "slow", 300),
 }
 
 # Recurring jobs (name -> interval in seconds), registered with rq-scheduler under
 # fixed ids by `flask --app wsgi jobs schedule`.
 RECURRING: dict[str, int] = {
     "heartbeat": 5,
+    "expire_requests": 30,
+    "purge_idempotency": 3600,
 }
 
 _redis: dict[str, Redis] = {}

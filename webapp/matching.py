@@ -26,6 +26,8 @@ Points (each signal is one Evidence; the score is the sum, capped at 100):
 |                |        | in the other, or one typing mistake (OSA distance 1)       |
 | name           | 15     | token-sort ratio >= name_similar_ratio (80)                |
 | amount_unique  | 30     | the only candidate with this amount and currency           |
+| name_unique    | 25     | among several candidates with this amount, the only one    |
+|                |        | whose name is the payer's (exact, word order ignored)      |
 | source         | 15     | payment and request come from the same source              |
 | currency, amount, window | 0 | the hard requirements, listed so the UI shows them  |
 
@@ -64,7 +66,7 @@ OPEN_STATUSES = frozenset({"pending", "review"})
 POINTS = {
     "reference": 100, "reference_near": 45, "transaction_id": 60, "phone": 60,
     "phone_partial": 15, "name": 35, "name_similar": 15, "amount_unique": 30,
-    "source": 15,
+    "name_unique": 25, "source": 15,
 }
 _MASK = re.compile(r"[*xX•#?]+")
 _NON_DIGIT = re.compile(r"\D")
@@ -250,13 +252,22 @@ def _phone(pay: _Payment, customer: str | None) -> Evidence:
     return Evidence("phone", 0, f"phone {sender} is not {customer}")
 
 
+def _same_name(pay: _Payment, customer: str | None) -> bool:
+    """The payer's name is the customer's: same words in any order, or all of a 2+ word name."""
+    theirs = utils.default_process(customer or "")
+    if not pay.name or not theirs:
+        return False
+    a, b = pay.words, sorted(theirs.split())
+    shorter, longer = (a, b) if len(a) <= len(b) else (b, a)
+    return a == b or (len(shorter) >= 2 and not Counter(shorter) - Counter(longer))
+
+
 def _name(pay: _Payment, customer: str | None, settings: MatchSettings) -> Evidence:
     sender, theirs = pay.facts.sender_name, utils.default_process(customer or "")
     if not pay.name or not theirs:
         return Evidence("name", 0, "no name to compare")
     a, b = pay.words, sorted(theirs.split())
-    shorter, longer = (a, b) if len(a) <= len(b) else (b, a)
-    if a == b or (len(shorter) >= 2 and not Counter(shorter) - Counter(longer)):
+    if _same_name(pay, customer):
         return Evidence("name", POINTS["name"], f"{sender!r} is {customer!r} (word order ignored)")
     joined_a, joined_b = " ".join(a), " ".join(b)
     if min(len(joined_a), len(joined_b)) >= 5 and OSA.distance(joined_a, joined_b, score_cutoff=1) <= 1:
@@ -268,7 +279,7 @@ def _name(pay: _Payment, customer: str | None, settings: MatchSettings) -> Evide
 
 
 def _score(pay: _Payment, request: RequestFacts, same_amount_open: int,
-           settings: MatchSettings) -> Candidate | None:
+           settings: MatchSettings, same_name_open: int = 0) -> Candidate | None:
     payment = pay.facts
     failure, late, when = _hard(payment, request, pay.received, settings)
     is_quoted, typo = pay.quoted.find(request.reference)
@@ -305,6 +316,9 @@ def _score(pay: _Payment, request: RequestFacts, same_amount_open: int,
                                  f"the only open request for {amount}"))
     else:
         evidence.append(Evidence("amount_unique", 0, f"{same_amount_open} open requests for {amount}"))
+        if same_name_open == 1 and _same_name(pay, request.customer_name):
+            evidence.append(Evidence("name_unique", POINTS["name_unique"],
+                                     f"the only one of them in the name {request.customer_name!r}"))
     if payment.source and request.source and payment.source.lower() == request.source.lower():
         evidence.append(Evidence("source", POINTS["source"], f"both from source {request.source}"))
     else:
@@ -337,8 +351,9 @@ def candidates(payment: PaymentFacts, requests: Iterable[RequestFacts], *,
     """
     pay = _Payment(payment, now)
     pool = [r for r in requests if r.id not in rejected_request_ids]
-    eligible = sum(1 for r in pool if _hard(payment, r, pay.received, settings)[0] is None)
-    found = (_score(pay, r, eligible, settings) for r in pool)
+    passing = [r for r in pool if _hard(payment, r, pay.received, settings)[0] is None]
+    same_name = sum(1 for r in passing if _same_name(pay, r.customer_name))
+    found = (_score(pay, r, len(passing), settings, same_name) for r in pool)
     return sorted((c for c in found if c is not None), key=_rank)
 
 

@@ -209,6 +209,21 @@ class Payment(BaseModel):
         )
 
 
+class MatchCandidate(BaseModel):
+    """A request a payment may pay, with its score and every signal, while staff decide."""
+
+    payment = ForeignKeyField(Payment, backref="candidates", on_delete="CASCADE")
+    request = ForeignKeyField(PaymentRequest, backref="candidacies", on_delete="CASCADE")
+    score = IntegerField()
+    evidence = JSONField(default=list)
+    late = BooleanField(default=False)
+    mismatch = TextField(null=True)
+    created_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("payment", "request"), True), (("request",), False))
+
+
 class RejectedPair(BaseModel):
     """A payment ↔ request pair staff rejected: never suggested again."""
 
@@ -368,7 +383,7 @@ class Event(BaseModel):
 
 
 MODELS = (
-    User, Agent, Lead, PaymentRequest, AmountReservation, Payment, RejectedPair,
+    User, Agent, Lead, PaymentRequest, AmountReservation, Payment, MatchCandidate, RejectedPair,
     Source, Notification, Template, Rule, Voucher, ApiKey, IdempotencyRecord,
     WebhookEndpoint, WebhookDelivery, Setting, Event,
 )

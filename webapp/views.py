@@ -16,6 +16,9 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(_localtime, "localtime")
     app.add_template_filter(money.display, "money")
     app.after_request(_security_headers)
+    from webapp.pagination import args_without
+
+    app.jinja_env.globals["args_without"] = args_without
 
 
 def wants_json() -> bool:

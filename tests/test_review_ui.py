@@ -1,0 +1,205 @@
+"""The review queue: what staff see for each payment, and confirm / reject / link through it."""
+from __future__ import annotations
+
+import pytest
+from bs4 import BeautifulSoup
+
+from webapp import db, ledger
+from webapp.models import MatchCandidate, Payment, PaymentRequest, RejectedPair, utcnow
+
+HTMX = {"HX-Request": "true"}
+
+
+def _soup(response) -> BeautifulSoup:
+    return BeautifulSoup(response.get_data(as_text=True), "html.parser")
+
+
+@pytest.fixture
+def domain(app):
+    """Run a function on the domain in its own app context and connection."""
+
+    def run(fn, *args, **kwargs):
+        with app.app_context(), db.database.connection_context():
+            return fn(*args, **kwargs)
+
+    return run
+
+
+def _request(amount: int, name: str, reference: str, source: str = "ui"):
+    return ledger.create_request(ledger.NewRequest(amount, "UGX", customer_name=name, reference=reference, source=source))
+
+
+def _payment(ref: str, amount: int | None, sender: str = "", *, raw: str = "", note: str = "") -> Payment:
+    observation = ledger.PaymentObservation(
+        "portal", ref, amount, "UGX" if amount else None, utcnow(), sender_name=sender, sender_phone="+256712345678",
+        note=note, raw=raw, parsed=amount is not None,
+    )
+    return ledger.ingest_payment(observation).payment
+
+
+@pytest.fixture
+def in_review(domain):
+    """Two open UGX 5,000 requests; a payment from Alice's source (15 points): review, Alice first."""
+
+    def build():
+        _request(5000, "Alice Akello", "PW-ALICE1", source="portal")
+        _request(5000, "Brian Okello", "PW-BRIAN2")
+        return _payment("row-1", 5000, "Joseph Mukasa", note="school fees")
+
+    payment = domain(build)
+    assert payment.status == "review"
+    return payment
+
+
+@pytest.fixture
+def unmatched(domain):
+    def build():
+        return _payment("row-2", 9000, "Carol Nambi"), _payment("row-3", None, raw="Yuo hav recieved ??? frm 07...")
+
+    payment, unreadable = domain(build)
+    assert (payment.status, unreadable.status, unreadable.parsed) == ("unmatched", "unmatched", False)
+    return payment, unreadable
+
+
+def _status(domain, reference: str) -> str:
+    return domain(lambda: PaymentRequest.get(PaymentRequest.reference == reference).status)
+
+
+def _payment_now(domain, payment_id: int) -> Payment:
+    return domain(Payment.get_by_id, payment_id)
+
+
+def test_the_queue_shows_each_candidate_with_every_signal_separately(client, login_as, domain, in_review):
+    login_as("viewer")
+    page = _soup(client.get("/review/"))
+    item = page.find(id=f"review-item-{in_review.id}")
+    assert "UGX 5,000" in item.get_text() and "Joseph Mukasa" in item.get_text() and "school fees" in item.get_text()
+    cards = item.select(".evidence-card")
+    assert [c["data-reference"] for c in cards] == ["PW-ALICE1", "PW-BRIAN2"]  # best score first
+    rows = domain(lambda: {c.request.reference: c for c in MatchCandidate.select().where(MatchCandidate.payment == in_review.id)})
+    for card in cards:
+        candidate = rows[card["data-reference"]]
+        shown = [(tr.select("td")[0].get_text(), int(tr.select("td")[1].get_text()), tr.select("td")[2].get_text())
+                 for tr in card.select("tr.signal")]
+        assert shown == [(e["signal"], e["points"], e["detail"]) for e in candidate.evidence]
+        assert card.select_one(".total").get_text() == str(candidate.score)
+    assert rows["PW-ALICE1"].score > rows["PW-BRIAN2"].score
+    assert ("source", 15) in [(e["signal"], e["points"]) for e in rows["PW-ALICE1"].evidence]
+    assert not item.select("form"), "viewers see no actions"
+
+
+def test_unmatched_and_unreadable_payments_are_in_the_queue_oldest_first(client, login_as, in_review, unmatched):
+    login_as("staff")
+    page = _soup(client.get("/review/"))
+    payment, unreadable = unmatched
+    ids = [int(a["data-payment"]) for a in page.select("#review-queue .review-item")]
+    assert ids == [in_review.id, payment.id, unreadable.id]
+    plain = page.find(id=f"review-item-{payment.id}")
+    assert plain["data-kind"] == "unmatched" and "UGX 9,000" in plain.get_text()
+    assert "no open request for UGX 9,000" in plain.select_one(".reason").get_text()
+    assert plain.select_one(".link-form input[name=reference]")
+    garbled = page.find(id=f"review-item-{unreadable.id}")
+    assert garbled["data-kind"] == "unreadable" and "amount unreadable" in garbled.get_text()
+    assert garbled.select_one("pre.raw").get_text() == "Yuo hav recieved ??? frm 07..."
+
+
+def test_staff_confirm_a_candidate_the_request_is_paid_and_the_item_leaves(client, auth, login_as, domain, in_review):
+    user = login_as("staff")
+    token = auth.csrf_token("/review/")
+    response = client.post(f"/review/payments/{in_review.id}/confirm", data={"reference": "PW-ALICE1", "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/review/")
+    payment = _payment_now(domain, in_review.id)
+    assert (payment.status, payment.verified_by_id) == ("confirmed", user.id)
+    assert _status(domain, "PW-ALICE1") == "paid"
+    assert _status(domain, "PW-BRIAN2") == "pending"  # no payment in review names it any more
+    page = client.get("/review/").get_data(as_text=True)
+    assert f"review-item-{in_review.id}" not in page and "PW-ALICE1 is paid" in page
+
+
+def test_a_rejection_needs_a_reason_and_changes_nothing_without_one(client, auth, login_as, domain, in_review):
+    login_as("staff")
+    token = auth.csrf_token("/review/")
+    response = client.post(f"/review/payments/{in_review.id}/reject",
+                           data={"reference": "PW-ALICE1", "reason": "  ", "csrf_token": token})
+    assert response.status_code == 422
+    assert "a rejection needs a reason" in _soup(response).find(id="flashes").get_text()
+    assert _payment_now(domain, in_review.id).status == "review"
+    assert _status(domain, "PW-ALICE1") == "review"
+    assert domain(lambda: (RejectedPair.select().count(), MatchCandidate.select().count())) == (0, 2)
+
+
+def test_a_rejection_with_a_reason_frees_the_request_and_is_remembered(client, auth, login_as, domain, in_review):
+    login_as("staff")
+    token = auth.csrf_token("/review/")
+    response = client.post(f"/review/payments/{in_review.id}/reject",
+                           data={"reference": "PW-ALICE1", "reason": "another Alice paid", "csrf_token": token})
+    assert response.status_code == 302
+    assert _status(domain, "PW-ALICE1") == "pending"
+    assert domain(lambda: [(r.payment_id, r.request.reference) for r in RejectedPair.select()]) == [(in_review.id, "PW-ALICE1")]
+    page = _soup(client.get("/review/"))
+    assert [c["data-reference"] for c in page.find(id=f"review-item-{in_review.id}").select(".evidence-card")] == ["PW-BRIAN2"]
+    assert "does not pay PW-ALICE1" in page.find(id="flashes").get_text()
+
+
+def test_staff_link_an_unmatched_payment_and_a_different_amount_is_refused(client, auth, login_as, domain, unmatched):
+    login_as("staff")
+    payment, _ = unmatched
+    domain(_request, 9000, "Carol Nambi", "PW-CAROL3")
+    domain(_request, 7000, "Dan Opio", "PW-DAN4")
+    token = auth.csrf_token("/review/")
+    refused = client.post(f"/review/payments/{payment.id}/link", data={"reference": "PW-DAN4", "csrf_token": token})
+    assert refused.status_code == 422
+    assert "PW-DAN4 asks 7000 UGX" in _soup(refused).find(id="flashes").get_text()
+    assert (_payment_now(domain, payment.id).status, _status(domain, "PW-DAN4")) == ("unmatched", "pending")
+
+    linked = client.post(f"/review/payments/{payment.id}/link", data={"reference": "pw carol3", "csrf_token": token})
+    assert linked.status_code == 302
+    assert _payment_now(domain, payment.id).status == "confirmed"
+    assert _status(domain, "PW-CAROL3") == "paid"
+    assert "PW-CAROL3 is paid" in _soup(client.get("/review/")).find(id="flashes").get_text()
+
+
+def test_viewers_may_look_but_not_act(client, auth, login_as, domain, in_review, unmatched):
+    login_as("viewer")
+    token = auth.csrf_token("/review/")
+    for action, data in (("confirm", {"reference": "PW-ALICE1"}), ("reject", {"reference": "PW-ALICE1", "reason": "no"}),
+                         ("link", {"reference": "PW-ALICE1"})):
+        target = unmatched[0].id if action == "link" else in_review.id
+        response = client.post(f"/review/payments/{target}/{action}", data={**data, "csrf_token": token})
+        assert response.status_code == 403, action
+    assert _status(domain, "PW-ALICE1") == "review"
+    assert domain(lambda: sorted(p.status for p in Payment.select())) == ["review", "unmatched", "unmatched"]
+
+
+def test_the_counts_badge_counts_requests_payments_and_unmatched(client, login_as, in_review, unmatched):
+    login_as("viewer")
+    response = client.get("/review/counts", headers=HTMX)
+    assert response.status_code == 200 and "HX-Request" in response.headers["Vary"]
+    badge = _soup(response).find(id="review-count")
+    assert (badge["data-requests"], badge["data-payments"], badge["data-unmatched"]) == ("2", "1", "2")
+    assert badge.get_text() == "3" and badge["hx-trigger"] == "every 10s"
+    assert client.get("/review/counts").status_code == 302  # a plain visit goes to the queue
+
+
+def test_htmx_gets_the_queue_partial_and_decisions_answer_with_it(client, auth, login_as, domain, in_review, unmatched):
+    login_as("staff")
+    token = auth.csrf_token("/review/")
+    response = client.get("/review/", headers=HTMX)
+    body = response.get_data(as_text=True)
+    assert body.lstrip().startswith("<section id=\"review-queue\"") and "<html" not in body
+    version = _soup(response).find(id="review-queue")["data-version"]
+    assert client.get(f"/review/queue?v={version}", headers=HTMX).status_code == 204  # nothing changed
+    assert client.get("/review/queue?v=stale", headers=HTMX).status_code == 200
+
+    headers = {**HTMX, "X-CSRFToken": token}
+    refused = client.post(f"/review/payments/{in_review.id}/confirm", data={"reference": "PW-NOPE99"}, headers=headers)
+    assert refused.status_code == 404
+    assert 'hx-swap-oob="true"' in refused.get_data(as_text=True) and "no request with reference" in refused.get_data(as_text=True)
+
+    done = client.post(f"/review/payments/{in_review.id}/confirm", data={"reference": "PW-BRIAN2"}, headers=headers)
+    assert done.status_code == 200
+    queue = _soup(done)
+    assert queue.find(id="review-queue") and not queue.find(id=f"review-item-{in_review.id}")
+    assert "PW-BRIAN2 is paid" in queue.find(id="flashes").get_text()
+    assert queue.find(id="review-queue")["data-version"] != version
+    assert _status(domain, "PW-BRIAN2") == "paid" and _status(domain, "PW-ALICE1") == "pending"

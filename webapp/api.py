@@ -1,0 +1,294 @@
+"""/api/v1: the JSON API for integrators (Authorization: Bearer <api key>)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from webapp import ledger, phones, settings
+from webapp.api_support import (
+    API_STAFF,
+    ApiError,
+    actor,
+    amount,
+    api_access,
+    currency,
+    decode_cursor,
+    encode_cursor,
+    error_response,
+    field_error,
+    idempotent,
+    integer,
+    json_body,
+    payment_json,
+    request_json,
+    text,
+    timestamp,
+)
+from webapp.models import (
+    Agent,
+    MatchCandidate,
+    Payment,
+    PaymentRequest,
+    PaymentStatus,
+    RequestStatus,
+    utcnow,
+)
+from webapp.ops import health
+from webapp.views import error_body
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+MAX_PAGE = 200
+REFERENCE_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+@bp.errorhandler(ledger.LedgerError)
+def _ledger_error(exc: ledger.LedgerError):
+    return error_response(ApiError(exc.status, exc.code, exc.message, exc.details))
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError):
+    return error_response(exc)
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    code = (exc.name or "error").lower().replace(" ", "_")
+    return jsonify(error_body(exc.code or 500, code, exc.description or exc.name)), exc.code or 500
+
+
+def _phone(data: dict, field: str, *, strict: bool) -> str | None:
+    raw = text(data, field, max_length=40)
+    if raw is None:
+        return None
+    number = phones.try_e164(raw, settings().phone_region)
+    if number:
+        return number
+    if not strict and any(c in raw for c in "*xX•#"):
+        return raw  # a masked number, as a provider shows it: evidence, not an address
+    raise field_error(field, f"{raw!r} is not a valid phone number (use international form, e.g. +256772123456)")
+
+
+def _agent_id(data: dict) -> int | None:
+    code = text(data, "agent_code", max_length=64)
+    if code is None:
+        return None
+    agent = Agent.get_or_none(Agent.code == code)
+    if agent is None:
+        raise field_error("agent_code", f"no agent has code {code!r}")
+    return agent.id
+
+
+def _reference(data: dict) -> str | None:
+    reference = text(data, "reference", max_length=64)
+    if reference is not None and (len(reference) < 3 or not set(reference) <= REFERENCE_CHARS):
+        raise field_error("reference", "must be 3–64 letters, digits, '-' or '_'")
+    return reference
+
+
+def _new_request(data: dict) -> ledger.NewRequest:
+    if data.get("gateway") is not None or data.get("collect"):
+        raise field_error("gateway", "gateway sources are not available in this version yet")
+    cur = currency(data, settings().currency)
+    meta = data.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise field_error("meta", "must be a JSON object")
+    minutes = integer(data, "expires_in_minutes", 1, 60 * 24 * 90)
+    return ledger.NewRequest(
+        amount_minor=amount(data, cur),
+        currency=cur,
+        customer_name=text(data, "customer_name", max_length=200, default="") or "",
+        customer_phone=_phone(data, "customer_phone", strict=True),
+        agent_id=_agent_id(data),
+        reference=_reference(data),
+        expires_in=timedelta(minutes=minutes) if minutes else None,
+        voucher_pool=text(data, "voucher_pool", max_length=64),
+        external_id=text(data, "external_id", max_length=128),
+        meta={k: (str(v) if not isinstance(v, (str, int, bool, type(None), list, dict)) else v) for k, v in meta.items()},
+        idempotency_key=request.headers.get("Idempotency-Key"),
+    )
+
+
+@bp.post("/requests")
+@api_access(API_STAFF)
+def create_request():
+    def run():
+        new = _new_request(json_body())
+        created = ledger.create_request(new, actor=actor())
+        return jsonify(request_json(created)), 201
+
+    return idempotent(run, request.headers.get("Idempotency-Key"))
+
+
+@bp.get("/requests/<reference>")
+@api_access(API_STAFF)
+def get_request(reference: str):
+    return jsonify(request_json(ledger.find_request(reference)))
+
+
+def _page(query, model, serialize):
+    limit = integer(request.args, "limit", 1, MAX_PAGE) or 50
+    after = decode_cursor(request.args.get("cursor"))
+    if after is not None:
+        query = query.where(model.id < after)
+    rows = list(query.order_by(model.id.desc()).limit(limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return jsonify({
+        "data": [serialize(r) for r in rows],
+        "has_more": more,
+        "next_cursor": encode_cursor(rows[-1].id) if more else None,
+    })
+
+
+@bp.get("/requests")
+@api_access(API_STAFF)
+def list_requests():
+    query = PaymentRequest.select()
+    status = request.args.get("status")
+    if status:
+        if status not in RequestStatus.ALL:
+            raise field_error("status", f"must be one of {', '.join(RequestStatus.ALL)}")
+        query = query.where(PaymentRequest.status == status)
+    return _page(query, PaymentRequest, request_json)
+
+
+@bp.post("/payments")
+@api_access(API_STAFF)
+def create_payment():
+    data = json_body()
+    source_ref = text(data, "source_ref", required=True, max_length=255)
+
+    def run():
+        cur = currency(data, settings().currency)
+        observation = ledger.PaymentObservation(
+            source="api",
+            source_ref=source_ref,
+            amount_minor=amount(data, cur),
+            currency=cur,
+            received_at=timestamp(data, "received_at") or utcnow(),
+            sender_name=text(data, "sender_name", max_length=200, default="") or "",
+            sender_phone=_phone(data, "sender_phone", strict=False),
+            note=text(data, "note", max_length=2000, default="") or "",
+            transaction_id=text(data, "transaction_id", max_length=128),
+            raw=request.get_data(as_text=True)[:20000],
+        )
+        if observation.received_at > utcnow() + timedelta(minutes=10):
+            raise field_error("received_at", "is in the future")
+        result = ledger.ingest_payment(observation, actor=actor())
+        return jsonify(payment_json(result.payment)), 201 if result.created else 200
+
+    # source_ref is the idempotency key of a payment: a retry gets the first answer back.
+    return idempotent(run, request.headers.get("Idempotency-Key") or f"payment:{source_ref}")
+
+
+@bp.get("/payments")
+@api_access(API_STAFF)
+def list_payments():
+    query = Payment.select()
+    if request.args.get("source"):
+        query = query.where(Payment.source == request.args["source"])
+    status = request.args.get("status")
+    if status:
+        if status not in PaymentStatus.ALL:
+            raise field_error("status", f"must be one of {', '.join(PaymentStatus.ALL)}")
+        query = query.where(Payment.status == status)
+    return _page(query, Payment, payment_json)
+
+
+@bp.get("/payments/<int:payment_id>")
+@api_access(API_STAFF)
+def get_payment(payment_id: int):
+    return jsonify(payment_json(ledger.find_payment(payment_id)))
+
+
+# ------------------------------------------------------------------ review queues
+
+
+def _candidates_of_request(req: PaymentRequest) -> list[dict]:
+    rows = (
+        MatchCandidate.select(MatchCandidate, Payment)
+        .join(Payment)
+        .where(MatchCandidate.request == req.id, Payment.status == PaymentStatus.REVIEW)
+        .order_by(MatchCandidate.score.desc())
+    )
+    return [{"payment": payment_json(row.payment), "score": row.score, "late": row.late,
+             "mismatch": row.mismatch, "evidence": row.evidence} for row in rows]
+
+
+@bp.get("/admin/pending-verifications")
+@api_access(API_STAFF)
+def pending_verifications():
+    requests_ = PaymentRequest.select().where(PaymentRequest.status == RequestStatus.REVIEW).order_by(PaymentRequest.id)
+    late = Payment.select().where(Payment.status == PaymentStatus.REVIEW, Payment.late == True)  # noqa: E712
+    return jsonify({
+        "data": [{**request_json(r, with_payments=False), "candidates": _candidates_of_request(r)} for r in requests_],
+        "late_payments": [payment_json(p) for p in late],
+    })
+
+
+@bp.get("/admin/unmatched-payments")
+@api_access(API_STAFF)
+def unmatched_payments():
+    query = Payment.select().where(Payment.status == PaymentStatus.UNMATCHED)
+    return _page(query, Payment, payment_json)
+
+
+@bp.get("/admin/requests/<reference>")
+@api_access(API_STAFF)
+def admin_request(reference: str):
+    req = ledger.find_request(reference)
+    return jsonify({**request_json(req), "candidates": _candidates_of_request(req)})
+
+
+def _waiting_payment(req: PaymentRequest, data: dict) -> int:
+    payment_id = integer(data, "payment_id", 1, 2**62)
+    if payment_id is not None:
+        return payment_id
+    best = (
+        MatchCandidate.select(MatchCandidate.payment)
+        .join(Payment)
+        .where(MatchCandidate.request == req.id, Payment.status == PaymentStatus.REVIEW)
+        .order_by(MatchCandidate.score.desc(), MatchCandidate.id)
+        .first()
+    )
+    if best is None:
+        raise ApiError(409, "nothing_to_review", f"no payment waits for review on {req.reference}; pass payment_id")
+    return best.payment_id
+
+
+@bp.post("/admin/requests/<reference>/confirm")
+@api_access(API_STAFF)
+def admin_confirm(reference: str):
+    data = json_body()
+    req = ledger.find_request(reference)
+    payment = ledger.confirm(_waiting_payment(req, data), req.reference, actor=actor())
+    return jsonify({**request_json(ledger.find_request(req.reference)), "confirmed_payment": payment.id})
+
+
+@bp.post("/admin/requests/<reference>/reject")
+@api_access(API_STAFF)
+def admin_reject(reference: str):
+    data = json_body()
+    reason = text(data, "reason", required=True, max_length=500)
+    req = ledger.find_request(reference)
+    payment = ledger.reject(_waiting_payment(req, data), req.reference, reason, actor=actor())
+    return jsonify({**request_json(ledger.find_request(req.reference)), "rejected_payment": payment_json(payment)})
+
+
+@bp.post("/admin/payments/<int:payment_id>/link")
+@api_access(API_STAFF)
+def admin_link(payment_id: int):
+    data = json_body()
+    reference = text(data, "reference", required=True, max_length=64)
+    payment = ledger.link(payment_id, reference, actor=actor())
+    return jsonify(payment_json(payment))
+
+
+@bp.get("/health")
+@api_access(API_STAFF)
+def api_health():
+    checks, ok = health()
+    return jsonify({"ok": ok, **checks}), 200 if ok else 503

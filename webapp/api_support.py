@@ -1,0 +1,273 @@
+"""What the JSON API's views share: key auth, input parsing, errors, idempotency, shapes.
+
+Errors always have the documented shape
+`{"success": false, "error": {"code", "message", "details", "timestamp"}}`.
+Amounts travel as decimal strings, times as ISO 8601 with an offset.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+from functools import wraps
+from typing import Any, Callable
+
+from flask import g, jsonify, make_response, request
+from peewee import IntegrityError
+
+from webapp import apikeys, db, money
+from webapp.access import ROLE_RANK
+from webapp.models import IdempotencyRecord, Payment, PaymentRequest, Role
+from webapp.views import error_body
+
+API_STAFF = "api:staff"
+API_ADMIN = "api:admin"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details or {}
+
+
+def error_response(exc: ApiError):
+    return jsonify(error_body(exc.status, exc.code, exc.message, exc.details)), exc.status
+
+
+def api_access(level: str) -> Callable:
+    """Require `Authorization: Bearer <api key>` of at least `level` (api:staff / api:admin)."""
+    role = {API_STAFF: Role.STAFF, API_ADMIN: Role.ADMIN}[level]
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def guarded(*args, **kwargs):
+            scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+            key = apikeys.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+            if key is None:
+                return error_response(ApiError(401, "unauthorized", "a valid API key is required: Authorization: Bearer <key>"))
+            if ROLE_RANK[key.role] < ROLE_RANK[role]:
+                return error_response(ApiError(403, "forbidden", f"this call needs a key with role {role}"))
+            g.api_key = key
+            try:
+                return view(*args, **kwargs)
+            except ApiError as exc:
+                return error_response(exc)
+
+        guarded.access = level
+        return guarded
+
+    return decorate
+
+
+def actor() -> str:
+    return f"api:{g.api_key.prefix}"
+
+
+# ------------------------------------------------------------------ input
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, with numbers kept exact (Decimal)."""
+    raw = request.get_data(cache=True)
+    try:
+        data = json.loads(raw or b"{}", parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return data
+
+
+def field_error(field: str, problem: str) -> ApiError:
+    return ApiError(422, "validation_failed", f"{field}: {problem}", {field: problem})
+
+
+def text(data: dict, field: str, *, required: bool = False, max_length: int = 255, default: str | None = None) -> str | None:
+    value = data.get(field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise field_error(field, "is required")
+        return default
+    if not isinstance(value, str):
+        raise field_error(field, "must be a string")
+    value = value.strip()
+    if len(value) > max_length:
+        raise field_error(field, f"must be at most {max_length} characters")
+    return value
+
+
+def amount(data: dict, currency: str, field: str = "amount") -> int:
+    value = data.get(field)
+    if value is None or value == "":
+        raise field_error(field, 'is required, as a decimal string like "5000.00"')
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise field_error(field, 'must be a decimal string like "5000.00"')
+    try:
+        minor = money.to_minor(value, currency)
+    except money.MoneyError as exc:
+        raise field_error(field, str(exc)) from None
+    if minor <= 0:
+        raise field_error(field, "must be more than zero")
+    return minor
+
+
+def currency(data: dict, default: str) -> str:
+    value = data.get("currency", default)
+    try:
+        return money.normalize_currency(value if isinstance(value, str) else "")
+    except money.MoneyError as exc:
+        raise field_error("currency", str(exc)) from None
+
+
+def timestamp(data: dict, field: str) -> datetime | None:
+    value = data.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise field_error(field, "must be an ISO 8601 time with an offset, like 2026-11-22T14:03:00+03:00")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise field_error(field, f"{value!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise field_error(field, "needs a UTC offset (…Z or …+03:00): a time without one is ambiguous")
+    return parsed.astimezone(timezone.utc)
+
+
+def integer(data: dict, field: str, low: int, high: int) -> int | None:
+    value = data.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
+        raise field_error(field, "must be a whole number")
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise field_error(field, "must be a whole number") from None
+    if not low <= number <= high:
+        raise field_error(field, f"must be between {low} and {high}")
+    return number
+
+
+# ------------------------------------------------------------------ idempotency
+
+
+def _fingerprint(body: bytes) -> str:
+    try:
+        canonical = json.dumps(json.loads(body or b"{}"), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = body
+    return hashlib.sha256(request.method.encode() + b" " + request.path.encode() + b"\n" + canonical).hexdigest()
+
+
+def idempotent(view: Callable[[], Any], key: str | None):
+    """Run `view` once per (API key, idempotency key), like Stripe.
+
+    Same key and same body → the first response again (header Idempotent-Replayed);
+    same key, other body → 409; the first call still running → 409; a 5xx is not kept.
+    """
+    if not key:
+        return view()
+    if len(key) > 255:
+        raise field_error("Idempotency-Key", "must be at most 255 characters")
+    fingerprint = _fingerprint(request.get_data(cache=True))
+    try:
+        with db.transaction():
+            record = IdempotencyRecord.create(api_key=g.api_key.id, key=key, fingerprint=fingerprint)
+    except IntegrityError:
+        record = IdempotencyRecord.get(IdempotencyRecord.api_key == g.api_key.id, IdempotencyRecord.key == key)
+        if record.fingerprint != fingerprint:
+            raise ApiError(409, "idempotency_key_reused",
+                           "this Idempotency-Key was used with a different request body", {"key": key}) from None
+        if record.status_code is None:
+            raise ApiError(409, "idempotency_in_progress",
+                           "a request with this Idempotency-Key is still being processed; retry shortly", {"key": key}) from None
+        replay = make_response(record.body, record.status_code)
+        replay.headers["Content-Type"] = "application/json"
+        replay.headers["Idempotent-Replayed"] = "true"
+        return replay
+    try:
+        response = make_response(view())
+    except ApiError as exc:
+        response = make_response(error_response(exc))
+    except Exception:
+        IdempotencyRecord.delete().where(IdempotencyRecord.id == record.id).execute()
+        raise
+    if response.status_code >= 500:
+        IdempotencyRecord.delete().where(IdempotencyRecord.id == record.id).execute()
+    else:
+        IdempotencyRecord.update(status_code=response.status_code, body=response.get_data(as_text=True)).where(
+            IdempotencyRecord.id == record.id
+        ).execute()
+    return response
+
+
+# ------------------------------------------------------------------ shapes
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def payment_json(payment: Payment) -> dict[str, Any]:
+    amount_text = None if payment.amount_minor is None else money.to_decimal_string(payment.amount_minor, payment.currency)
+    return {
+        "id": payment.id,
+        "source": payment.source,
+        "source_ref": payment.source_ref,
+        "status": payment.status,
+        "amount": amount_text,
+        "currency": payment.currency,
+        "transaction_id": payment.transaction_id,
+        "sender_name": payment.sender_name,
+        "sender_phone": payment.sender_phone,
+        "note": payment.note,
+        "received_at": iso(payment.received_at),
+        "request": payment.request.reference if payment.request_id else None,
+        "confidence": payment.confidence,
+        "evidence": payment.evidence or [],
+        "parsed": payment.parsed,
+        "verified": payment.verified,
+        "late": payment.late,
+        "reason": payment.reason,
+    }
+
+
+def request_json(req: PaymentRequest, *, with_payments: bool = True) -> dict[str, Any]:
+    voucher = next(iter(req.vouchers), None) if req.id else None
+    body = {
+        "reference": req.reference,
+        "status": req.status,
+        "amount": money.to_decimal_string(req.amount_minor, req.currency),
+        "requested_amount": money.to_decimal_string(req.requested_minor, req.currency),
+        "currency": req.currency,
+        "customer": {"name": req.customer_name, "phone": req.customer_phone},
+        "agent": req.agent.code if req.agent_id else None,
+        "source": req.source,
+        "external_id": req.external_id,
+        "created_at": iso(req.created_at),
+        "expires_at": iso(req.expires_at),
+        "paid_at": iso(req.paid_at),
+        "voucher": voucher.code if voucher else None,
+        "voucher_pool": req.voucher_pool,
+        "meta": req.meta or {},
+    }
+    if with_payments:
+        payments = Payment.select().where(Payment.request == req.id).order_by(Payment.received_at)
+        body["payments"] = [payment_json(p) for p in payments]
+    return body
+
+
+def encode_cursor(value: int) -> str:
+    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except ValueError:
+        raise ApiError(400, "invalid_cursor", "the cursor is not one this API gave out") from None

@@ -1,0 +1,497 @@
+"""Every state change of requests and payments.
+
+Each public function is one transaction holding the change (a compare-and-set:
+UPDATE … WHERE status IN (allowed) and a row count check), its audit event and its
+outbox rows; jobs are enqueued only after the commit. Running one twice, or two
+at once in two processes, leaves exactly one winner: the loser sees the row
+count 0 and gets a LedgerError (staff actions) or a fresh decision (matching).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from peewee import IntegrityError
+
+from webapp import audit, db, matching, notify, options, sqlcache
+from webapp.lookup import candidate_requests, payment_facts
+from webapp.models import (
+    AmountReservation,
+    MatchCandidate,
+    Payment,
+    PaymentRequest,
+    PaymentStatus,
+    RejectedPair,
+    RequestStatus,
+    utcnow,
+)
+from webapp.references import new_reference, normalize
+
+PAYABLE = (RequestStatus.PENDING, RequestStatus.REVIEW, RequestStatus.EXPIRED)
+DECIDABLE = (PaymentStatus.UNMATCHED, PaymentStatus.REVIEW, PaymentStatus.REJECTED)
+
+
+class LedgerError(Exception):
+    """A change that cannot be made; `code` is stable for the API, the message says why."""
+
+    def __init__(self, code: str, message: str, status: int = 409, **details):
+        super().__init__(message)
+        self.code, self.message, self.status, self.details = code, message, status, details
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    amount_minor: int
+    currency: str
+    customer_name: str = ""
+    customer_phone: str | None = None  # E.164
+    agent_id: int | None = None
+    lead_id: int | None = None
+    reference: str | None = None
+    expires_in: timedelta | None = None
+    voucher_pool: str | None = None
+    source: str = "api"
+    external_id: str | None = None
+    meta: dict = field(default_factory=dict)
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentObservation:
+    """Money seen at a source. `amount_minor` None: evidence no rule could read."""
+
+    source: str
+    source_ref: str
+    amount_minor: int | None
+    currency: str | None
+    received_at: datetime
+    sender_name: str = ""
+    sender_phone: str | None = None
+    note: str = ""
+    transaction_id: str | None = None
+    raw: str = ""
+    parsed: bool = True
+    verified: bool = True
+
+
+@dataclass
+class IngestResult:
+    payment: Payment
+    created: bool
+    decision: matching.Decision | None = None
+
+
+# ---------------------------------------------------------------- requests
+
+
+def create_request(new: NewRequest, *, actor: str = "system", now: datetime | None = None) -> PaymentRequest:
+    """Create a pending request (and its pending-alert outbox rows).
+
+    Raises LedgerError: reference_taken (409), no_unique_amount (409).
+    """
+    now = now or utcnow()
+    values = options.current()
+    ttl = new.expires_in or timedelta(minutes=values["request_ttl_minutes"])
+    with db.transaction():
+        request = _insert_request(new, now, now + ttl)
+        amount = new.amount_minor
+        if values["unique_amounts"]:
+            amount = _reserve_unique_amount(request, values["unique_amount_max_steps"])
+        audit.record(
+            "request.created", f"request:{request.reference}", actor=actor,
+            amount_minor=amount, requested_minor=new.amount_minor, currency=new.currency,
+            expires_at=request.expires_at.isoformat(), source=new.source,
+        )
+        notify.request_created(request, timedelta(seconds=values["pending_alert_seconds"]))
+    return sqlcache.by_id(PaymentRequest, request.id)
+
+
+def _insert_request(new: NewRequest, now: datetime, expires_at: datetime) -> PaymentRequest:
+    fields = dict(
+        amount_minor=new.amount_minor, requested_minor=new.amount_minor, currency=new.currency,
+        customer_name=new.customer_name, customer_phone=new.customer_phone, agent=new.agent_id,
+        lead=new.lead_id, source=new.source, external_id=new.external_id, created_at=now,
+        expires_at=expires_at, voucher_pool=new.voucher_pool, meta=new.meta,
+        idempotency_key=new.idempotency_key,
+    )
+    if new.reference:
+        if PaymentRequest.select().where(PaymentRequest.reference == new.reference).exists():
+            raise LedgerError("reference_taken", f"reference {new.reference} is already used", reference=new.reference)
+        try:
+            with db.transaction():
+                return PaymentRequest.create(reference=new.reference, **fields)
+        except IntegrityError:
+            raise LedgerError("reference_taken", f"reference {new.reference} (or its external id) is already used",
+                              reference=new.reference) from None
+    for _ in range(8):  # 31^6 ≈ 8.9e8 references: a collision is rare, eight in a row impossible
+        try:
+            with db.transaction():
+                return PaymentRequest.create(reference=new_reference(), **fields)
+        except IntegrityError:
+            if new.external_id and PaymentRequest.select().where(
+                PaymentRequest.source == new.source, PaymentRequest.external_id == new.external_id
+            ).exists():
+                raise LedgerError("external_id_taken", f"external id {new.external_id} is already used",
+                                  external_id=new.external_id) from None
+    raise LedgerError("reference_exhausted", "could not draw an unused reference", status=500)
+
+
+def _reserve_unique_amount(request: PaymentRequest, max_steps: int) -> int:
+    """Hold the first amount from the requested one upward that no open request holds."""
+    for step in range(max_steps + 1):
+        amount = request.requested_minor + step
+        try:
+            with db.transaction():
+                AmountReservation.create(amount_minor=amount, currency=request.currency, request=request.id)
+        except IntegrityError:
+            continue
+        if step:
+            PaymentRequest.update(amount_minor=amount).where(PaymentRequest.id == request.id).execute()
+        return amount
+    raise LedgerError(
+        "no_unique_amount",
+        f"every amount from {request.requested_minor} to {request.requested_minor + max_steps} "
+        f"{request.currency} (minor units) is held by an open request",
+    )
+
+
+def _release_amount(request_id: int) -> None:
+    sqlcache.delete(AmountReservation, {"request": request_id})
+
+
+def _end(request: PaymentRequest, status: str, allowed: tuple[str, ...], now: datetime) -> bool:
+    changed = (
+        PaymentRequest.update(status=status, ended_at=now)
+        .where(PaymentRequest.id == request.id, PaymentRequest.status.in_(allowed))
+        .execute()
+    )
+    if changed:
+        _release_amount(request.id)
+    return bool(changed)
+
+
+def cancel_request(reference: str, *, actor: str, reason: str = "", now: datetime | None = None) -> PaymentRequest:
+    """pending → cancelled. A request waiting on review must be decided first."""
+    now = now or utcnow()
+    with db.transaction():
+        request = find_request(reference)
+        if not _end(request, RequestStatus.CANCELLED, (RequestStatus.PENDING,), now):
+            raise LedgerError("invalid_state", f"{reference} is {_status_of(request)}; only a pending request can be cancelled",
+                              status_now=_status_of(request))
+        audit.record("request.cancelled", f"request:{reference}", actor=actor, reason=reason)
+        notify.request_ended(request, RequestStatus.CANCELLED)
+    return sqlcache.by_id(PaymentRequest, request.id)
+
+
+def expire_due(*, now: datetime | None = None, batch: int = 500) -> int:
+    """Expire every pending request past expires_at (the 30-s sweep). Returns how many."""
+    now = now or utcnow()
+    expired = 0
+    while True:
+        due = list(
+            PaymentRequest.select()
+            .where(PaymentRequest.status == RequestStatus.PENDING, PaymentRequest.expires_at <= now)
+            .order_by(PaymentRequest.expires_at)
+            .limit(batch)
+        )
+        for request in due:
+            with db.transaction():
+                if _end(request, RequestStatus.EXPIRED, (RequestStatus.PENDING,), now):
+                    audit.record("request.expired", f"request:{request.reference}", actor="system",
+                                 expires_at=request.expires_at.isoformat())
+                    notify.request_expired(request)
+                    expired += 1
+        if len(due) < batch:
+            return expired
+
+
+def find_request(reference: str) -> PaymentRequest:
+    request = PaymentRequest.get_or_none(PaymentRequest.reference == reference)
+    if request is None:
+        request = PaymentRequest.get_or_none(PaymentRequest.reference == _canonical(reference))
+    if request is None:
+        raise LedgerError("not_found", f"no request with reference {reference}", status=404)
+    return request
+
+
+def _canonical(reference: str) -> str:
+    key = normalize(reference)
+    return f"{key[:2]}-{key[2:]}" if len(key) > 2 else key
+
+
+def _status_of(request: PaymentRequest) -> str:
+    return sqlcache.by_id(PaymentRequest, request.id).status
+
+
+# ---------------------------------------------------------------- payments
+
+
+def ingest_payment(obs: PaymentObservation, *, actor: str = "system", now: datetime | None = None) -> IngestResult:
+    """The one door for money seen anywhere. Idempotent on (source, source_ref)."""
+    now = now or utcnow()
+    try:
+        with db.transaction():
+            existing = _payment_by_ref(obs.source, obs.source_ref)
+            if existing is not None:
+                return IngestResult(existing, created=False)
+            values = dict(
+                source=obs.source, source_ref=obs.source_ref, transaction_id=obs.transaction_id,
+                amount_minor=obs.amount_minor, currency=obs.currency, sender_name=obs.sender_name or "",
+                sender_phone=obs.sender_phone, note=obs.note or "", received_at=obs.received_at,
+                raw=obs.raw or "", parsed=obs.parsed and obs.amount_minor is not None,
+                verified=obs.verified, created_at=now,
+            )
+            payment = Payment(id=sqlcache.insert(Payment, values), **values)
+            audit.record("payment.received", f"payment:{payment.id}", actor=actor, source=obs.source,
+                         source_ref=obs.source_ref, amount_minor=obs.amount_minor, currency=obs.currency)
+            if not payment.parsed:
+                audit.record("payment.unreadable", f"payment:{payment.id}", actor=actor,
+                             reason="kept as evidence: no rule could read the amount")
+                return IngestResult(payment, created=True)
+            decision = _match(payment, now, fresh=True)
+    except IntegrityError:
+        # Another process stored the same (source, source_ref) between our check and insert.
+        existing = _payment_by_ref(obs.source, obs.source_ref)
+        if existing is None:
+            raise
+        return IngestResult(existing, created=False)
+    return IngestResult(sqlcache.by_id(Payment, payment.id), created=True, decision=decision)
+
+
+def _payment_by_ref(source: str, source_ref: str) -> Payment | None:
+    found = sqlcache.select(
+        Payment, "by_ref",
+        lambda p: f'SELECT * FROM "payment" WHERE "source" = {p} AND "source_ref" = {p}', [source, source_ref],
+    )
+    return next(iter(found), None)
+
+
+def _match(payment: Payment, now: datetime, *, fresh: bool = False) -> matching.Decision:
+    """Decide and apply; a lost race for a request is decided again on fresh state, once.
+
+    `fresh`: the payment was just stored, so it has no rejected pairs and no candidate rows.
+    """
+    values = options.current()
+    settings = options.match_settings(values)
+    for attempt in range(2):
+        decision = _decide(payment, settings, now, fresh=fresh)
+        if decision.action != "confirm":
+            break
+        if _settle(payment, decision.candidate, actor="system", now=now, fresh=fresh):
+            return decision
+    else:
+        decision = matching.Decision("review", decision.candidate, decision.candidates,
+                                     "the request changed while this payment was matched", decision.late)
+    if decision.action == "review":
+        _to_review(payment, decision, now)
+    else:
+        _to_unmatched(payment, decision, values)
+    return decision
+
+
+def _decide(payment: Payment, settings: matching.MatchSettings, now: datetime, *, fresh: bool = False) -> matching.Decision:
+    facts = payment_facts(payment)
+    rejected = frozenset() if fresh else frozenset(
+        r.request_id for r in RejectedPair.select(RejectedPair.request).where(RejectedPair.payment == payment.id))
+    requests = candidate_requests(facts, settings)
+    return matching.match(facts, requests, rejected_request_ids=rejected, settings=settings, now=now)
+
+
+def _evidence(candidate: matching.Candidate) -> list[dict[str, Any]]:
+    return [{"signal": e.signal, "points": e.points, "detail": e.detail} for e in candidate.evidence]
+
+
+def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now: datetime,
+            verified_by: int | None = None, how: str = "automatic", fresh: bool = False) -> bool:
+    """request → paid and payment → confirmed, both or neither. False when either moved meanwhile."""
+    try:
+        with db.transaction():
+            # Payment row first, then the request: every path takes its locks in this
+            # order, so two workers deciding one payment queue instead of deadlocking.
+            confirmed = sqlcache.update(
+                Payment,
+                {"status": PaymentStatus.CONFIRMED, "request": candidate.request_id, "confidence": candidate.score,
+                 "evidence": _evidence(candidate), "late": candidate.late, "verified_by": verified_by,
+                 "verified_at": now, "reason": None},
+                {"id": payment.id, "status": DECIDABLE},
+            )
+            if confirmed != 1:
+                raise _Lost()
+            paid = sqlcache.update(
+                PaymentRequest, {"status": RequestStatus.PAID, "paid_at": now, "ended_at": now},
+                {"id": candidate.request_id, "status": PAYABLE},
+            )
+            if paid != 1:
+                raise _Lost()
+    except _Lost:
+        return False
+    request = sqlcache.by_id(PaymentRequest, candidate.request_id)
+    _release_amount(request.id)
+    if not fresh:
+        _release_requests(_clear_candidates(payment.id) - {request.id})
+    audit.record("payment.confirmed", f"payment:{payment.id}", actor=actor, request=request.reference,
+                 confidence=candidate.score, how=how, late=candidate.late)
+    audit.record("request.paid", f"request:{request.reference}", actor=actor, payment=payment.id,
+                 confidence=candidate.score, how=how)
+    notify.request_paid(request, payment)
+    return True
+
+
+class _Lost(Exception):
+    """A compare-and-set found the row changed: roll back this attempt."""
+
+
+def _to_review(payment: Payment, decision: matching.Decision, now: datetime) -> None:
+    best = decision.candidate
+    sqlcache.update(Payment, {
+        "status": PaymentStatus.REVIEW, "request": best.request_id if best else None,
+        "confidence": best.score if best else None, "evidence": _evidence(best) if best else [],
+        "late": decision.late, "reason": decision.reason,
+    }, {"id": payment.id})
+    _clear_candidates(payment.id)
+    for candidate in decision.candidates:
+        sqlcache.insert(MatchCandidate, {
+            "payment": payment.id, "request": candidate.request_id, "score": candidate.score,
+            "evidence": _evidence(candidate), "late": candidate.late, "mismatch": candidate.mismatch,
+            "created_at": now,
+        })
+    waiting = [c.request_id for c in decision.candidates if c.mismatch is None]
+    if waiting:
+        sqlcache.update(PaymentRequest, {"status": RequestStatus.REVIEW},
+                        {"id": tuple(sorted(waiting)), "status": RequestStatus.PENDING})
+    audit.record("payment.review", f"payment:{payment.id}", actor="system", reason=decision.reason,
+                 late=decision.late, candidates=[c.reference for c in decision.candidates])
+
+
+def _to_unmatched(payment: Payment, decision: matching.Decision, values: dict) -> None:
+    sqlcache.update(Payment, {
+        "status": PaymentStatus.UNMATCHED, "reason": decision.reason,
+        "evidence": [{"signal": "candidate", "points": c.score, "detail": f"{c.reference}: {c.score}"}
+                     for c in decision.candidates],
+    }, {"id": payment.id})
+    audit.record("payment.unmatched", f"payment:{payment.id}", actor="system", reason=decision.reason)
+    notify.payment_unmatched(payment, values.get("admin_phones") or [])
+
+
+def _clear_candidates(payment_id: int) -> set[int]:
+    """Drop a payment's candidate rows; returns the request ids they named."""
+    ids = {c.request_id for c in MatchCandidate.select(MatchCandidate.request).where(MatchCandidate.payment == payment_id)}
+    MatchCandidate.delete().where(MatchCandidate.payment == payment_id).execute()
+    return ids
+
+
+def _release_requests(request_ids: set[int]) -> None:
+    """review → pending for requests no payment in review still names."""
+    for request_id in sorted(request_ids):  # one lock order for every caller
+        still_named = (
+            MatchCandidate.select()
+            .join(Payment)
+            .where(MatchCandidate.request == request_id, Payment.status == PaymentStatus.REVIEW,
+                   MatchCandidate.mismatch.is_null())
+            .exists()
+        )
+        if not still_named:
+            PaymentRequest.update(status=RequestStatus.PENDING).where(
+                PaymentRequest.id == request_id, PaymentRequest.status == RequestStatus.REVIEW
+            ).execute()
+
+
+# ---------------------------------------------------------------- staff decisions
+
+
+def find_payment(payment_id: int) -> Payment:
+    payment = Payment.get_or_none(Payment.id == payment_id)
+    if payment is None:
+        raise LedgerError("not_found", f"no payment with id {payment_id}", status=404)
+    return payment
+
+
+def _staff_candidate(payment: Payment, request: PaymentRequest) -> matching.Candidate:
+    """The candidate row staff act on, or a fresh score for a payment linked by hand."""
+    if payment.amount_minor != request.amount_minor or payment.currency != request.currency:
+        raise LedgerError(
+            "amount_mismatch",
+            f"payment {payment.id} is {payment.amount_minor} {payment.currency} (minor units) but "
+            f"{request.reference} asks {request.amount_minor} {request.currency}",
+            status=422,
+        )
+    row = MatchCandidate.get_or_none(MatchCandidate.payment == payment.id, MatchCandidate.request == request.id)
+    if row is not None:
+        evidence = tuple(matching.Evidence(**e) for e in row.evidence)
+        return matching.Candidate(request.id, request.reference, row.score, evidence, late=row.late)
+    evidence = (matching.Evidence("staff", 0, "linked by staff"),)
+    return matching.Candidate(request.id, request.reference, payment.confidence or 0, evidence,
+                              late=request.status == RequestStatus.EXPIRED)
+
+
+def confirm(payment_id: int, reference: str, *, actor: str, user_id: int | None = None,
+            now: datetime | None = None, how: str = "staff") -> Payment:
+    """Staff confirm that a payment pays a request (also how an unmatched payment is linked).
+
+    Raises LedgerError: not_found (404), amount_mismatch (422), invalid_state (409).
+    """
+    now = now or utcnow()
+    with db.transaction():
+        payment, request = find_payment(payment_id), find_request(reference)
+        if payment.status not in DECIDABLE:
+            raise LedgerError("invalid_state", f"payment {payment_id} is already {payment.status}",
+                              status_now=payment.status)
+        if request.status not in PAYABLE:
+            raise LedgerError("invalid_state", f"{request.reference} is {request.status}; it cannot be paid",
+                              status_now=request.status)
+        candidate = _staff_candidate(payment, request)
+        if not _settle(payment, candidate, actor=actor, now=now, verified_by=user_id, how=how):
+            raise LedgerError("conflict", f"payment {payment_id} or {request.reference} changed meanwhile; reload")
+    return sqlcache.by_id(Payment, payment_id)
+
+
+def link(payment_id: int, reference: str, *, actor: str, user_id: int | None = None,
+         now: datetime | None = None) -> Payment:
+    """Link an unmatched (or rejected) payment to a request by hand."""
+    return confirm(payment_id, reference, actor=actor, user_id=user_id, now=now, how="linked")
+
+
+def reject(payment_id: int, reference: str, reason: str, *, actor: str, now: datetime | None = None) -> Payment:
+    """Staff say this payment does not pay this request: the pair is never suggested again.
+
+    The request goes back to pending (its customer is told why); the payment stays in
+    review with its other candidates, or becomes rejected when none is left.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise LedgerError("reason_required", "a rejection needs a reason", status=422)
+    now = now or utcnow()
+    with db.transaction():
+        payment, request = find_payment(payment_id), find_request(reference)
+        if payment.status != PaymentStatus.REVIEW:
+            raise LedgerError("invalid_state", f"payment {payment_id} is {payment.status}, not in review",
+                              status_now=payment.status)
+        # The candidate row is the compare-and-set: of two rejections of one pair, one deletes it.
+        removed = MatchCandidate.delete().where(
+            MatchCandidate.payment == payment.id, MatchCandidate.request == request.id).execute()
+        if removed != 1:
+            raise LedgerError("invalid_state", f"{request.reference} is not a candidate of payment {payment_id} "
+                              "(already rejected or never suggested)")
+        RejectedPair.insert(payment=payment.id, request=request.id, created_at=now).on_conflict_ignore().execute()
+        remaining = list(
+            MatchCandidate.select().where(MatchCandidate.payment == payment.id, MatchCandidate.mismatch.is_null())
+            .order_by(MatchCandidate.score.desc())
+        )
+        if remaining:
+            best = remaining[0]
+            changed = Payment.update(request=best.request_id, confidence=best.score, evidence=best.evidence).where(
+                Payment.id == payment.id, Payment.status == PaymentStatus.REVIEW).execute()
+        else:
+            _clear_candidates(payment.id)
+            changed = Payment.update(status=PaymentStatus.REJECTED, request=None, reason=reason).where(
+                Payment.id == payment.id, Payment.status == PaymentStatus.REVIEW).execute()
+        if changed != 1:
+            raise LedgerError("conflict", f"payment {payment_id} changed meanwhile; reload")
+        _release_requests({request.id})
+        audit.record("payment.rejected", f"payment:{payment.id}", actor=actor, request=request.reference,
+                     reason=reason)
+        audit.record("request.payment_rejected", f"request:{request.reference}", actor=actor,
+                     payment=payment.id, reason=reason)
+        notify.payment_rejected(request, payment, reason)
+    return sqlcache.by_id(Payment, payment_id)
