@@ -281,3 +281,15 @@ def test_times_are_utc(ctx):
     request = new_request()
     assert request.created_at.utcoffset() == timedelta(0)
     assert abs(request.created_at - utcnow()) < timedelta(seconds=5)
+
+
+def test_a_batch_ingests_each_payment_once_in_one_commit(ctx):
+    request = new_request(phone="+256772123456")
+    results = ledger.ingest_payments([
+        observe(5000, ref="batch-1", phone="+256772123456"),
+        observe(5000, ref="batch-1", phone="+256772123456"),  # the same mail read twice in one pass
+        observe(999, ref="batch-2"),
+    ], actor="test")
+    assert [r.created for r in results] == [True, False, True]
+    assert results[0].payment.id == results[1].payment.id
+    assert fresh(request).status == "paid" and fresh(results[2].payment).status == "unmatched"

@@ -26,6 +26,8 @@ def form_of(values):
             data.append((key, "0"))
             if value:
                 data.append((key, "1"))
+        elif isinstance(value, list):
+            data.append((key, ", ".join(value)))
         else:
             data.append((key, str(value)))
     return data
@@ -179,3 +181,11 @@ def test_revoking_an_unknown_key_is_404(client, auth, login_as):
     login_as("admin")
     token = auth.csrf_token("/settings/api-keys")
     assert client.post("/settings/api-keys/4242/revoke", data={"csrf_token": token}).status_code == 404
+
+
+def test_admin_phones_are_read_in_the_default_region_and_a_bad_one_is_refused(app, client, auth, login_as):
+    login_as("admin")
+    post_settings(client, auth, admin_phones=["0772 123456", "+256700000001"])
+    assert current(app)["admin_phones"] == ["+256772123456", "+256700000001"]
+    response = post_settings(client, auth, admin_phones=["12"])
+    assert response.status_code == 400 and "12" in response.get_data(as_text=True)

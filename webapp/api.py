@@ -290,5 +290,9 @@ def admin_link(payment_id: int):
 @bp.get("/health")
 @api_access(API_STAFF)
 def api_health():
+    from webapp import sourcing
+
     checks, ok = health()
-    return jsonify({"ok": ok, **checks}), 200 if ok else 503
+    sources = [f.as_json() for f in sourcing.all_freshness()]
+    ok = ok and all(s["ok"] for s in sources)
+    return jsonify({"ok": ok, **checks, "sources": sources}), 200 if ok else 503

@@ -19,12 +19,13 @@ db_cli = AppGroup("db", help="Database schema.")
 users_cli = AppGroup("users", help="Staff accounts.")
 jobs_cli = AppGroup("jobs", help="Background jobs.")
 apikeys_cli = AppGroup("apikeys", help="API keys.")
+sources_cli = AppGroup("sources", help="Where money is read: portal, mailbox, gateway sources.")
 mailbox_cli = AppGroup("mailbox", help="Mailbox sources.")
 dev_cli = AppGroup("dev", help="One-machine set-up (used by make run / make demo).")
 
 
 def init_app(app: Flask) -> None:
-    for group in (db_cli, users_cli, jobs_cli, apikeys_cli, mailbox_cli, dev_cli):
+    for group in (db_cli, users_cli, jobs_cli, apikeys_cli, sources_cli, mailbox_cli, dev_cli):
         app.cli.add_command(group)
 
 
@@ -84,6 +85,79 @@ def apikeys_create(name: str, role: str) -> None:
     click.echo("Shown once: store it now. Use it as  Authorization: Bearer <key>")
 
 
+@sources_cli.command("add")
+@click.option("--file", "path", required=True, type=click.Path(exists=True, dir_okay=False))
+def sources_add(path: str) -> None:
+    """Add a source from a JSON file (or replace the one with the same name)."""
+    import json
+
+    from webapp import sourcing
+
+    try:
+        spec = json.loads(Path(path).read_text())
+    except ValueError as exc:
+        raise click.ClickException(f"{path} is not valid JSON: {exc}") from None
+    with db.database.connection_context():
+        try:
+            source, created = sourcing.save(spec, actor="cli")
+        except sourcing.SourceError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"{'added' if created else 'updated'} {source.kind} source {source.name!r} "
+               f"(every {source.interval_s} s{'' if source.enabled else ', disabled'})")
+    _reschedule_sources()
+
+
+@sources_cli.command("list")
+def sources_list() -> None:
+    """Every source with its health."""
+    from webapp import sourcing
+
+    with db.database.connection_context():
+        rows = sourcing.all_freshness()
+    if not rows:
+        click.echo("no sources; add one with: flask --app wsgi sources add --file F.json")
+    for f in rows:
+        state = "ok" if f.ok else "ALARM" if f.alarms else "stale" if f.enabled else "disabled"
+        when = f.last_ok_at.isoformat(timespec="seconds") if f.last_ok_at else "never"
+        click.echo(f"{f.name:<20} {f.kind:<8} {state:<8} last ok {when}")
+        for code, message in f.alarms.items():
+            click.echo(f"    alarm {code}: {message}")
+        if f.last_error:
+            click.echo(f"    last error: {f.last_error}")
+
+
+@sources_cli.command("run")
+@click.argument("name")
+def sources_run(name: str) -> None:
+    """Run one pass of source NAME now, inline, and print what it saw."""
+    import json
+
+    from webapp import sourcing
+
+    with db.database.connection_context():
+        try:
+            source = sourcing.get(name)
+        except sourcing.SourceError as exc:
+            raise click.ClickException(str(exc)) from None
+    job = sourcing.PASS_JOBS.get(source.kind)
+    if job is None or job not in jobqueue.JOBS:
+        raise click.ClickException(f"{source.kind} sources cannot be run in this version")
+    summary = jobqueue.run_inline(job, source.id)
+    click.echo(json.dumps(summary, indent=2, default=str))
+
+
+def _reschedule_sources() -> None:
+    try:
+        from rq_scheduler import Scheduler
+
+        with db.database.connection_context():
+            ids = jobqueue.register_sources(Scheduler(connection=jobqueue.redis_connection()))
+        click.echo(f"scheduled {len(ids)} source job(s)")
+    except Exception as exc:  # Redis down: the source is saved; `jobs schedule` registers it later
+        click.echo(f"source saved, but its schedule was not registered ({type(exc).__name__}: {exc}); "
+                   "run `flask --app wsgi jobs schedule` when Redis is up")
+
+
 @jobs_cli.command("schedule")
 def jobs_schedule() -> None:
     """Register the recurring jobs with rq-scheduler (fixed ids; safe to repeat)."""
@@ -92,6 +166,9 @@ def jobs_schedule() -> None:
     scheduler = Scheduler(connection=jobqueue.redis_connection())
     for job_id in jobqueue.register_recurring(scheduler):
         click.echo(f"scheduled {job_id}")
+    with db.database.connection_context():
+        for job_id in jobqueue.register_sources(scheduler):
+            click.echo(f"scheduled {job_id}")
 
 
 @jobs_cli.command("run")

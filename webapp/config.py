@@ -228,6 +228,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
 
 
+def secret(name: str) -> str:
+    """The value of environment variable `name` (or of the file `name_FILE`), for a source's
+    credentials; ConfigError naming the variable when it is unset."""
+    value = _read(os.environ, name)
+    if value is None:
+        raise ConfigError(name, "is not set (a source's config names it for a secret)")
+    return value
+
+
 def child_environment(**overrides: str) -> dict[str, str]:
     """The current process environment plus `overrides`, for processes we start."""
     env = dict(os.environ)

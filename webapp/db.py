@@ -18,7 +18,11 @@ from webapp.config import ROOT, Settings
 database = DatabaseProxy()
 T = TypeVar("T")
 
-SQLITE_PRAGMAS = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000, "synchronous": "normal"}
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000, "synchronous": "normal",
+    # Page cache and memory map sized for a large ledger (cache_size in KiB when negative).
+    "cache_size": -65536, "mmap_size": 268435456,
+}
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

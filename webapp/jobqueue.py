@@ -114,6 +114,42 @@ def enqueue_in(name: str, delay: timedelta, *args, **kwargs):
     return enqueue_at(name, datetime.now(timezone.utc) + delay, *args, **kwargs)
 
 
+def run_inline(name: str, *args):
+    """Run job `name` in this process now (CLI `sources run`): resolved by its dotted name,
+    as a worker would, so webapp never imports jobs."""
+    import importlib
+
+    module, _, func = JOBS[name].func.rpartition(".")
+    return getattr(importlib.import_module(module), func)(*args)
+
+
+def register_sources(scheduler) -> list[str]:
+    """(Re)register one recurring pass per enabled source that is polled, under fixed ids.
+
+    Mailbox sources with IDLE are driven by the watcher process instead.
+    """
+    from webapp.models import Source
+    from webapp.sourcing import PASS_JOBS, schedule_id
+
+    for job in scheduler.get_jobs():
+        if job.id.startswith("paywatch-source-"):
+            scheduler.cancel(job)
+    registered = []
+    now = datetime.now(timezone.utc)
+    for source in Source.select().where(Source.enabled == True):  # noqa: E712
+        name = PASS_JOBS.get(source.kind)
+        if name not in JOBS or (source.kind == "mailbox" and (source.config or {}).get("idle", True)):
+            continue
+        spec = JOBS[name]
+        scheduler.schedule(
+            scheduled_time=now, func=spec.func, args=[source.id], interval=source.interval_s, repeat=None,
+            id=schedule_id(source.name), queue_name=spec.queue, timeout=spec.timeout,
+            result_ttl=source.interval_s * 2,
+        )
+        registered.append(schedule_id(source.name))
+    return registered
+
+
 def recurring_id(name: str) -> str:
     return f"paywatch-recurring-{name}"
 

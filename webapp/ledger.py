@@ -259,6 +259,19 @@ def ingest_payment(obs: PaymentObservation, *, actor: str = "system", now: datet
     return IngestResult(sqlcache.by_id(Payment, payment.id), created=True, decision=decision)
 
 
+def ingest_payments(observations: list[PaymentObservation], *, actor: str = "system",
+                    now: datetime | None = None) -> list[IngestResult]:
+    """ingest_payment() for a batch read by one source pass, in one transaction.
+
+    Each payment still runs in its own savepoint, so a duplicate or a lost race
+    affects only itself; the batch commits once, which is what makes a source job
+    that reads many payments at a time several times cheaper per payment. Keep
+    batches to a few hundred: the write lock is held until the commit.
+    """
+    with db.transaction():
+        return [ingest_payment(obs, actor=actor, now=now) for obs in observations]
+
+
 def _payment_by_ref(source: str, source_ref: str) -> Payment | None:
     found = sqlcache.select(
         Payment, "by_ref",
@@ -284,7 +297,7 @@ def _match(payment: Payment, now: datetime, *, fresh: bool = False) -> matching.
         decision = matching.Decision("review", decision.candidate, decision.candidates,
                                      "the request changed while this payment was matched", decision.late)
     if decision.action == "review":
-        _to_review(payment, decision, now)
+        _to_review(payment, decision, now, fresh=fresh)
     else:
         _to_unmatched(payment, decision, values)
     return decision
@@ -342,14 +355,15 @@ class _Lost(Exception):
     """A compare-and-set found the row changed: roll back this attempt."""
 
 
-def _to_review(payment: Payment, decision: matching.Decision, now: datetime) -> None:
+def _to_review(payment: Payment, decision: matching.Decision, now: datetime, *, fresh: bool = False) -> None:
     best = decision.candidate
     sqlcache.update(Payment, {
         "status": PaymentStatus.REVIEW, "request": best.request_id if best else None,
         "confidence": best.score if best else None, "evidence": _evidence(best) if best else [],
         "late": decision.late, "reason": decision.reason,
     }, {"id": payment.id})
-    _clear_candidates(payment.id)
+    if not fresh:
+        _clear_candidates(payment.id)
     for candidate in decision.candidates:
         sqlcache.insert(MatchCandidate, {
             "payment": payment.id, "request": candidate.request_id, "score": candidate.score,
@@ -357,9 +371,11 @@ def _to_review(payment: Payment, decision: matching.Decision, now: datetime) -> 
             "created_at": now,
         })
     waiting = [c.request_id for c in decision.candidates if c.mismatch is None]
-    if waiting:
+    # One statement per id: with "id IN (…) AND status = ?" SQLite may walk the status
+    # index (every pending request) instead of the primary key (10 ms at 100k requests).
+    for request_id in sorted(waiting):
         sqlcache.update(PaymentRequest, {"status": RequestStatus.REVIEW},
-                        {"id": tuple(sorted(waiting)), "status": RequestStatus.PENDING})
+                        {"id": request_id, "status": RequestStatus.PENDING})
     audit.record("payment.review", f"payment:{payment.id}", actor="system", reason=decision.reason,
                  late=decision.late, candidates=[c.reference for c in decision.candidates])
 

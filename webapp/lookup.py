@@ -64,14 +64,26 @@ def candidate_requests(payment: matching.PaymentFacts, settings: matching.MatchS
         [payment.amount_minor, payment.currency, _db_time(received + settings.skew),
          _db_time(received - settings.grace - settings.late_lookback)],
     )
-    found = {r.id: r for r in rows}
+    found = {row[0]: _facts_from_row(row) for row in rows.tuples()}
     quoted = references.find_references(payment.note)
     if quoted:
         for request in PaymentRequest.select(*_FIELDS).where(PaymentRequest.reference.in_(quoted)):
-            found[request.id] = request
+            found[request.id] = request_facts(request)
     if payment.transaction_id and payment.source:
         for request in PaymentRequest.select(*_FIELDS).where(
             PaymentRequest.source == payment.source, PaymentRequest.external_id == payment.transaction_id
         ):
-            found[request.id] = request
-    return [request_facts(r) for r in found.values()]
+            found[request.id] = request_facts(request)
+    return list(found.values())
+
+
+def _facts_from_row(row: tuple) -> matching.RequestFacts:
+    """RequestFacts from a raw _FIELDS row (no model instance: this is the hot path)."""
+    (id_, reference, amount, currency, status, created, expires, name, phone, source, external) = row
+    to_time = PaymentRequest.created_at.python_value
+    return matching.RequestFacts(
+        id=id_, reference=reference, amount_minor=amount, currency=currency, status=status,
+        created_at=to_time(created), expires_at=to_time(expires), customer_name=name,
+        customer_phone=phone, source=_source(source), external_id=external,
+        paid=status == RequestStatus.PAID,
+    )

@@ -21,9 +21,10 @@ class Kind:
     EXPIRED_CUSTOMER = "request_expired_customer"
     REJECTED_CUSTOMER = "payment_rejected_customer"
     UNMATCHED_ADMIN = "payment_unmatched_admin"
+    ADMIN_ALERT = "admin_alert"
     ALL = (
         PENDING_ALERT_AGENT, PENDING_ALERT_CUSTOMER, CONFIRMED_CUSTOMER, CONFIRMED_AGENT,
-        EXPIRED_CUSTOMER, REJECTED_CUSTOMER, UNMATCHED_ADMIN,
+        EXPIRED_CUSTOMER, REJECTED_CUSTOMER, UNMATCHED_ADMIN, ADMIN_ALERT,
     )
     PENDING_ALERTS = (PENDING_ALERT_AGENT, PENDING_ALERT_CUSTOMER)
 
@@ -98,4 +99,13 @@ def payment_rejected(request: PaymentRequest, payment: Payment, reason: str) -> 
 
 def payment_unmatched(payment: Payment, admin_phones: list[str]) -> list[str]:
     ids = [_queue(Kind.UNMATCHED_ADMIN, phone, f"payment:{payment.id}", payment=payment) for phone in admin_phones]
+    return [i for i in ids if i]
+
+
+def admin_alert(key: str, text: str) -> list[str]:
+    """One WhatsApp per admin phone for an operational alarm; `key` makes it once per occurrence."""
+    from webapp import options
+
+    phones = options.current().get("admin_phones") or []
+    ids = [_queue(Kind.ADMIN_ALERT, phone, key, text=text) for phone in phones]
     return [i for i in ids if i]

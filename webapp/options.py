@@ -32,6 +32,8 @@ class Option:
     parse: Callable[[Any], Any]
     default: Callable[[Settings], Any]
     help: str = ""
+    kind: str = "number"  # how the settings form shows it: number, checkbox, select, text
+    choices: tuple[str, ...] = ()
 
 
 def _int(low: int, high: int) -> Callable[[Any], int]:
@@ -55,6 +57,22 @@ def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
     return parse
 
 
+def _phones(value: Any) -> list[str]:
+    """E.164 phones from a list or a comma-separated text, read in the default region."""
+    from webapp.phones import PhoneError, to_e164
+
+    items = value if isinstance(value, list) else str(value or "").replace(";", ",").split(",")
+    phones = []
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        try:
+            phones.append(to_e164(item, _settings().phone_region))
+        except PhoneError as exc:
+            raise ValueError(str(exc)) from None
+    return phones
+
+
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -71,7 +89,8 @@ OPTIONS: dict[str, Option] = {
     for o in (
         Option("verification_mode", "Verification mode", _choice(MODES), lambda s: s.verification_mode,
                "automated: confirm above the threshold, leave the rest unmatched · manual: staff confirm "
-               "every match · hybrid: confirm above the threshold, send the rest to review"),
+               "every match · hybrid: confirm above the threshold, send the rest to review",
+               kind="select", choices=MODES),
         Option("auto_confirm_threshold", "Auto-confirm threshold", _int(1, 100), lambda s: 60,
                "a candidate scoring at least this (1–100) is confirmed without staff"),
         Option("tie_margin", "Tie margin", _int(0, 100), lambda s: 30,
@@ -89,9 +108,12 @@ OPTIONS: dict[str, Option] = {
         Option("pending_alert_seconds", "Pending alert delay (seconds)", _int(1, 86400),
                lambda s: s.pending_alert_seconds, "agent and customer are told when a request is still pending"),
         Option("unique_amounts", "Unique amounts", _bool, lambda s: False,
-               "move a new request's amount by one minor unit while another open request has it"),
+               "move a new request's amount by one minor unit while another open request has it",
+               kind="checkbox"),
         Option("unique_amount_max_steps", "Unique amounts: largest move (minor units)", _int(1, 1000),
                lambda s: 50, "a request whose amount cannot be made unique within this is refused"),
+        Option("admin_phones", "Admin WhatsApp numbers", _phones, lambda s: [],
+               "comma-separated; told about unmatched payments and source alarms", kind="text"),
     )
 }
 

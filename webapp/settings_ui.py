@@ -25,14 +25,11 @@ def fields(values: dict[str, Any]) -> list[dict[str, Any]]:
     base = settings()
     rows = []
     for key, option in options.OPTIONS.items():
-        if key == "verification_mode":
-            kind, choices = "select", MODES
-        elif isinstance(option.default(base), bool):
-            kind, choices = "checkbox", ()
-        else:
-            kind, choices = "number", ()
-        rows.append({"key": key, "label": option.label, "help": option.help, "value": values.get(key),
-                     "kind": kind, "choices": choices})
+        value = values.get(key)
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        rows.append({"key": key, "label": option.label, "help": option.help, "value": value,
+                     "kind": option.kind, "choices": option.choices})
     return rows
 
 

@@ -1,0 +1,93 @@
+"""Source definitions, their CLI, health and alarms (raised once, cleared when fixed)."""
+import json
+
+import pytest
+
+from webapp import db, options, sourcing
+from webapp.models import Event, Notification, Source
+
+PORTAL = {
+    "kind": "portal", "name": "acme-portal", "interval_s": 30,
+    "config": {"base_url": "http://127.0.0.1:1", "login": {"username_env": "ACME_USER", "password_env": "ACME_PASSWORD"},
+               "list": {"url": "/payments"}, "columns": {"amount": "Amount"}, "status_map": {"Completed": "paid"}},
+}
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context(), db.database.connection_context():
+        yield app
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"kind": "fax"}, "kind must be one of"),
+    ({"name": "Bad Name!"}, "name must be"),
+    ({"interval_s": 0}, "interval_s"),
+    ({"config": {"base_url": "x"}}, "config is missing login, list, columns, status_map"),
+    ({"config": {**PORTAL["config"], "login": {"password": "hunter2"}}}, "config holds a secret (password)"),
+])
+def test_a_bad_source_is_refused_naming_the_problem(ctx, change, message):
+    with pytest.raises(sourcing.SourceError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        sourcing.save({**PORTAL, **change}, actor="test")
+    assert Source.select().count() == 0
+
+
+def test_saving_twice_updates_the_same_source(ctx):
+    first, created = sourcing.save(PORTAL, actor="test")
+    second, created_again = sourcing.save({**PORTAL, "interval_s": 90}, actor="test")
+    assert created and not created_again and first.id == second.id and second.interval_s == 90
+
+
+def test_an_alarm_is_raised_once_tells_the_admins_once_and_clears(ctx):
+    options.update({"admin_phones": ["+256700000001"]})
+    source, _ = sourcing.save(PORTAL, actor="test")
+    assert sourcing.raise_alarm(source.id, "column_missing", "column 'Amount' is missing") is True
+    assert sourcing.raise_alarm(source.id, "column_missing", "column 'Amount' is missing") is False
+    alerts = list(Notification.select().where(Notification.kind == "admin_alert"))
+    assert len(alerts) == 1 and alerts[0].phone == "+256700000001"
+    assert alerts[0].context["text"].endswith("column 'Amount' is missing")
+    fresh = sourcing.freshness(Source.get_by_id(source.id))
+    assert fresh.ok is False and fresh.alarms == {"column_missing": "column 'Amount' is missing"}
+    assert sourcing.clear_alarm(source.id, "column_missing") is True
+    assert sourcing.clear_alarm(source.id, "column_missing") is False
+    actions = [e.action for e in Event.select().where(Event.subject == "source:acme-portal")]
+    assert actions == ["source.added", "source.alarm", "source.alarm_cleared"]
+
+
+def test_a_source_is_fresh_after_a_recent_good_pass(ctx):
+    source, _ = sourcing.save(PORTAL, actor="test")
+    assert sourcing.freshness(source).ok is False  # never ran
+    sourcing.record_pass(source.id, ok=True, rows=3)
+    fresh = sourcing.freshness(Source.get_by_id(source.id))
+    assert fresh.ok and fresh.state["rows"] == 3
+    sourcing.record_pass(source.id, ok=False, error="HTTP 503 from the portal")
+    assert Source.get_by_id(source.id).last_error == "HTTP 503 from the portal"
+
+
+def test_the_cli_adds_and_lists_sources(runner, tmp_path, redis_conn):
+    path = tmp_path / "portal.json"
+    path.write_text(json.dumps(PORTAL))
+    added = runner.invoke(args=["sources", "add", "--file", str(path)])
+    assert added.exit_code == 0 and "added portal source 'acme-portal'" in added.output, added.output
+    listed = runner.invoke(args=["sources", "list"])
+    assert "acme-portal" in listed.output and "stale" in listed.output
+
+
+def test_the_cli_names_what_is_wrong_with_a_file(runner, tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text("{not json")
+    result = runner.invoke(args=["sources", "add", "--file", str(path)])
+    assert result.exit_code != 0 and "not valid JSON" in result.output
+    path.write_text(json.dumps({**PORTAL, "kind": "fax"}))
+    result = runner.invoke(args=["sources", "add", "--file", str(path)])
+    assert result.exit_code != 0 and "kind must be one of" in result.output
+
+
+def test_api_health_lists_each_source(app, client):
+    from webapp import apikeys
+
+    with app.app_context(), db.database.connection_context():
+        key = apikeys.create("h", "staff")[1]
+        sourcing.save(PORTAL, actor="test")
+    body = client.get("/api/v1/health", headers={"Authorization": f"Bearer {key}"}).get_json()
+    assert [s["name"] for s in body["sources"]] == ["acme-portal"] and body["sources"][0]["ok"] is False
