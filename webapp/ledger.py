@@ -316,7 +316,8 @@ def _evidence(candidate: matching.Candidate) -> list[dict[str, Any]]:
 
 
 def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now: datetime,
-            verified_by: int | None = None, how: str = "automatic", fresh: bool = False) -> bool:
+            verified_by: int | None = None, how: str = "automatic", fresh: bool = False,
+            announce: bool = True) -> bool:
     """request → paid and payment → confirmed, both or neither. False when either moved meanwhile."""
     try:
         with db.transaction():
@@ -347,7 +348,8 @@ def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now:
                  confidence=candidate.score, how=how, late=candidate.late)
     audit.record("request.paid", f"request:{request.reference}", actor=actor, payment=payment.id,
                  confidence=candidate.score, how=how)
-    notify.request_paid(request, payment)
+    if announce:
+        notify.request_paid(request, payment)
     return True
 
 
@@ -511,3 +513,115 @@ def reject(payment_id: int, reference: str, reason: str, *, actor: str, now: dat
                      payment=payment.id, reason=reason)
         notify.payment_rejected(request, payment, reason)
     return sqlcache.by_id(Payment, payment_id)
+
+
+# ---------------------------------------------------------------- requests a source reports
+
+
+@dataclass(frozen=True)
+class RequestObservation:
+    """What a source (portal row, gateway status) says about one request, keyed by its external id."""
+
+    source: str  # the Source's name
+    external_id: str
+    status: str  # pending / paid / failed / expired / cancelled (already mapped from the source's words)
+    amount_minor: int | None = None
+    currency: str | None = None
+    customer_name: str = ""
+    customer_phone: str | None = None  # E.164
+    agent_code: str | None = None
+    reference: str | None = None
+    created_at: datetime | None = None
+    transaction_id: str | None = None
+    raw: str = ""
+
+
+@dataclass
+class ObserveResult:
+    request: PaymentRequest | None
+    change: str  # "created", "paid", "ended", "unchanged", "ignored"
+
+
+ENDINGS = {"failed": RequestStatus.FAILED, "expired": RequestStatus.EXPIRED, "cancelled": RequestStatus.CANCELLED}
+
+
+def observe_request(obs: RequestObservation, *, now: datetime | None = None) -> ObserveResult:
+    """Apply what a source reports about a request; reading the same thing twice changes nothing.
+
+    A new pending one creates the request (agent by code, lead by phone under that agent,
+    both created when new) and its pending alert; "paid" records the payment at that
+    source and pays the request (no matching: the source itself says so); an ending
+    status ends it. A request first seen already ended is recorded, not alerted.
+    """
+    now = now or utcnow()
+    with db.transaction():
+        request = PaymentRequest.get_or_none(PaymentRequest.source == obs.source,
+                                             PaymentRequest.external_id == obs.external_id)
+        if request is None:
+            if obs.amount_minor is None or not obs.currency:
+                return ObserveResult(None, "ignored")
+            request = _observed_request(obs, now)
+            change = "created"
+        else:
+            change = "unchanged"
+        if obs.status == "paid" and request.status in PAYABLE:
+            # History read for the first time (already paid at the source) is recorded
+            # quietly: nobody wants a confirmation for last month's payment.
+            _observed_payment(request, obs, now, announce=change != "created")
+            change = "paid"
+        elif obs.status in ENDINGS and request.status in RequestStatus.OPEN:
+            if _end(request, ENDINGS[obs.status], RequestStatus.OPEN, now):
+                audit.record(f"request.{ENDINGS[obs.status]}", f"request:{request.reference}", actor=f"source:{obs.source}",
+                             reported=obs.status)
+                notify.request_ended(request, ENDINGS[obs.status])
+                change = "ended" if change == "unchanged" else change
+    return ObserveResult(sqlcache.by_id(PaymentRequest, request.id), change)
+
+
+def _observed_request(obs: RequestObservation, now: datetime) -> PaymentRequest:
+    from webapp.models import Agent, Lead
+
+    agent = lead = None
+    if obs.agent_code:
+        agent = Agent.get_or_none(Agent.code == obs.agent_code)
+        if agent is None:
+            agent = Agent.create(name=obs.agent_code, code=obs.agent_code)
+            audit.record("agent.created", f"agent:{obs.agent_code}", actor=f"source:{obs.source}",
+                         reason="first seen at the source")
+    if obs.customer_phone:
+        lead = Lead.get_or_none(Lead.phone == obs.customer_phone, Lead.agent == (agent.id if agent else None))
+        if lead is None:
+            lead = Lead.create(name=obs.customer_name or "", phone=obs.customer_phone, agent=agent.id if agent else None)
+    created = obs.created_at or now
+    pending = obs.status == "pending"
+    new = NewRequest(
+        amount_minor=obs.amount_minor, currency=obs.currency, customer_name=obs.customer_name,
+        customer_phone=obs.customer_phone, agent_id=agent.id if agent else None, lead_id=lead.id if lead else None,
+        reference=None, source=obs.source, external_id=obs.external_id,
+        meta={"source_reference": obs.reference} if obs.reference else {},
+    )
+    ttl = timedelta(minutes=options.current()["request_ttl_minutes"])
+    request = _insert_request(new, created, max(created, now) + ttl if pending else created + ttl)
+    audit.record("request.created", f"request:{request.reference}", actor=f"source:{obs.source}",
+                 external_id=obs.external_id, amount_minor=obs.amount_minor, currency=obs.currency,
+                 status_at_source=obs.status)
+    if pending:
+        notify.request_created(request, timedelta(seconds=options.current()["pending_alert_seconds"]))
+    return request
+
+
+def _observed_payment(request: PaymentRequest, obs: RequestObservation, now: datetime, *, announce: bool) -> None:
+    payment_id = sqlcache.insert(Payment, dict(
+        source=obs.source, source_ref=f"{obs.external_id}:paid", transaction_id=obs.transaction_id,
+        amount_minor=obs.amount_minor if obs.amount_minor is not None else request.amount_minor,
+        currency=obs.currency or request.currency, sender_name=obs.customer_name or "",
+        sender_phone=obs.customer_phone, received_at=now, raw=obs.raw or "", created_at=now,
+    ))
+    payment = sqlcache.by_id(Payment, payment_id)
+    audit.record("payment.received", f"payment:{payment_id}", actor=f"source:{obs.source}", source=obs.source,
+                 source_ref=payment.source_ref, amount_minor=payment.amount_minor, currency=payment.currency)
+    evidence = (matching.Evidence("source", 100, f"{obs.source} reports {obs.external_id} paid"),)
+    candidate = matching.Candidate(request.id, request.reference, 100, evidence)
+    if not _settle(payment, candidate, actor=f"source:{obs.source}", now=now, how="reported by source", fresh=True,
+                   announce=announce):
+        raise LedgerError("conflict", f"{request.reference} changed while {obs.source} reported it paid")
