@@ -2,7 +2,8 @@
 
 @job wraps a job function: the app is built once per process (settings, database
 handle), and each run gets an app context and its own database connection,
-closed when the run ends, whatever happens.
+closed when the run ends, whatever happens. Called inline where an app context
+already exists (the flask CLI), it uses that app.
 """
 from __future__ import annotations
 
@@ -35,9 +36,12 @@ def job(func: Callable) -> Callable:
 
     @functools.wraps(func)
     def run(*args, **kwargs):
+        from flask import current_app, has_app_context
+
         from webapp.db import database
 
-        app = bootstrap()
+        # Run inline (flask CLI `sources run`, tests): use the app already in charge.
+        app = current_app._get_current_object() if has_app_context() else bootstrap()
         with app.app_context():
             database.connect(reuse_if_open=True)
             try:

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+
 from jobs import job
-from webapp import ledger
-from webapp.models import IdempotencyRecord, utcnow
+from webapp import jobqueue, ledger, notify
+from webapp.models import IdempotencyRecord, Notification, NotificationStatus, utcnow
 
 IDEMPOTENCY_KEPT = timedelta(hours=48)  # promised: at least 24 h
 
@@ -20,3 +23,39 @@ def expire_requests() -> int:
 def purge_idempotency() -> int:
     """Forget idempotency keys older than 48 h."""
     return IdempotencyRecord.delete().where(IdempotencyRecord.created_at < utcnow() - IDEMPOTENCY_KEPT).execute()
+
+
+SENDING_TIMEOUT = timedelta(seconds=90)
+OVERDUE = timedelta(seconds=10)
+LIVE = ("queued", "started", "deferred", "scheduled")
+
+
+@job
+def resend_lost_notifications(batch: int = 1000) -> dict:
+    """Nothing lost: rows stuck in sending go back to pending; due rows with no live job
+    (Redis flushed or restarted, a worker killed) are enqueued again. Runs every 15 s."""
+    now = utcnow()
+    stuck = Notification.update(status=NotificationStatus.PENDING, last_error="sending did not finish; retrying").where(
+        Notification.status == NotificationStatus.SENDING, Notification.claimed_at < now - SENDING_TIMEOUT).execute()
+    conn = jobqueue.redis_connection()
+    requeued = 0
+    overdue = (Notification.select(Notification.id, Notification.due_at)
+               .where(Notification.status == NotificationStatus.PENDING, Notification.due_at <= now - OVERDUE)
+               .order_by(Notification.due_at).limit(batch))
+    for row in overdue:
+        try:
+            status = Job.fetch(notify.send_job_id(row.id, row.due_at), connection=conn).get_status(refresh=False)
+        except NoSuchJobError:
+            status = None
+        if status not in LIVE:
+            jobqueue.enqueue("send_notification", row.id, job_id=f"{notify.send_job_id(row.id, row.due_at)}-sweep-{int(now.timestamp())}")
+            requeued += 1
+    return {"stuck": stuck, "requeued": requeued}
+
+
+@job
+def run_reminder_rules() -> int:
+    """Queue the reminders of every rule whose cron time has come (runs every minute)."""
+    from webapp import reminders
+
+    return reminders.run_due()

@@ -11,7 +11,7 @@ be told to trust that address. This module never imports webapp or jobs.
 from __future__ import annotations
 
 import random
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from sandbox import mail_world as world  # India and global providers
@@ -109,6 +109,31 @@ def airtel_reversal(rng: random.Random) -> Sample:
     raw = sms_forward("Airtel Money", text, moment(rng), message_id(rng, "relay.example"), "line")
     return Sample("airtel_ug/reversal", raw, _expect("reversal", amount_minor=amount,
                   currency="UGX", reversed_transaction_id=tid), SMS_FORWARDER)
+
+
+def mtn_payment(amount: int, *, sender_name: str, sender_phone: str, when: datetime | None = None,
+                transaction_id: str | None = None, reason: str = "payment",
+                rng: random.Random | None = None) -> Sample:
+    """An MTN MoMo (Uganda) "You have received" SMS, forwarded now: for live tests and the demo.
+
+    `amount` in UGX (no minor unit); `sender_phone` like "+256772123456" or "0772123456";
+    `when` (aware, default now) is written in Kampala time as MTN does. A fresh Message-ID
+    each call, so every call is a new payment.
+    """
+    rng = rng or random.Random()
+    when = (when or datetime.now(timezone.utc)).astimezone(_EAT)
+    digits = "".join(ch for ch in sender_phone if ch.isdigit())
+    shown = "256" + digits[-9:]
+    tid = transaction_id or _code(rng, _DIGITS, 11)
+    text = (f"You have received UGX {_grouped(amount, 0)} from {sender_name}, {shown} on "
+            f"{when:%Y-%m-%d %H:%M:%S}. Reason: {reason}. Your new balance: UGX {amount * 2}. "
+            f"Fee was UGX 0. ID: {tid}.")
+    raw = sms_forward("MTNMobMoney", text, when, message_id(rng, "relay.example"), "line")
+    return Sample("mtn_ug/received", raw, _expect("received", amount_minor=amount, currency="UGX",
+                  transaction_id=tid, sender_name=sender_name), SMS_FORWARDER)
+
+
+_EAT = timezone(timedelta(hours=3))  # Africa/Kampala, no daylight saving
 
 
 # --- NayaPay (PK, e-mail) ---------------------------------------------------------

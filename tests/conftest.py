@@ -221,3 +221,64 @@ def chromium_paths():
             pytest.fail(message)
         pytest.skip(message)
     return browser, driver
+
+
+@pytest.fixture
+def whatsapp(environ):
+    """A running sandbox wppconnect server with a CONNECTED session; its URL and secret are
+    put into `environ`, so request this fixture BEFORE `app` (and before starting workers)."""
+    import requests
+
+    from sandbox.server import ServerThread
+    from sandbox.whatsapp import make_app as make_whatsapp
+
+    secret, session = "sandbox-secret-key", "paywatch"
+    server = ServerThread(make_whatsapp(secret, step_seconds=0.01, ack_delays=None)).start()
+    environ.update(WPPCONNECT_URL=server.url, WPPCONNECT_SECRET_KEY=secret, WPPCONNECT_SESSION=session)
+    token = requests.post(f"{server.url}/api/{session}/{secret}/generate-token", timeout=5).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    requests.post(f"{server.url}/api/{session}/start-session", json={}, headers=auth, timeout=5)
+    wait_for(lambda: requests.get(f"{server.url}/api/{session}/status-session", headers=auth, timeout=5)
+             .json()["status"] == "CONNECTED", message="the sandbox WhatsApp session to connect")
+
+    class WhatsApp:
+        url = server.url
+
+        def messages(self, phone: str | None = None) -> list[dict]:
+            params = {"phone": phone.lstrip("+")} if phone else {}
+            return requests.get(f"{server.url}/_sandbox/messages", params=params, timeout=5).json()["messages"]
+
+        def control(self, path: str, body: dict | None = None) -> dict:
+            return requests.post(f"{server.url}/_sandbox/{path}", json=body or {}, timeout=5).json()
+
+    yield WhatsApp()
+    server.stop()
+
+
+@pytest.fixture
+def worker(environ, app):
+    """A real `rq worker --with-scheduler` running in the background for the test."""
+    import redis as redis_lib
+
+    env = {**os.environ, **environ}
+    log_path = Path(environ["PAYWATCH_INSTANCE_PATH"]).parent / "worker.log"
+    log = open(log_path, "w")
+    process = subprocess.Popen(
+        [venv_bin("rq"), "worker", "--with-scheduler", "--url", environ["REDIS_URL"], "-w", "jobs.worker.Worker",
+         "fast", "default", "slow"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+    )
+    conn = redis_lib.Redis.from_url(environ["REDIS_URL"])
+    from rq import Worker
+
+    wait_for(lambda: Worker.all(connection=conn) or process.poll() is not None, timeout=30, message="the worker to start")
+    assert process.poll() is None, log_path.read_text()
+    process.log_path = log_path
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+    conn.close()

@@ -152,9 +152,9 @@ def test_a_taken_reference_is_409(api):
     assert_error(api.post("/requests", {**REQUEST, "reference": "INV-100"}), 409, "reference_taken")
 
 
-def test_gateway_requests_are_refused_until_gateway_sources_exist(api):
+def test_a_request_for_an_unknown_gateway_is_refused_naming_it(api):
     error = assert_error(api.post("/requests", {**REQUEST, "gateway": "hotspot"}), 422, "validation_failed")
-    assert "not available" in error["message"]
+    assert "no enabled gateway source named 'hotspot'" in error["message"]
 
 
 def test_requests_list_pages_with_a_cursor_and_filters_by_status(api):

@@ -11,7 +11,6 @@ from webapp.models import (
     MatchCandidate,
     Notification,
     Payment,
-    PaymentRequest,
     RejectedPair,
     utcnow,
 )

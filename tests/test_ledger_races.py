@@ -6,7 +6,7 @@ import multiprocessing
 
 import pytest
 
-from webapp import db, ledger
+from webapp import db
 from webapp.models import Payment, PaymentRequest
 from tests.ledger_helpers import ago, new_request, observe, pay
 from tests.race_worker import race

@@ -32,11 +32,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     login_manager.init_app(app)
     limiter.init_app(app)
 
-    from webapp import api, audit_log, cli, dashboard, payment_requests, payments, review, settings_ui, users
+    from webapp import (agents, api, audit_log, cli, dashboard, payment_requests, payments, review, settings_ui,
+                        sources, users)
+    from webapp import hooks, notifications, vouchers_ui
 
-    for module in (auth, users, dashboard, ops, api, review, settings_ui, audit_log, payment_requests, payments):
+    for module in (auth, users, dashboard, ops, api, review, settings_ui, audit_log, payment_requests, payments,
+                   agents, sources, hooks, vouchers_ui, notifications):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)  # API calls authenticate with bearer keys, not cookies
+    csrf.exempt(hooks.bp)  # gateway callbacks prove themselves with a static header
     ops.init_rq_dashboard(app)
     views.init_app(app)
     cli.init_app(app)

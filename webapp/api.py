@@ -1,12 +1,14 @@
 """/api/v1: the JSON API for integrators (Authorization: Bearer <api key>)."""
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from flask import Blueprint, jsonify, request
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
-from webapp import ledger, phones, settings
+from webapp import jobqueue, ledger, phones, settings
 from webapp.api_support import (
     API_STAFF,
     ApiError,
@@ -88,13 +90,47 @@ def _reference(data: dict) -> str | None:
     return reference
 
 
+def _gateway(data: dict) -> tuple[str, str | None, dict]:
+    """(source, external_id, gateway bookkeeping) for a request a gateway source will poll.
+
+    `gateway` names an enabled gateway source; `external_id` is the ioTec externalId to
+    poll, unless `collect: true`, where Paywatch picks a unique one and starts the collection.
+    """
+    from webapp.hooks import gateway_source
+
+    name = text(data, "gateway", max_length=64)
+    collect = data.get("collect", False)
+    if not isinstance(collect, bool):
+        raise field_error("collect", "must be true or false")
+    external_id = text(data, "external_id", max_length=128)
+    if name is None:
+        if collect:
+            raise field_error("gateway", "collect needs a gateway: the name of a gateway source")
+        return "api", external_id, {}
+    if gateway_source(name) is None:
+        raise field_error("gateway", f"no enabled gateway source named {name!r}")
+    if collect:
+        if external_id is not None:
+            raise field_error("external_id", "leave it out with collect: Paywatch chooses a unique one")
+        if not data.get("customer_phone"):
+            raise field_error("customer_phone", "collect needs the payer's phone")
+        return name, f"PW-{uuid.uuid4().hex}", {"collect": True, "collect_state": "queued"}
+    if external_id is None:
+        raise field_error("external_id", f"required with gateway {name!r} (or send \"collect\": true)")
+    return name, external_id, {}
+
+
 def _new_request(data: dict) -> ledger.NewRequest:
-    if data.get("gateway") is not None or data.get("collect"):
-        raise field_error("gateway", "gateway sources are not available in this version yet")
+    source, external_id, gateway_state = _gateway(data)
     cur = currency(data, settings().currency)
     meta = data.get("meta") or {}
     if not isinstance(meta, dict):
         raise field_error("meta", "must be a JSON object")
+    meta = {k: (str(v) if not isinstance(v, (str, int, bool, type(None), list, dict)) else v) for k, v in meta.items()}
+    if gateway_state:
+        from webapp.hooks import META_KEY
+
+        meta[META_KEY] = gateway_state
     minutes = integer(data, "expires_in_minutes", 1, 60 * 24 * 90)
     return ledger.NewRequest(
         amount_minor=amount(data, cur),
@@ -105,8 +141,9 @@ def _new_request(data: dict) -> ledger.NewRequest:
         reference=_reference(data),
         expires_in=timedelta(minutes=minutes) if minutes else None,
         voucher_pool=text(data, "voucher_pool", max_length=64),
-        external_id=text(data, "external_id", max_length=128),
-        meta={k: (str(v) if not isinstance(v, (str, int, bool, type(None), list, dict)) else v) for k, v in meta.items()},
+        source=source,
+        external_id=external_id,
+        meta=meta,
         idempotency_key=request.headers.get("Idempotency-Key"),
     )
 
@@ -117,6 +154,13 @@ def create_request():
     def run():
         new = _new_request(json_body())
         created = ledger.create_request(new, actor=actor())
+        if (new.meta.get("paywatch_gateway") or {}).get("collect"):
+            # After the commit: the externalId is stored before ioTec ever hears of it. With
+            # Redis down, the gateway's pass starts the collection later (jobs/gateway.py).
+            try:
+                jobqueue.enqueue("gateway_collect", created.id)
+            except RedisError:
+                pass
         return jsonify(request_json(created)), 201
 
     return idempotent(run, request.headers.get("Idempotency-Key"))

@@ -1,4 +1,4 @@
-"""flask commands (`flask --app wsgi …`): db, users, jobs, mailbox, dev."""
+"""flask commands (`flask --app wsgi …`): db, users, jobs, mailbox, parsers, dev."""
 from __future__ import annotations
 
 import signal
@@ -21,12 +21,15 @@ jobs_cli = AppGroup("jobs", help="Background jobs.")
 apikeys_cli = AppGroup("apikeys", help="API keys.")
 sources_cli = AppGroup("sources", help="Where money is read: portal, mailbox, gateway sources.")
 mailbox_cli = AppGroup("mailbox", help="Mailbox sources.")
+parsers_cli = AppGroup("parsers", help="Mailbox parsers (jobs/providers/*.toml).")
+agents_cli = AppGroup("agents", help="Agents and their leads.")
 dev_cli = AppGroup("dev", help="One-machine set-up (used by make run / make demo).")
 
 
 def init_app(app: Flask) -> None:
-    for group in (db_cli, users_cli, jobs_cli, apikeys_cli, sources_cli, mailbox_cli, dev_cli):
+    for group in (db_cli, users_cli, jobs_cli, apikeys_cli, sources_cli, mailbox_cli, parsers_cli, agents_cli, dev_cli):
         app.cli.add_command(group)
+    app.cli.add_command(vouchers_cli)
 
 
 @db_cli.command("upgrade")
@@ -182,14 +185,70 @@ def jobs_run(name: str) -> None:
 
 
 @mailbox_cli.command("watch")
-def mailbox_watch() -> None:
-    """The IMAP IDLE watcher process (no mailbox sources yet: waits until stopped)."""
+@click.option("--rescan-seconds", default=30.0, show_default=True,
+              help="How often the list of mailbox sources is re-read.")
+@click.option("--renew-seconds", type=float, default=None,
+              help="Re-issue IDLE this often (default: the source's interval_s, at most 25 min).")
+def mailbox_watch(rescan_seconds: float, renew_seconds: float | None) -> None:
+    """The IMAP IDLE watcher: one IDLE connection per enabled mailbox source; new mail enqueues a fetch."""
+    import importlib
+    import logging
+
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    click.echo("mailbox watcher: no mailbox sources are supported yet; waiting")
-    while not stop.wait(3600):
-        pass
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    watch = importlib.import_module("jobs.mailbox_watch").watch  # by name: webapp never imports jobs
+    click.echo("mailbox watcher: watching every enabled mailbox source with IDLE (Ctrl-C stops)")
+    watch(current_app._get_current_object(), stop, rescan_s=rescan_seconds, renew_s=renew_seconds)
+
+
+@parsers_cli.command("test")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--source", "source_name", help="Use this mailbox source's providers and trusted senders.")
+@click.option("--trust", multiple=True, help="Also trust this forwarder address (repeatable).")
+@click.option("--providers-dir", type=click.Path(exists=True, file_okay=False),
+              help="Also load the provider TOML files in this directory.")
+def parsers_test(path: str, source_name: str | None, trust: tuple[str, ...], providers_dir: str | None) -> None:
+    """Show what the mailbox parsers extract from one mail (F.eml), and why."""
+    import importlib
+
+    config = None
+    if source_name:
+        from webapp import sourcing
+
+        with db.database.connection_context():
+            try:
+                config = sourcing.get(source_name).config
+            except sourcing.SourceError as exc:
+                raise click.ClickException(str(exc)) from None
+    mailbox = importlib.import_module("jobs.mailbox")  # by name: webapp never imports jobs
+    try:
+        text = mailbox.explain_file(Path(path).read_bytes(), config=config, trusted=trust,
+                                    providers_dir=providers_dir)
+    except mailbox.MailboxError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(text)
+
+
+@agents_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--kind", type=click.Choice(("agents", "leads")),
+              help="What the file holds (default: leads when the header names agent_code, else agents).")
+def agents_import(path: str, kind: str | None) -> None:
+    """Import agents (name,phone,code) or leads (name,phone,agent_code) from a CSV file; report rejected lines."""
+    from webapp import agent_book
+
+    with db.database.connection_context():
+        try:
+            report = agent_book.import_csv(agent_book.decode(Path(path).read_bytes()), actor="cli", kind=kind)
+        except agent_book.AgentError as exc:
+            raise click.ClickException(exc.message) from None
+    click.echo(f"{report.kind}: imported {report.created}, updated {report.updated}, "
+               f"unchanged {report.unchanged}, rejected {len(report.rejected)}")
+    for number, reason in report.rejected:
+        click.echo(f"  line {number}: {reason}")
 
 
 @dev_cli.command("up")
@@ -244,3 +303,28 @@ def _safe_url(url: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return urlunsplit(parts._replace(netloc=netloc))
     return url
+
+
+# ---- vouchers ------------------------------------------------------------------------
+
+vouchers_cli = AppGroup("vouchers", help="Voucher pools.")
+
+
+@vouchers_cli.command("import")
+@click.argument("pool")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def vouchers_import(pool: str, path: str) -> None:
+    """Add the codes of CSV file PATH (column `code`) to POOL; reports duplicates and rejected lines."""
+    from webapp import vouchers
+
+    with open(path, encoding="utf-8-sig", newline="") as lines, db.database.connection_context():
+        try:
+            report = vouchers.import_codes(pool, lines, actor="cli")
+        except vouchers.VoucherError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"{report.pool}: {report.added} added, {len(report.duplicates)} duplicate(s), "
+               f"{len(report.rejected)} rejected")
+    for code in report.duplicates:
+        click.echo(f"  duplicate: {code}")
+    for line, text, why in report.rejected:
+        click.echo(f"  line {line} rejected ({why}): {text}")

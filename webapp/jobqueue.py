@@ -35,6 +35,19 @@ JOBS: dict[str, JobSpec] = {
     "heartbeat": JobSpec("jobs.schedule.heartbeat", "fast", 10),
     "expire_requests": JobSpec("jobs.sweeps.expire_requests", "default", 120),
     "purge_idempotency": JobSpec("jobs.sweeps.purge_idempotency", "slow", 300),
+    # gateway sources (jobs/gateway.py)
+    "gateway_poll": JobSpec("jobs.gateway.poll", "default", 120),
+    "gateway_collect": JobSpec("jobs.gateway.collect", "default", 60),
+    "gateway_reread": JobSpec("jobs.gateway.reread", "default", 60, retry=3),
+    "send_notification": JobSpec("jobs.whatsapp.send_notification", "fast", 60),
+    "notification_sweep": JobSpec("jobs.sweeps.resend_lost_notifications", "default", 120),
+    "reminder_rules": JobSpec("jobs.sweeps.run_reminder_rules", "default", 300),
+    "whatsapp_acks": JobSpec("jobs.whatsapp.refresh_acks", "slow", 120),
+    "whatsapp_session": JobSpec("jobs.whatsapp.session_action", "fast", 60),
+    # mailbox sources (jobs/mailbox.py)
+    "mailbox_fetch": JobSpec("jobs.mailbox.fetch", "default", 300),
+    # portal sources (jobs/portal.py)
+    "portal_pass": JobSpec("jobs.portal.run_pass", "slow", 300),
 }
 
 # Recurring jobs (name -> interval in seconds), registered with rq-scheduler under
@@ -43,6 +56,9 @@ RECURRING: dict[str, int] = {
     "heartbeat": 5,
     "expire_requests": 30,
     "purge_idempotency": 3600,
+    "notification_sweep": 15,
+    "reminder_rules": 60,
+    "whatsapp_acks": 120,
 }
 
 _redis: dict[str, Redis] = {}
@@ -97,7 +113,9 @@ def enqueue(name: str, *args, job_id: str | None = None, connection: Redis | Non
 def enqueue_at(name: str, when: datetime, *args, job_id: str | None = None, connection: Redis | None = None):
     """Enqueue job `name` to run at `when` (aware), after the current transaction commits.
 
-    Runs through rq's own scheduler (workers started with --with-scheduler).
+    Runs through rq's own scheduler (workers started with --with-scheduler). rq keeps
+    whole seconds, rounding down, so the job may start up to a second early: a job
+    that must not run early checks the time itself (see jobs.whatsapp).
     """
     if when.tzinfo is None:
         raise ValueError("enqueue_at needs an aware datetime")

@@ -625,3 +625,42 @@ def _observed_payment(request: PaymentRequest, obs: RequestObservation, now: dat
     if not _settle(payment, candidate, actor=f"source:{obs.source}", now=now, how="reported by source", fresh=True,
                    announce=announce):
         raise LedgerError("conflict", f"{request.reference} changed while {obs.source} reported it paid")
+
+
+# ---------------------------------------------------------------- reversals (mailbox, issue 5)
+
+REVERSED_REASON = "reversed at the provider"
+
+
+def flag_reversal(source: str, transaction_id: str, *, reason: str = REVERSED_REASON,
+                  actor: str = "system") -> Payment | None:
+    """A provider pulled back transaction `transaction_id` seen at `source`: its payment goes to review.
+
+    A confirmed payment goes to review with reason "reversed at the provider" and its
+    request is flagged "payment_reversed" (it stays paid until staff decide); an
+    unmatched one goes to review too; one already in review or rejected keeps its
+    status and gets the reason. Returns the payment, or None when no payment has that
+    transaction id at that source. Idempotent: a second report changes nothing.
+    """
+    full = reason if reason.startswith(REVERSED_REASON) else f"{REVERSED_REASON}: {reason}"
+    with db.transaction():
+        payment = (Payment.select().where(Payment.source == source, Payment.transaction_id == transaction_id)
+                   .order_by(Payment.id).first())
+        if payment is None:
+            return None
+        if (payment.reason or "").startswith(REVERSED_REASON):
+            return payment
+        status = PaymentStatus.REVIEW if payment.status in (PaymentStatus.CONFIRMED, PaymentStatus.UNMATCHED) \
+            else payment.status
+        changed = Payment.update(status=status, reason=full).where(
+            Payment.id == payment.id, Payment.status == payment.status).execute()
+        if changed != 1:
+            raise LedgerError("conflict", f"payment {payment.id} changed while its reversal was recorded; retry")
+        if payment.status == PaymentStatus.CONFIRMED and payment.request_id:
+            PaymentRequest.update(flag="payment_reversed").where(PaymentRequest.id == payment.request_id).execute()
+        audit.record("payment.reversed", f"payment:{payment.id}", actor=actor, transaction_id=transaction_id,
+                     status_before=payment.status, status=status, reason=full)
+        notify.admin_alert(f"payment:{payment.id}:reversed",
+                           f"Paywatch: payment {payment.id} ({source}, {transaction_id}) was {full}; "
+                           "it is in review")
+    return sqlcache.by_id(Payment, payment.id)

@@ -285,7 +285,7 @@ class Notification(BaseModel):
     context = JSONField(default=dict)
 
     class Meta:
-        indexes = ((("status", "due_at"), False),)
+        indexes = ((("status", "due_at"), False), (("status", "sent_at"), False), (("phone", "sent_at"), False))
 
 
 class Template(BaseModel):

@@ -22,11 +22,14 @@ class Kind:
     REJECTED_CUSTOMER = "payment_rejected_customer"
     UNMATCHED_ADMIN = "payment_unmatched_admin"
     ADMIN_ALERT = "admin_alert"
+    REMINDER = "reminder"
     ALL = (
         PENDING_ALERT_AGENT, PENDING_ALERT_CUSTOMER, CONFIRMED_CUSTOMER, CONFIRMED_AGENT,
-        EXPIRED_CUSTOMER, REJECTED_CUSTOMER, UNMATCHED_ADMIN, ADMIN_ALERT,
+        EXPIRED_CUSTOMER, REJECTED_CUSTOMER, UNMATCHED_ADMIN, ADMIN_ALERT, REMINDER,
     )
     PENDING_ALERTS = (PENDING_ALERT_AGENT, PENDING_ALERT_CUSTOMER)
+    # Wait out quiet hours; everything else is transactional (a setting decides).
+    REMINDERS = (PENDING_ALERT_AGENT, PENDING_ALERT_CUSTOMER, REMINDER)
 
 
 def _queue(kind: str, phone: str | None, subject: str, *, due_at: datetime | None = None,
@@ -44,7 +47,26 @@ def _queue(kind: str, phone: str | None, subject: str, *, due_at: datetime | Non
         "context": context,
     }
     new_id = sqlcache.insert(Notification, row, ignore_conflict=True)
-    return row["dedupe_key"] if new_id is not None else None
+    if new_id is None:
+        return None
+    schedule_send(new_id, row["due_at"])
+    return row["dedupe_key"]
+
+
+def send_job_id(notification_id: int, due_at: datetime) -> str:
+    """One job id per row and due time: enqueueing the same schedule twice keeps one job."""
+    return f"notify-{notification_id}-{int(due_at.timestamp())}"
+
+
+def schedule_send(notification_id: int, due_at: datetime) -> None:
+    """Enqueue the send job at `due_at`, after the current transaction commits."""
+    from webapp import jobqueue
+
+    job_id = send_job_id(notification_id, due_at)
+    if due_at <= utcnow():
+        jobqueue.enqueue("send_notification", notification_id, job_id=job_id)
+    else:
+        jobqueue.enqueue_at("send_notification", due_at, notification_id, job_id=job_id)
 
 
 def _agent_phone(request: PaymentRequest) -> str | None:
@@ -109,3 +131,20 @@ def admin_alert(key: str, text: str) -> list[str]:
     phones = options.current().get("admin_phones") or []
     ids = [_queue(Kind.ADMIN_ALERT, phone, key, text=text) for phone in phones]
     return [i for i in ids if i]
+
+
+def retry(notification_id: int, *, actor: str) -> Notification:
+    """Staff's retry button: a failed (or cancelled) message goes out again, now."""
+    from webapp import audit, db
+
+    now = utcnow()
+    with db.transaction():
+        changed = sqlcache.update(
+            Notification, {"status": NotificationStatus.PENDING, "attempts": 0, "due_at": now, "last_error": None},
+            {"id": notification_id, "status": (NotificationStatus.FAILED, NotificationStatus.CANCELLED)},
+        )
+        if changed != 1:
+            raise ValueError(f"notification {notification_id} is not failed or cancelled")
+        audit.record("notification.retried", f"notification:{notification_id}", actor=actor)
+        schedule_send(notification_id, now)
+    return Notification.get_by_id(notification_id)

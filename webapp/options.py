@@ -73,6 +73,18 @@ def _phones(value: Any) -> list[str]:
     return phones
 
 
+def _clock(value: Any) -> str:
+    """"HH:MM" (24-hour), or "" for none."""
+    text = str(value or "").strip()
+    if not text:
+        return ""
+    hours, _, minutes = text.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and 0 <= int(hours) < 24 and 0 <= int(minutes) < 60
+            and len(minutes) == 2):
+        raise ValueError("must be a time like 21:30, or empty")
+    return f"{int(hours):02d}:{minutes}"
+
+
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -114,6 +126,19 @@ OPTIONS: dict[str, Option] = {
                lambda s: 50, "a request whose amount cannot be made unique within this is refused"),
         Option("admin_phones", "Admin WhatsApp numbers", _phones, lambda s: [],
                "comma-separated; told about unmatched payments and source alarms", kind="text"),
+        Option("cap_per_minute", "WhatsApp: messages per minute", _int(1, 10000), lambda s: 30,
+               "over a cap a message waits for the next free slot; it is never dropped"),
+        Option("cap_per_hour", "WhatsApp: messages per hour", _int(1, 100000), lambda s: 600, ""),
+        Option("cap_per_day", "WhatsApp: messages per day", _int(1, 1000000), lambda s: 5000, ""),
+        Option("cap_per_recipient_hour", "WhatsApp: per recipient per hour", _int(1, 1000), lambda s: 6, ""),
+        Option("cap_per_recipient_day", "WhatsApp: per recipient per day", _int(1, 10000), lambda s: 20, ""),
+        Option("send_gap_ms", "WhatsApp: pause between sends (ms)", _int(0, 60000), lambda s: 250,
+               "plus up to the same again at random, so sends don't look machine-made"),
+        Option("quiet_start", "Quiet hours from", _clock, lambda s: "", "HH:MM in the configured time zone; "
+               "empty: no quiet hours. Reminders and pending alerts wait until they end", kind="text"),
+        Option("quiet_end", "Quiet hours until", _clock, lambda s: "", "HH:MM", kind="text"),
+        Option("quiet_holds_transactional", "Quiet hours hold confirmations too", _bool, lambda s: False,
+               "off: confirmations, expiry and rejection notices go out at any hour", kind="checkbox"),
     )
 }
 

@@ -11,9 +11,8 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 from peewee import JOIN
 
-from webapp import apikeys, options, settings
+from webapp import apikeys, options
 from webapp.access import access, actor
-from webapp.config import MODES
 from webapp.htmx import render
 from webapp.models import ApiKey, Role, User
 
@@ -22,7 +21,6 @@ bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 def fields(values: dict[str, Any]) -> list[dict[str, Any]]:
     """What the form shows for each option: key, label, help, value and input kind."""
-    base = settings()
     rows = []
     for key, option in options.OPTIONS.items():
         value = values.get(key)

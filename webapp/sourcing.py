@@ -91,7 +91,8 @@ def _walk_keys(value: Any):
     if isinstance(value, dict):
         for key, inner in value.items():
             yield str(key)
-            yield from _walk_keys(inner)
+            if key != "fields":  # a portal login's "fields" maps to input names, not secrets
+                yield from _walk_keys(inner)
     elif isinstance(value, list):
         for inner in value:
             yield from _walk_keys(inner)
@@ -189,3 +190,20 @@ def all_freshness() -> list[Freshness]:
 
 def schedule_id(name: str) -> str:
     return f"paywatch-source-{name}"
+
+
+# ---- Sources page (webapp/sources.py): enable / disable -------------------------------
+
+
+def set_enabled(name: str, enabled: bool, *, actor: str) -> Source:
+    """Enable or disable source `name` (audited when it changes); SourceError when there is none.
+
+    The caller re-registers the schedules (jobqueue.register_sources) after this commits.
+    """
+    with db.transaction():
+        source = get(name)
+        changed = Source.update(enabled=enabled).where(Source.id == source.id, Source.enabled == (not enabled)).execute()
+        if changed:
+            audit.record("source.enabled" if enabled else "source.disabled", f"source:{source.name}", actor=actor)
+    return Source.get_by_id(source.id)
+# ---- end of the Sources page section ----------------------------------------------------

@@ -1,7 +1,7 @@
 """The users page (admins): create, change role, deactivate, reset password."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, url_for
 
 from webapp import accounts
 from webapp.access import access, actor

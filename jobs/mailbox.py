@@ -1,0 +1,405 @@
+"""Mailbox sources: read provider mail over IMAP and hand the money to the ledger.
+
+`fetch(source_id)` (job "mailbox_fetch") is one pass over one source's folder:
+take every message whose UID is above the source's cursor (the whole folder
+again when UIDVALIDITY changed), parse it (jobs/emails.py), ingest the money in
+batches of `batch_size` (ledger.ingest_payments: one commit per batch), and
+only after that commit mark our messages \\Seen (or move them to
+`processed_folder`) and advance the cursor. A crash anywhere in between re-reads
+the batch on the next pass; ingest is idempotent on the Message-ID, so nothing
+is doubled. Mail from unknown senders is counted and left untouched (it may be
+a person's mail); mail from a provider or a trusted forwarder that no rule
+reads is kept as unreadable evidence. The watcher (jobs/mailbox_watch.py) and
+rq-scheduler (`"idle": false`) only ever ask for passes through
+`request_fetch()`, which keeps at most one waiting pass per source.
+
+Source state written here (Source.state, shown on the source's page and in
+/api/v1/health): `progress` {done, total, running, started_at, finished_at},
+`counts` {received, reversal, reversal_unknown, not_money, unparsed, ignored,
+duplicate} since the source was added, `last_contact_at`, `last_mail_at`,
+`last_fetch` (the summary below); the watcher adds `watch`.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Iterator
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from jobs import job
+from jobs.email_providers import Provider, ProviderError, load_providers, sender_matches
+from jobs.email_text import read_mail
+from jobs.emails import ParsedMail, explain, parse_message
+from webapp import config as app_config, jobqueue, ledger, sourcing
+from webapp.models import Source, SourceKind, utcnow
+
+log = logging.getLogger("jobs.mailbox")
+
+FETCH_TIMEOUT_S = 300  # keep equal to JOBS["mailbox_fetch"].timeout
+_LOCK_WAIT_S = 240
+_MAX_RAW = 256 * 1024  # evidence kept per mail; provider notifications are far smaller
+_WAKE_TTL_S = 600
+
+
+class MailboxError(Exception):
+    """A mailbox that cannot be read. `permanent`: retrying will not help (config, login)."""
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class MailboxConfig:
+    host: str
+    port: int
+    ssl: bool
+    username: str
+    password: str
+    folder: str = "INBOX"
+    processed_folder: str | None = None
+    idle: bool = True
+    providers: tuple[str, ...] | None = None
+    trusted_senders: tuple[str, ...] = ()
+    providers_dir: str | None = None
+    batch_size: int = 100
+    timeout_s: float = 30.0
+
+
+def mailbox_config(config: dict[str, Any], *, with_secrets: bool = True) -> MailboxConfig:
+    """A checked MailboxConfig from a source's config; MailboxError(permanent) names the bad key."""
+    def text(key: str, default: str | None = None) -> str | None:
+        value = config.get(key, default)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise MailboxError(f"mailbox config: {key} must be a non-empty string", permanent=True)
+        return value
+
+    def names(key: str) -> tuple[str, ...] | None:
+        value = config.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise MailboxError(f"mailbox config: {key} must be a list of strings", permanent=True)
+        return tuple(v.strip() for v in value)
+
+    ssl = config.get("ssl", True)
+    port = config.get("port", 993 if ssl else 143)
+    batch = config.get("batch_size", 100)
+    for key, value in (("ssl", ssl), ("idle", config.get("idle", True))):
+        if not isinstance(value, bool):
+            raise MailboxError(f"mailbox config: {key} must be true or false", permanent=True)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise MailboxError(f"mailbox config: port must be a TCP port number, got {port!r}", permanent=True)
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
+        raise MailboxError(f"mailbox config: batch_size must be 1–1000, got {batch!r}", permanent=True)
+    username = password = ""
+    if with_secrets:
+        try:
+            username = app_config.secret(text("username_env"))
+            password = app_config.secret(text("password_env"))
+        except app_config.ConfigError as exc:
+            raise MailboxError(f"mailbox credentials: {exc}", permanent=True) from None
+    return MailboxConfig(
+        host=text("host"), port=port, ssl=ssl, username=username, password=password,
+        folder=text("folder", "INBOX"), processed_folder=text("processed_folder"),
+        idle=config.get("idle", True), providers=names("providers"),
+        trusted_senders=names("trusted_senders") or (), providers_dir=text("providers_dir"),
+        batch_size=batch,
+    )
+
+
+def parsers_for(cfg: MailboxConfig) -> list[Provider]:
+    """The providers this source reads: all loaded ones (built-in + providers_dir) or those named."""
+    try:
+        loaded = load_providers([cfg.providers_dir] if cfg.providers_dir else [])
+    except ProviderError as exc:
+        raise MailboxError(str(exc), permanent=True) from None
+    if cfg.providers is None:
+        return loaded
+    by_name = {p.name: p for p in loaded}
+    unknown = [n for n in cfg.providers if n not in by_name]
+    if unknown:
+        raise MailboxError(f"mailbox config: unknown provider(s) {', '.join(unknown)}; "
+                           f"known: {', '.join(sorted(by_name))}", permanent=True)
+    return [by_name[n] for n in cfg.providers]
+
+
+def connect(cfg: MailboxConfig) -> IMAPClient:
+    """A logged-in client with TCP_NODELAY (no Nagle delay on small commands).
+
+    Raises MailboxError: permanent for a refused login, transient otherwise.
+    """
+    try:
+        client = IMAPClient(cfg.host, port=cfg.port, ssl=cfg.ssl, timeout=cfg.timeout_s)
+    except (OSError, IMAPClientError) as exc:
+        raise MailboxError(f"cannot reach {cfg.host}:{cfg.port}: {exc}") from None
+    client.normalise_times = False  # aware INTERNALDATEs, not local-time naive ones
+    try:
+        client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client.login(cfg.username, cfg.password)
+    except LoginError as exc:
+        close(client)
+        raise MailboxError(f"login refused for {cfg.username!r} at {cfg.host}: {exc}", permanent=True) from None
+    except (OSError, IMAPClientError) as exc:
+        close(client)
+        raise MailboxError(f"cannot log in to {cfg.host}:{cfg.port}: {exc}") from None
+    return client
+
+
+def close(client: IMAPClient) -> None:
+    """Log out politely, or just drop the socket when the connection is already broken."""
+    try:
+        client.logout()
+    except Exception:
+        try:
+            client.shutdown()
+        except Exception:
+            pass
+
+
+# ---------------------------------------------------------------- waking a pass
+
+
+def _wake_key(source_id: int) -> str:
+    return f"paywatch:mailbox:{source_id}:wake"
+
+
+def request_fetch(source_id: int) -> str | None:
+    """Enqueue a fetch of `source_id` unless one is already waiting; returns the new job's id.
+
+    A burst of IDLE notifications becomes one job: the marker set here is cleared by
+    the job when it starts, before it searches, so mail arriving after that point
+    enqueues the next pass and none is lost. A marker whose job Redis lost is replaced.
+    """
+    from rq.job import Job
+    from rq.exceptions import NoSuchJobError
+
+    redis = jobqueue.redis_connection()
+    job_id = f"mailbox-fetch-{source_id}-{time.time_ns()}"
+    if not redis.set(_wake_key(source_id), job_id, nx=True, ex=_WAKE_TTL_S):
+        waiting = redis.get(_wake_key(source_id))
+        try:
+            if waiting and Job.fetch(waiting.decode(), connection=redis).get_status() in (
+                    "queued", "deferred", "scheduled"):
+                return None
+        except NoSuchJobError:
+            pass
+        redis.set(_wake_key(source_id), job_id, ex=_WAKE_TTL_S)
+    jobqueue.enqueue("mailbox_fetch", source_id, job_id=job_id)
+    return job_id
+
+
+def _woken(source_id: int) -> None:
+    from rq import get_current_job
+
+    current = get_current_job()
+    redis = jobqueue.redis_connection()
+    if current is None or (redis.get(_wake_key(source_id)) or b"").decode() == current.id:
+        redis.delete(_wake_key(source_id))
+
+
+# ---------------------------------------------------------------- the pass
+
+
+@job
+def fetch(source_id: int) -> dict[str, Any]:
+    """One pass over a mailbox source (see the module docstring); returns a summary.
+
+    Config and login problems are recorded on the source (and raise an alarm) and
+    returned; connection problems are recorded and raised, so RQ shows the failure.
+    """
+    source = Source.get_or_none(Source.id == source_id)
+    if source is None or source.kind != SourceKind.MAILBOX or not source.enabled:
+        return {"skipped": "no such enabled mailbox source", "source_id": source_id}
+    _woken(source_id)
+    lock = jobqueue.redis_connection().lock(f"paywatch:mailbox:{source_id}:lock",
+                                            timeout=FETCH_TIMEOUT_S, blocking_timeout=_LOCK_WAIT_S)
+    if not lock.acquire():
+        raise MailboxError(f"source {source.name}: another pass held the lock for {_LOCK_WAIT_S} s")
+    try:
+        return _guarded_pass(Source.get_by_id(source_id))
+    finally:
+        try:
+            lock.release()
+        except Exception:  # expired after a very long pass: nothing to release
+            pass
+
+
+def _guarded_pass(source: Source) -> dict[str, Any]:
+    try:
+        cfg = mailbox_config(source.config or {})
+        providers = parsers_for(cfg)
+        client = connect(cfg)
+    except MailboxError as exc:
+        return _failed(source, exc)
+    sourcing.clear_alarm(source.id, "login")
+    try:
+        return _pass(source, cfg, providers, client)
+    except (OSError, IMAPClientError) as exc:
+        _failed(source, MailboxError(f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        close(client)
+
+
+def _failed(source: Source, exc: MailboxError) -> dict[str, Any]:
+    log.warning("mailbox %s: %s", source.name, exc)
+    sourcing.record_pass(source.id, ok=False, error=str(exc), progress={"running": False})
+    if exc.permanent:
+        sourcing.raise_alarm(source.id, "login" if "login" in str(exc) else "config", str(exc))
+        return {"source": source.name, "ok": False, "error": str(exc)}
+    raise exc
+
+
+def _pass(source: Source, cfg: MailboxConfig, providers: list[Provider], client: IMAPClient) -> dict[str, Any]:
+    info = client.select_folder(cfg.folder)
+    validity = int(info[b"UIDVALIDITY"])
+    cursor = dict(source.cursor or {})
+    reset = cursor.get("uidvalidity") not in (None, validity)
+    last_uid = 0 if reset else int(cursor.get("last_uid", 0))
+    # "n:*" always includes the highest UID, even below n: filter again.
+    uids = sorted(u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
+    if reset:
+        log.warning("mailbox %s: UIDVALIDITY changed (%s → %s): re-reading %s message(s)",
+                    source.name, cursor.get("uidvalidity"), validity, len(uids))
+    if cfg.processed_folder and uids and not client.folder_exists(cfg.processed_folder):
+        client.create_folder(cfg.processed_folder)
+    base, this_pass = Counter(cursor.get("counts", {})), Counter()
+    started, last_mail = utcnow(), (source.state or {}).get("last_mail_at")
+    progress = {"running": True, "done": 0, "total": len(uids), "started_at": started.isoformat(),
+                "finished_at": None}
+    sourcing.record_pass(source.id, ok=True, progress=progress, last_contact_at=started)
+    batches = 0
+    for chunk in _chunks(uids, cfg.batch_size):
+        newest = _batch(source, cfg, providers, client, chunk, this_pass)
+        batches += 1
+        if newest:
+            last_mail = max(filter(None, (last_mail, newest.isoformat())))
+        _save_cursor(source.id, {"uidvalidity": validity, "last_uid": chunk[-1], "counts": dict(base + this_pass)})
+        progress = {**progress, "done": progress["done"] + len(chunk)}
+        sourcing.record_pass(source.id, ok=True, progress=progress, counts=dict(base + this_pass),
+                             last_contact_at=utcnow(), last_mail_at=last_mail)
+    if not uids and cursor.get("uidvalidity") != validity:  # first pass, or a reset, on an empty folder
+        _save_cursor(source.id, {"uidvalidity": validity, "last_uid": 0, "counts": dict(base)})
+    summary = {"source": source.name, "ok": True, "folder": cfg.folder, "uidvalidity": validity,
+               "uidvalidity_changed": reset, "messages": len(uids), "batches": batches,
+               "kinds": dict(+this_pass)}
+    done = {**progress, "running": False, "finished_at": utcnow().isoformat()}
+    sourcing.record_pass(source.id, ok=True, progress=done, last_fetch=summary, last_contact_at=utcnow(),
+                         counts=dict(base + this_pass))
+    return summary
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _batch(source: Source, cfg: MailboxConfig, providers: list[Provider], client: IMAPClient,
+           uids: list[int], counts: Counter) -> datetime | None:
+    """Read, ingest (one commit), then mark: the order that makes a crash harmless."""
+    data = client.fetch(uids, ["BODY.PEEK[]", "INTERNALDATE"])
+    observations, reversals, ours, newest = [], [], [], None
+    actor = f"source:{source.name}"
+    for uid in uids:
+        item = data.get(uid)
+        if item is None:  # expunged between SEARCH and FETCH
+            continue
+        raw = bytes(item[b"BODY[]"])
+        arrived = item.get(b"INTERNALDATE")
+        arrived = arrived if isinstance(arrived, datetime) and arrived.tzinfo else None
+        parsed = parse_message(raw, providers=providers, trusted_forwarders=cfg.trusted_senders)
+        kind = _kind(parsed, raw, cfg)
+        counts[kind] += 1
+        if kind == "ignored":
+            continue  # not ours: leave it unseen, where it is
+        ours.append(uid)
+        newest = max(filter(None, (newest, arrived))) if arrived else newest
+        if kind in ("received", "unparsed"):
+            observations.append(_observation(source.name, parsed, raw, arrived, readable=kind == "received"))
+        elif kind == "reversal":
+            reversals.append(parsed)
+    results = ledger.ingest_payments(observations, actor=actor) if observations else []
+    counts["duplicate"] += sum(1 for r in results if not r.created)
+    for parsed in reversals:
+        flagged = ledger.flag_reversal(source.name, parsed.reversed_transaction_id,
+                                       reason=f"reversed at the provider ({parsed.transaction_id or 'no id'})",
+                                       actor=actor) if parsed.reversed_transaction_id else None
+        if flagged is None:
+            counts["reversal_unknown"] += 1
+    _mark(client, cfg, ours)
+    return newest
+
+
+def _kind(parsed: ParsedMail, raw: bytes, cfg: MailboxConfig) -> str:
+    """ParsedMail.kind, except that a trusted forwarder's unreadable mail is evidence, not noise."""
+    if parsed.kind != "ignored" or not cfg.trusted_senders:
+        return parsed.kind
+    senders = read_mail(raw).from_addresses
+    if len(senders) == 1 and any(sender_matches(t, senders[0]) for t in cfg.trusted_senders):
+        return "unparsed"
+    return "ignored"
+
+
+def _observation(source: str, parsed: ParsedMail, raw: bytes, arrived: datetime | None, *,
+                 readable: bool) -> ledger.PaymentObservation:
+    text = raw[:_MAX_RAW].decode("utf-8", errors="replace").replace("\x00", "")
+    received = parsed.received_at or arrived or utcnow()
+    if not readable:
+        return ledger.PaymentObservation(
+            source=source, source_ref=parsed.source_ref, amount_minor=None, currency=None,
+            received_at=received, raw=text, parsed=False, verified=parsed.verified)
+    return ledger.PaymentObservation(
+        source=source, source_ref=parsed.source_ref, amount_minor=parsed.amount_minor,
+        currency=parsed.currency, received_at=received, sender_name=parsed.sender_name or "",
+        sender_phone=parsed.sender_phone, note=parsed.note or "", transaction_id=parsed.transaction_id,
+        raw=text, parsed=True, verified=parsed.verified)
+
+
+def _mark(client: IMAPClient, cfg: MailboxConfig, uids: list[int]) -> None:
+    if not uids:
+        return
+    client.add_flags(uids, [b"\\Seen"], silent=True)
+    if not cfg.processed_folder:
+        return
+    if client.has_capability("MOVE"):
+        client.move(uids, cfg.processed_folder)
+    else:
+        client.copy(uids, cfg.processed_folder)
+        client.delete_messages(uids, silent=True)
+        if client.has_capability("UIDPLUS"):
+            client.uid_expunge(uids)
+        else:
+            client.expunge()
+
+
+def _save_cursor(source_id: int, cursor: dict[str, Any]) -> None:
+    # The cursor is this job's own bookmark (not a status): written under the source's lock.
+    Source.update(cursor=cursor).where(Source.id == source_id).execute()
+
+
+# ---------------------------------------------------------------- `flask parsers test`
+
+
+def explain_file(raw: bytes, *, config: dict[str, Any] | None = None, trusted: tuple[str, ...] = (),
+                 providers_dir: str | None = None) -> str:
+    """What the parsers make of one mail, with a source's providers and trusted senders."""
+    config = dict(config or {})
+    if providers_dir:
+        config["providers_dir"] = providers_dir
+    config.setdefault("host", "-")
+    cfg = mailbox_config(config, with_secrets=False)
+    providers = parsers_for(cfg)
+    trusted_all = (*cfg.trusted_senders, *trusted)
+    parsed = parse_message(raw, providers=providers, trusted_forwarders=trusted_all)
+    text = explain(parsed)
+    kind = _kind(parsed, raw, replace(cfg, trusted_senders=trusted_all))
+    if kind != parsed.kind:
+        text += "\nmailbox: from a trusted sender but unreadable: kept as evidence (unreadable payment)"
+    return text

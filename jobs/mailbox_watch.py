@@ -1,0 +1,188 @@
+"""The mailbox watcher (`flask --app wsgi mailbox watch`): IMAP IDLE on every enabled mailbox source.
+
+One thread per source holds an IDLE connection; whatever the server says during
+IDLE is taken as "something changed" and enqueues a fetch (jobs.mailbox.request_fetch,
+one waiting pass per source however many notifications arrive). Every connect
+enqueues a fetch too, so mail that arrived while we were away is read. Any
+error — a dropped socket, a BYE, the "unterminated line" imapclient sometimes
+raises in idle_check (imapclient #519) — closes the connection and reconnects
+with exponential backoff (1 s doubling to 60 s). IDLE is re-issued every
+`interval_s` (at most 25 min, inside the 29-min limit of RFC 2177); each renewal
+is a round trip that proves the server alive and is recorded as the source's
+`last_contact_at`. A server without IDLE is polled every `interval_s` from here.
+The Source table is re-read every `rescan_s`: sources added, removed, disabled
+or changed are picked up without a restart. Sources with `"idle": false` are left
+to rq-scheduler (webapp.jobqueue.register_sources).
+"""
+from __future__ import annotations
+
+import logging
+import random
+import select
+import socket
+import threading
+import time
+from typing import Any
+
+from flask import Flask
+from imapclient import IMAPClient
+
+from jobs.mailbox import MailboxError, close, connect, mailbox_config, request_fetch
+from webapp import db, sourcing
+from webapp.models import Source, SourceKind, utcnow
+
+log = logging.getLogger("jobs.mailbox_watch")
+
+IDLE_LIMIT_S = 25 * 60
+BACKOFF_MAX_S = 60.0
+_CHECK_S = 1.0  # how long one idle_check blocks: the latency of noticing `stop`
+
+
+class _Disconnected(Exception):
+    """The server closed the connection (BYE or end of stream)."""
+
+
+def watch(app: Flask, stop: threading.Event, *, rescan_s: float = 30.0, renew_s: float | None = None) -> None:
+    """Watch every enabled IDLE mailbox source until `stop` is set; then close every connection."""
+    watchers: dict[int, SourceWatcher] = {}
+    log.info("mailbox watcher started (re-reading sources every %.0f s)", rescan_s)
+    try:
+        while not stop.is_set():
+            try:
+                wanted = _wanted_sources(app)
+            except Exception as exc:  # database briefly away: keep what runs, try again
+                log.warning("mailbox watcher: cannot read sources: %s", exc)
+                wanted = {sid: w.signature for sid, w in watchers.items()}
+            for source_id in [s for s in watchers if watchers[s].signature != wanted.get(s)]:
+                log.info("mailbox watcher: stopping source %s", watchers[source_id].source_name)
+                watchers.pop(source_id).stop()
+            for source_id, signature in wanted.items():
+                if source_id not in watchers:
+                    watchers[source_id] = SourceWatcher(app, source_id, signature, renew_s=renew_s)
+                    watchers[source_id].start()
+            stop.wait(rescan_s)
+    finally:
+        for watcher in watchers.values():
+            watcher.stop(join=False)
+        for watcher in watchers.values():
+            watcher.join(timeout=10)
+        log.info("mailbox watcher stopped")
+
+
+def _wanted_sources(app: Flask) -> dict[int, tuple]:
+    with app.app_context(), db.database.connection_context():
+        rows = Source.select().where(Source.kind == SourceKind.MAILBOX, Source.enabled == True)  # noqa: E712
+        return {s.id: (s.name, repr(sorted((s.config or {}).items())), s.interval_s) for s in rows
+                if (s.config or {}).get("idle", True) is not False}
+
+
+class SourceWatcher(threading.Thread):
+    """One source's IDLE loop (see the module docstring); `stop()` ends it within ~1 s."""
+
+    def __init__(self, app: Flask, source_id: int, signature: tuple, *, renew_s: float | None = None):
+        name, _, interval_s = signature
+        super().__init__(name=f"mailbox-watch-{name}", daemon=True)
+        self.app, self.source_id, self.signature, self.source_name = app, source_id, signature, name
+        self.renew_s = renew_s or min(max(interval_s, 10), IDLE_LIMIT_S)
+        self.poll_s = max(interval_s, 5)
+        self._stop_event = threading.Event()
+        self._idling = False
+
+    def stop(self, join: bool = True) -> None:
+        self._stop_event.set()
+        if join:
+            self.join(timeout=10)
+
+    def run(self) -> None:
+        delay = 1.0
+        while not self._stop_event.is_set():
+            began, self._idling = time.monotonic(), False
+            try:
+                self._session()
+            except MailboxError as exc:
+                self._record(ok=False, error=str(exc), connected=False)
+                if exc.permanent:
+                    delay = BACKOFF_MAX_S
+            except Exception as exc:  # any abort: reconnect and re-search (imapclient #519)
+                self._record(ok=False, error=f"{type(exc).__name__}: {exc}", connected=False)
+            if self._stop_event.is_set():
+                break
+            if self._idling and time.monotonic() - began > 2:
+                delay = 0.2  # a good connection dropped (often #519 after our own \Seen): come back at once
+            wait = delay * random.uniform(0.8, 1.2)
+            log.info("mailbox %s: reconnecting in %.1f s", self.source_name, wait)
+            self._stop_event.wait(wait)
+            delay = min(max(delay * 2, 1.0), BACKOFF_MAX_S)
+
+    def _session(self) -> None:
+        with self.app.app_context():
+            with db.database.connection_context():
+                config = Source.get_by_id(self.source_id).config or {}
+            cfg = mailbox_config(config)
+        client = connect(cfg)
+        try:
+            client.select_folder(cfg.folder, readonly=True)
+            idle = client.has_capability("IDLE")
+            self._record(ok=True, connected=True, mode="idle" if idle else "poll")
+            self._trigger("connected")  # whatever arrived while we were away
+            if idle:
+                self._idle_loop(client)
+            else:
+                self._poll_loop(client)
+        finally:
+            close(client)
+
+    def _idle_loop(self, client: IMAPClient) -> None:
+        while not self._stop_event.is_set():
+            client.idle()
+            self._idling = True
+            renew_at = time.monotonic() + self.renew_s
+            while not self._stop_event.is_set() and time.monotonic() < renew_at:
+                responses = client.idle_check(timeout=_CHECK_S)
+                if responses:
+                    if any(r and r[0] == b"BYE" for r in responses if isinstance(r, tuple)):
+                        raise _Disconnected("the server said BYE")
+                    self._trigger("idle")
+                elif _at_eof(client):
+                    raise _Disconnected("the server closed the connection")
+            _, responses = client.idle_done()
+            if responses:
+                self._trigger("idle")
+            self._record(ok=True, connected=True, mode="idle")
+
+    def _poll_loop(self, client: IMAPClient) -> None:
+        while not self._stop_event.wait(self.poll_s):
+            client.noop()
+            self._trigger("poll")
+            self._record(ok=True, connected=True, mode="poll")
+
+    def _trigger(self, why: str) -> None:
+        with self.app.app_context():
+            job_id = request_fetch(self.source_id)
+        if job_id:
+            log.info("mailbox %s: %s → fetch %s", self.source_name, why, job_id)
+
+    def _record(self, *, ok: bool, connected: bool, error: str | None = None, mode: str | None = None) -> None:
+        now = utcnow()
+        watch_state: dict[str, Any] = {"connected": connected, "mode": mode, "at": now.isoformat()}
+        extra = {"last_contact_at": now} if ok else {}
+        if not ok:
+            log.warning("mailbox %s: %s", self.source_name, error)
+        try:
+            with self.app.app_context(), db.database.connection_context():
+                sourcing.record_pass(self.source_id, ok=ok, error=error, watch=watch_state, **extra)
+        except Exception as exc:  # the watch goes on without its bookkeeping
+            log.warning("mailbox %s: cannot record state: %s", self.source_name, exc)
+
+
+def _at_eof(client: IMAPClient) -> bool:
+    """True when the peer closed the socket (idle_check returns [] at end of stream, no error)."""
+    sock = client.socket()
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        # Readable yet idle_check read no line: peek (without the socket's timeout wait) for EOF.
+        return bool(readable) and socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except (OSError, ValueError):
+        return True

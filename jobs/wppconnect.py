@@ -1,0 +1,166 @@
+"""The wppconnect-server adapter (contract: shared/contracts/wppconnect.md).
+
+One recipient per request, digits-only international phone, every outcome
+classified into SendResult or WhatsAppError (`kind`, `permanent`):
+
+- 401 → "config" (wrong secret key or token): sending is paused until fixed;
+- 404 "Disconnected" (also what a bad input type gives) → "disconnected", transient;
+- 400 "… não existe" → "not_on_whatsapp", permanent for that number;
+- 5xx, timeouts, connection errors → "server", transient (retried with backoff);
+- 201 with an empty `response`, or an `ack` < 0 → "failed", permanent.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import requests
+
+TIMEOUT = (3.05, 20)
+_tokens: dict[tuple[str, str, str], str] = {}
+_lock = threading.Lock()
+
+
+class WhatsAppError(Exception):
+    def __init__(self, kind: str, message: str, *, permanent: bool, status: int | None = None):
+        super().__init__(message)
+        self.kind, self.message, self.permanent, self.status = kind, message, permanent, status
+
+
+@dataclass(frozen=True)
+class SendResult:
+    provider_id: str
+    ack: int | None
+    to: str
+
+
+@dataclass(frozen=True)
+class SessionState:
+    status: str  # CLOSED / INITIALIZING / QRCODE / PHONECODE / CONNECTED
+    qrcode: str | None  # data: URL of the QR image while pairing
+
+
+def _json(response: requests.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {"value": body}
+
+
+class Client:
+    """A wppconnect session: `token` given, or generated from the server's secret key (cached)."""
+
+    def __init__(self, base_url: str, session: str, *, secret_key: str | None = None, token: str | None = None,
+                 http: requests.Session | None = None):
+        if not (secret_key or token):
+            raise WhatsAppError("config", "set WPPCONNECT_SECRET_KEY or WPPCONNECT_TOKEN", permanent=True)
+        self.base = base_url.rstrip("/")
+        self.session, self.secret_key, self.given_token = session, secret_key, token
+        self.http = http or requests.Session()
+
+    # -------------------------------------------------------------- auth
+
+    def token(self, *, fresh: bool = False) -> str:
+        if self.given_token:
+            return self.given_token
+        key = (self.base, self.session, self.secret_key)
+        with _lock:
+            if not fresh and key in _tokens:
+                return _tokens[key]
+        url = f"{self.base}/api/{self.session}/{self.secret_key}/generate-token"
+        try:
+            response = self.http.post(url, timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            raise WhatsAppError("server", f"cannot reach wppconnect at {self.base}: {type(exc).__name__}",
+                                permanent=False) from None
+        body = _json(response)
+        if response.status_code == 400:
+            raise WhatsAppError("config", "wppconnect refused the secret key (WPPCONNECT_SECRET_KEY)",
+                                permanent=True, status=400)
+        if response.status_code >= 300 or not body.get("token"):
+            raise WhatsAppError("server", f"generate-token answered HTTP {response.status_code}",
+                                permanent=False, status=response.status_code)
+        with _lock:
+            _tokens[key] = body["token"]
+        return body["token"]
+
+    def _call(self, method: str, path: str, **kwargs) -> requests.Response:
+        """One authenticated call; a 401 with a generated token gets one fresh token and one retry."""
+        for attempt in (1, 2):
+            headers = {"Authorization": f"Bearer {self.token(fresh=attempt == 2)}"}
+            try:
+                response = self.http.request(method, f"{self.base}/api/{self.session}/{path}",
+                                             headers=headers, timeout=TIMEOUT, **kwargs)
+            except requests.Timeout:
+                raise WhatsAppError("server", "wppconnect did not answer in time", permanent=False) from None
+            except requests.RequestException as exc:
+                raise WhatsAppError("server", f"cannot reach wppconnect: {type(exc).__name__}",
+                                    permanent=False) from None
+            if response.status_code != 401 or self.given_token or attempt == 2:
+                break
+        if response.status_code == 401:
+            raise WhatsAppError("config", "wppconnect refused our token (check WPPCONNECT_SECRET_KEY / "
+                                "WPPCONNECT_TOKEN and WPPCONNECT_SESSION)", permanent=True, status=401)
+        return response
+
+    # -------------------------------------------------------------- messages
+
+    def send_text(self, phone_e164: str, message: str) -> SendResult:
+        digits = "".join(ch for ch in phone_e164 if ch.isdigit())
+        if len(digits) < 8:
+            raise WhatsAppError("failed", f"{phone_e164!r} is not a phone number", permanent=True)
+        response = self._call("POST", "send-message", json={"phone": digits, "message": message})
+        body = _json(response)
+        if response.status_code == 404:
+            raise WhatsAppError("disconnected", "the WhatsApp session is not connected", permanent=False, status=404)
+        if response.status_code == 400 and "não existe" in str(body.get("message", "")):
+            raise WhatsAppError("not_on_whatsapp", f"{phone_e164} is not on WhatsApp", permanent=True, status=400)
+        if response.status_code >= 500:
+            raise WhatsAppError("server", f"wppconnect answered HTTP {response.status_code}: "
+                                f"{str(body.get('message', ''))[:120]}", permanent=False, status=response.status_code)
+        if response.status_code not in (200, 201):
+            raise WhatsAppError("failed", f"wppconnect answered HTTP {response.status_code}: "
+                                f"{str(body.get('message', body))[:160]}", permanent=True, status=response.status_code)
+        sent = body.get("response")
+        if not isinstance(sent, list) or not sent or not isinstance(sent[0], dict):
+            raise WhatsAppError("failed", "wppconnect accepted the call but sent nothing (empty response)",
+                                permanent=True, status=response.status_code)
+        message_info = sent[0]
+        ack = message_info.get("ack")
+        if isinstance(ack, int) and ack < 0:
+            raise WhatsAppError("failed", f"WhatsApp refused the message (ack {ack})", permanent=True)
+        provider_id = message_info.get("id")
+        if isinstance(provider_id, dict):
+            provider_id = provider_id.get("_serialized")
+        return SendResult(str(provider_id or ""), ack if isinstance(ack, int) else None, str(message_info.get("to", "")))
+
+    def ack_of(self, provider_id: str) -> int | None:
+        """The message's current ack (2 delivered, 3 read), or None when unknown."""
+        response = self._call("GET", f"message-by-id/{provider_id}")
+        if response.status_code not in (200, 201):
+            return None
+        data = (_json(response).get("response") or {}).get("data") or {}
+        ack = data.get("ack")
+        return ack if isinstance(ack, int) else None
+
+    # -------------------------------------------------------------- session
+
+    def session_state(self) -> SessionState:
+        response = self._call("GET", "status-session")
+        body = _json(response)
+        if response.status_code >= 300:
+            raise WhatsAppError("server", f"status-session answered HTTP {response.status_code}", permanent=False)
+        return SessionState(str(body.get("status") or "CLOSED").upper(), body.get("qrcode"))
+
+    def start_session(self, webhook: str | None = None) -> SessionState:
+        payload = {"webhook": webhook} if webhook else {}
+        response = self._call("POST", "start-session", json=payload)
+        body = _json(response)
+        if response.status_code >= 300:
+            raise WhatsAppError("server", f"start-session answered HTTP {response.status_code}", permanent=False)
+        return SessionState(str(body.get("status") or "CLOSED").upper(), body.get("qrcode"))
+
+    def close_session(self) -> bool:
+        response = self._call("POST", "close-session", json={})
+        return response.status_code == 200

@@ -1,0 +1,44 @@
+import pytest
+from selenium.webdriver.common.by import By
+
+from tests.browser.conftest import wait_until
+from tests.conftest import PASSWORD
+from webapp import db, templates_text
+
+pytestmark = pytest.mark.browser
+
+
+def text_of(driver, element_id):
+    return driver.execute_script("const e = document.getElementById(arguments[0]); return e && e.textContent.trim()",
+                                 element_id)
+
+
+def test_staff_edit_a_template_with_a_live_preview(browser, live_server, make_user, app):
+    user = make_user("staff")
+    browser.get(live_server.url + "/login")
+    browser.find_element(By.NAME, "email").send_keys(user.email)
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
+    wait_until(browser, lambda d: d.find_elements(By.ID, "counters"))
+
+    browser.get(live_server.url + "/notifications/templates/reminder")
+    area = browser.find_element(By.ID, "template-body")
+    area.clear()
+    area.send_keys("Hi {{ customer_name }}, pay {{ amount }}")
+    sample = templates_text.SAMPLE
+    wait_until(browser, lambda d: text_of(d, "preview-text") == f"Hi {sample['customer_name']}, pay {sample['amount']}")
+
+    # A misspelt variable: the preview turns into the error naming it.
+    area.send_keys(" by {{ expiress_at }}")
+    wait_until(browser, lambda d: "unknown variable: expiress_at" in (text_of(d, "preview-error") or ""))
+
+    # Fixed, then saved: back on the list with the new text.
+    for _ in range(len("expiress_at }}")):
+        area.send_keys("\b")
+    area.send_keys("expires_at }}")
+    wait_until(browser, lambda d: (text_of(d, "preview-text") or "").endswith(f"by {sample['expires_at']}"))
+    browser.find_element(By.ID, "save-template").click()
+    wait_until(browser, lambda d: d.find_elements(By.ID, "templates-table"))
+    assert "Template reminder saved." in browser.find_element(By.ID, "flashes").text
+    with app.app_context(), db.database.connection_context():
+        assert templates_text.current("reminder") == ("Hi {{ customer_name }}, pay {{ amount }} by {{ expires_at }}", True)

@@ -1,0 +1,100 @@
+"""The sources page: freshness and alarms (red), run a pass now, enable / disable (admins, audited)."""
+import re
+from datetime import timedelta
+
+import pytest
+from rq.job import Job
+
+from webapp import db, jobqueue, sourcing
+from webapp.models import Event, Source, utcnow
+
+HTMX = {"HX-Request": "true"}
+GATEWAY = {"kind": "gateway", "name": "iotec", "interval_s": 60, "config": {
+    "provider": "iotec", "auth_url": "http://x/auth", "api_url": "http://x/api",
+    "client_id_env": "IOTEC_ID", "client_secret_env": "IOTEC_SECRET"}}
+WEBHOOK = {"kind": "webhook", "name": "hooks", "config": {}}
+
+
+@pytest.fixture
+def domain(app):
+    def run(fn, *args, **kwargs):
+        with app.app_context(), db.database.connection_context():
+            return fn(*args, **kwargs)
+
+    return run
+
+
+@pytest.fixture
+def gateway(domain):
+    return domain(sourcing.save, GATEWAY, actor="test")[0]
+
+
+def row(html, name):
+    return html.split(f'id="source-{name}"')[1].split("</tr>")[0]
+
+
+def test_the_list_shows_freshness_progress_and_alarms_in_red(client, login_as, domain, gateway):
+    webhook = domain(sourcing.save, WEBHOOK, actor="test")[0]
+    domain(sourcing.record_pass, gateway.id, ok=True, last_contact_at=utcnow() - timedelta(minutes=1),
+           progress={"page": 3}, counts={"seen": 12})
+    domain(sourcing.raise_alarm, webhook.id, "login_failed", "the portal refused the password")
+    login_as("viewer")
+    html = client.get("/sources/").get_data(as_text=True)
+    ok, alarm = row(html, "iotec"), row(html, "hooks")
+    assert 'data-health="ok"' in ok and "page=3" in ok and "seen=12" in ok
+    assert re.search(r'<tr id="source-hooks" class="alarm"', html) and not re.search(r'<tr id="source-iotec" class="alarm', html)
+    assert 'data-alarm="login_failed"' in alarm and "the portal refused the password" in alarm
+    assert 'class="badge alarm"' in alarm
+    # Viewers see no buttons; the table polls itself.
+    assert "Run now" not in html and "Disable" not in html
+    partial = client.get("/sources/", headers=HTMX).get_data(as_text=True)
+    assert partial.startswith('<div class="overflow-auto sources" id="sources-table"') and 'hx-trigger="every 10s"' in partial
+
+
+def test_run_now_enqueues_the_kinds_pass_job_when_it_exists(client, login_as, auth, domain, gateway, redis_conn):
+    login_as("admin")
+    token = {"X-CSRFToken": auth.csrf_token("/sources/")}
+    spec = jobqueue.JOBS[sourcing.PASS_JOBS["gateway"]]
+    assert 'id="run-iotec"' in client.get("/sources/").get_data(as_text=True)
+    response = client.post(f"/sources/{gateway.id}/run", headers=token)
+    assert response.status_code == 302
+    job_id = re.search(r"A pass of iotec is queued \(([\w-]+)\)", client.get("/sources/").get_data(as_text=True)).group(1)
+    # Read by id: a worker of a test running alongside on the same Redis may already have taken it.
+    job = Job.fetch(job_id, connection=redis_conn)
+    assert (job.func_name, job.args, job.origin) == (spec.func, (gateway.id,), spec.queue)
+
+
+def test_run_now_is_refused_when_the_kind_has_no_job(client, login_as, auth, domain, redis_conn):
+    webhook = domain(sourcing.save, WEBHOOK, actor="test")[0]
+    login_as("admin")
+    assert 'id="run-hooks"' not in client.get("/sources/").get_data(as_text=True)
+    response = client.post(f"/sources/{webhook.id}/run", headers={"X-CSRFToken": auth.csrf_token("/sources/")})
+    assert response.status_code == 409
+    body = response.get_data(as_text=True)
+    assert "webhook sources cannot be run in this version" in body and "is queued" not in body
+
+
+def test_admins_disable_and_enable_a_source_and_it_is_audited(client, login_as, auth, domain, gateway, redis_conn):
+    admin = login_as("admin")
+    token = {"X-CSRFToken": auth.csrf_token("/sources/")}
+    assert client.post(f"/sources/{gateway.id}/enabled/0", headers=token).status_code == 302
+    assert domain(lambda: Source.get_by_id(gateway.id).enabled) is False
+    html = client.get("/sources/").get_data(as_text=True)
+    assert 'data-health="disabled"' in row(html, "iotec") and "Source iotec disabled." in html
+    client.post(f"/sources/{gateway.id}/enabled/0", headers=token)  # already disabled: nothing new
+    client.post(f"/sources/{gateway.id}/enabled/1", headers=token)
+    assert domain(lambda: Source.get_by_id(gateway.id).enabled) is True
+    audited = domain(lambda: [(e.action, e.subject, e.actor) for e in Event.select().where(
+        Event.action.in_(("source.enabled", "source.disabled"))).order_by(Event.id)])
+    assert audited == [("source.disabled", "source:iotec", f"user:{admin.id}"),
+                       ("source.enabled", "source:iotec", f"user:{admin.id}")]
+
+
+@pytest.mark.parametrize("role", ["viewer", "staff"])
+def test_only_admins_run_or_switch_sources(client, login_as, auth, domain, gateway, role, redis_conn):
+    login_as(role)
+    token = {"X-CSRFToken": auth.csrf_token("/sources/")}
+    assert client.post(f"/sources/{gateway.id}/run", headers=token).status_code == 403
+    assert client.post(f"/sources/{gateway.id}/enabled/0", headers=token).status_code == 403
+    assert domain(lambda: Source.get_by_id(gateway.id).enabled) is True
+    assert re.search(r"Run now|Disable", client.get("/sources/").get_data(as_text=True)) is None
