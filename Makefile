@@ -30,10 +30,14 @@ migrate: install
 run: install
 	$(BIN)/flask --app wsgi dev up
 
+# The sandbox's own credentials (sandbox/__main__.py); the demo sources name these variables.
+DEMO_ENV := WPPCONNECT_URL=http://127.0.0.1:21465 WPPCONNECT_SECRET_KEY=THISISMYSECURETOKEN \
+	ACME_PORTAL_USER=demo ACME_PORTAL_PASSWORD=demo-pass SHOP_IMAP_USER=payments SHOP_IMAP_PASSWORD=payments-pass \
+	IOTEC_CLIENT_ID=sandbox-client IOTEC_CLIENT_SECRET=sandbox-secret PAYWATCH_PENDING_ALERT_SECONDS=30 \
+	PAYWATCH_CURRENCY=UGX PAYWATCH_PHONE_REGION=UG PAYWATCH_TIMEZONE=Africa/Kampala
+
 demo: install
-	WPPCONNECT_URL=$${WPPCONNECT_URL:-http://127.0.0.1:21465} \
-	WPPCONNECT_SECRET_KEY=$${WPPCONNECT_SECRET_KEY:-THISISMYSECURETOKEN} \
-	$(BIN)/flask --app wsgi dev up --demo
+	env $(DEMO_ENV) $(BIN)/flask --app wsgi dev up --demo
 
 test: install
 	$(BIN)/python -m pytest

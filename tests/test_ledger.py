@@ -292,3 +292,18 @@ def test_a_batch_ingests_each_payment_once_in_one_commit(ctx):
     assert [r.created for r in results] == [True, False, True]
     assert results[0].payment.id == results[1].payment.id
     assert fresh(request).status == "paid" and fresh(results[2].payment).status == "unmatched"
+
+
+@pytest.mark.parametrize("decision", ["confirm", "reject"])
+def test_a_reversed_payment_goes_back_to_staff_as_an_ordinary_review(ctx, decision):
+    request = new_request(phone="+256772123456")
+    payment = pay(5000, phone="+256772123456", transaction_id="QK1234ABCD", source="mailbox").payment
+    ledger.flag_reversal("mailbox", "QK1234ABCD")
+    assert fresh(payment).status == "review" and fresh(request).status == "review"
+    assert fresh(request).flag == "payment_reversed"
+    if decision == "confirm":
+        ledger.confirm(payment.id, request.reference, actor="user:1")
+        assert fresh(request).status == "paid" and fresh(payment).status == "confirmed"
+    else:
+        ledger.reject(payment.id, request.reference, "the customer's bank pulled it back", actor="user:1")
+        assert fresh(request).status == "pending" and fresh(payment).status == "rejected"

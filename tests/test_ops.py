@@ -41,3 +41,21 @@ def test_healthz_is_ok_with_a_worker_and_a_fresh_heartbeat(app, client, environ,
     finally:
         worker.terminate()
         worker.wait(timeout=20)
+
+
+def test_metrics_are_for_admins_and_count_rows_by_status(client, login_as, app):
+    from webapp import db
+    from tests.ledger_helpers import new_request
+
+    assert client.get("/metrics").status_code == 302
+    with app.app_context(), db.database.connection_context():
+        new_request()
+    login_as("admin")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'paywatch_requests{status="pending"} 1.0' in text
+    assert 'paywatch_up{part="database"} 1.0' in text and "paywatch_queue_jobs" in text
+
+
+def test_metrics_refuse_staff(client, login_as):
+    login_as("staff")
+    assert client.get("/metrics").status_code == 403

@@ -58,9 +58,12 @@ def test_a_paid_request_gets_exactly_one_voucher_and_the_customer_a_message(ctx)
     with db.transaction():
         assert vouchers.on_paid(request).id == voucher.id  # twice: still the same one
     assert Voucher.select().where(Voucher.request.is_null(False)).count() == 1
-    message = Notification.get(Notification.kind == "voucher_customer")
-    assert message.phone == "+256772123456" and "CODE0" in message.context["text"]
-    assert message.request_id == request.id and request.flag is None
+    confirmation = Notification(kind="payment_confirmed_customer", phone=request.customer_phone,
+                                request=request.id, context={})
+    from webapp import settings, templates_text
+
+    assert templates_text.context_for(confirmation, settings().zone)["voucher"] == "CODE0"
+    assert request.flag is None
     assert vouchers.on_paid(new_request(phone="+256772000001")) is None  # no pool: nothing to give
 
 

@@ -336,7 +336,13 @@ def admin_link(payment_id: int):
 def api_health():
     from webapp import sourcing
 
+    from webapp import whatsapp_state
+
     checks, ok = health()
     sources = [f.as_json() for f in sourcing.all_freshness()]
-    ok = ok and all(s["ok"] for s in sources)
-    return jsonify({"ok": ok, **checks, "sources": sources}), 200 if ok else 503
+    state = whatsapp_state.get()
+    whatsapp = {"configured": bool(settings().wppconnect_url), "session": state.get("session"),
+                "paused": state.get("paused"), "last_error": state.get("last_error")}
+    whatsapp["ok"] = whatsapp["configured"] and not whatsapp["paused"] and whatsapp["session"] in (None, "CONNECTED")
+    ok = ok and all(s["ok"] for s in sources) and (whatsapp["ok"] or not whatsapp["configured"])
+    return jsonify({"ok": ok, **checks, "sources": sources, "whatsapp": whatsapp}), 200 if ok else 503

@@ -262,6 +262,8 @@ def dev_up(demo: bool) -> None:
     applied = db.upgrade()
     click.echo("migrations applied: " + ", ".join(applied) if applied else "database is up to date")
     click.get_current_context().invoke(users_bootstrap)
+    if demo:
+        _add_demo_sources()
     local = ensure_redis(settings.redis_url, settings.instance_path / "redis")
     click.echo(f"redis: {'started local redis-server at ' if local else 'using '}{_safe_url(settings.redis_url)}")
     try:
@@ -283,6 +285,18 @@ def dev_up(demo: bool) -> None:
         if local:
             local.stop()
             click.echo("stopped local redis-server")
+
+
+def _add_demo_sources() -> None:
+    """The sources of sandbox/demo/*.json, pointing at `python -m sandbox` (make demo)."""
+    import json
+
+    from webapp import sourcing
+
+    with db.database.connection_context():
+        for path in sorted((ROOT / "sandbox" / "demo").glob("*.json")):
+            source, created = sourcing.save(json.loads(path.read_text()), actor="demo")
+            click.echo(f"demo source {source.name!r} ({source.kind}) {'added' if created else 'up to date'}")
 
 
 def _procfile(instance: Path, demo: bool) -> Path:

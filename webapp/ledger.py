@@ -14,7 +14,7 @@ from typing import Any
 
 from peewee import IntegrityError
 
-from webapp import audit, db, matching, notify, options, sqlcache
+from webapp import audit, db, matching, notify, options, sqlcache, vouchers
 from webapp.lookup import candidate_requests, payment_facts
 from webapp.models import (
     AmountReservation,
@@ -350,6 +350,7 @@ def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now:
                  confidence=candidate.score, how=how)
     if announce:
         notify.request_paid(request, payment)
+        vouchers.on_paid(request)  # the code goes out in that confirmation
     return True
 
 
@@ -637,7 +638,8 @@ def flag_reversal(source: str, transaction_id: str, *, reason: str = REVERSED_RE
     """A provider pulled back transaction `transaction_id` seen at `source`: its payment goes to review.
 
     A confirmed payment goes to review with reason "reversed at the provider" and its
-    request is flagged "payment_reversed" (it stays paid until staff decide); an
+    request is flagged "payment_reversed" and back in review with that payment as its
+    candidate, so staff confirm (money back) or reject (request reopened); an
     unmatched one goes to review too; one already in review or rejected keeps its
     status and gets the reason. Returns the payment, or None when no payment has that
     transaction id at that source. Idempotent: a second report changes nothing.
@@ -657,7 +659,14 @@ def flag_reversal(source: str, transaction_id: str, *, reason: str = REVERSED_RE
         if changed != 1:
             raise LedgerError("conflict", f"payment {payment.id} changed while its reversal was recorded; retry")
         if payment.status == PaymentStatus.CONFIRMED and payment.request_id:
-            PaymentRequest.update(flag="payment_reversed").where(PaymentRequest.id == payment.request_id).execute()
+            # The pair goes back to staff as an ordinary review: confirm keeps the request
+            # paid (the money came back), reject reopens it and tells the customer why.
+            PaymentRequest.update(flag="payment_reversed", status=RequestStatus.REVIEW).where(
+                PaymentRequest.id == payment.request_id, PaymentRequest.status == RequestStatus.PAID).execute()
+            evidence = list(payment.evidence or []) + [{"signal": "reversal", "points": 0, "detail": full}]
+            sqlcache.insert(MatchCandidate, {"payment": payment.id, "request": payment.request_id,
+                                             "score": payment.confidence or 0, "evidence": evidence,
+                                             "late": False, "mismatch": None, "created_at": utcnow()})
         audit.record("payment.reversed", f"payment:{payment.id}", actor=actor, transaction_id=transaction_id,
                      status_before=payment.status, status=status, reason=full)
         notify.admin_alert(f"payment:{payment.id}:reversed",

@@ -77,3 +77,31 @@ def init_rq_dashboard(app: Flask) -> None:
         if not current_user.has_role(Role.ADMIN):
             abort(403)
         return None
+
+
+@bp.get("/metrics")
+@access(Role.ADMIN)
+def metrics():
+    """Prometheus text: rows by status and queue lengths (admins; scrape with a session cookie)."""
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+    from peewee import fn
+
+    from webapp.models import Notification, Payment, PaymentRequest
+
+    registry = CollectorRegistry()
+    for model, name in ((PaymentRequest, "requests"), (Payment, "payments"), (Notification, "notifications")):
+        gauge = Gauge(f"paywatch_{name}", f"{name} by status", ["status"], registry=registry)
+        for status, count in model.select(model.status, fn.COUNT(model.id)).group_by(model.status).tuples():
+            gauge.labels(status=status).set(count)
+    queued = Gauge("paywatch_queue_jobs", "jobs waiting per RQ queue", ["queue"], registry=registry)
+    healthy = Gauge("paywatch_up", "1 when the part answers", ["part"], registry=registry)
+    checks, _ = health()
+    for part, check in checks.items():
+        healthy.labels(part=part).set(1 if check.get("ok") else 0)
+    try:
+        for name in jobqueue.QUEUES:
+            queued.labels(queue=name).set(jobqueue.queue(name).count)
+    except RedisError:
+        pass
+    return generate_latest(registry), 200, {"Content-Type": CONTENT_TYPE_LATEST}

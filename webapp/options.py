@@ -126,6 +126,8 @@ OPTIONS: dict[str, Option] = {
                lambda s: 50, "a request whose amount cannot be made unique within this is refused"),
         Option("admin_phones", "Admin WhatsApp numbers", _phones, lambda s: [],
                "comma-separated; told about unmatched payments and source alarms", kind="text"),
+        Option("voucher_low_stock", "Vouchers: low-stock alert below", _int(0, 100000), lambda s: 10,
+               "admins are told once when a pool has fewer codes left than this"),
         Option("cap_per_minute", "WhatsApp: messages per minute", _int(1, 10000), lambda s: 30,
                "over a cap a message waits for the next free slot; it is never dropped"),
         Option("cap_per_hour", "WhatsApp: messages per hour", _int(1, 100000), lambda s: 600, ""),

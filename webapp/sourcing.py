@@ -55,7 +55,7 @@ class Freshness:
             "last_run_at": self.last_run_at.isoformat() if self.last_run_at else None,
             "last_ok_at": self.last_ok_at.isoformat() if self.last_ok_at else None,
             "last_error": self.last_error, "alarms": self.alarms,
-            **{k: v for k, v in self.state.items() if k in ("last_contact_at", "last_mail_at", "progress")},
+            **{k: v for k, v in self.state.items() if k in ("last_contact_at", "last_mail_at", "progress", "counts", "watch")},
         }
 
 

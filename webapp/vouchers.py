@@ -155,17 +155,18 @@ def _take(request: PaymentRequest, now, postgres: bool) -> bool | None:
 
 
 def on_paid(request: PaymentRequest) -> Voucher | None:
-    """A paid request with a pool gets its voucher (and the customer a WhatsApp); see the module doc."""
+    """A paid request with a pool gets its voucher; see the module doc.
+
+    The code reaches the customer in their payment confirmation (rendered when it is
+    sent, after this transaction commits), so one WhatsApp carries both.
+    """
     if not request.voucher_pool:
         return None
-    from webapp import voucher_notify
-
     voucher = assign(request)
     total, left = counts(request.voucher_pool)
     if voucher is None:
         _flag_empty(request, total)
         return None
-    voucher_notify.voucher_issued(request, voucher)
     threshold = options.current().get("voucher_low_stock", DEFAULT_LOW_STOCK)
     if left < threshold:
         # Keyed by the pool's size: once per import, again after the next import runs low.
