@@ -29,14 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from webapp import create_app, db, ledger  # noqa: E402
 from webapp.config import load_settings  # noqa: E402
+from webapp.devstack import start_redis  # noqa: E402
 from webapp.models import Payment, PaymentRequest, utcnow  # noqa: E402
 
 
-def build_app(database_url: str, workdir: Path):
+def build_app(database_url: str, workdir: Path, redis_url: str):
     settings = load_settings({
         "PAYWATCH_ENV": "test", "SECRET_KEY": "bench-" + "x" * 20, "DATABASE_URL": database_url,
         "PAYWATCH_INSTANCE_PATH": str(workdir), "PAYWATCH_CURRENCY": "UGX", "PAYWATCH_PHONE_REGION": "UG",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "WARNING", "REDIS_URL": redis_url,
     })
     app = create_app(settings)
     with app.app_context():
@@ -91,7 +92,9 @@ def run(size: int, payments: int, per_amount: int, database_url: str | None, see
     rng = random.Random(seed_value)
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp:
         url = database_url or f"sqlite:///{tmp}/bench.db"
-        app = build_app(url, Path(tmp))
+        # A throw-away Redis: confirmations enqueue their WhatsApp jobs, as in production.
+        redis = start_redis(Path(tmp) / "redis", persist=False)
+        app = build_app(url, Path(tmp), redis.url)
         with app.app_context(), db.database.connection_context():
             if database_url:
                 for model in (Payment, PaymentRequest):
@@ -112,6 +115,7 @@ def run(size: int, payments: int, per_amount: int, database_url: str | None, see
                 for result in ledger.ingest_payments(batched[i:i + batch], actor="bench"):
                     outcomes[result.decision.action] = outcomes.get(result.decision.action, 0) + 1
             elapsed_batched = time.perf_counter() - started
+        redis.stop()
     return {"size": size, "seed_s": seeded, "per_payment_ms": elapsed / payments * 1000,
             "rate": payments / elapsed, "batched_ms": elapsed_batched / payments * 1000,
             "batched_rate": payments / elapsed_batched, "outcomes": outcomes}

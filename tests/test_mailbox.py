@@ -12,7 +12,7 @@ from sandbox.imap import append, connect, start_imap
 from sandbox.mail import SMS_FORWARDER, mpesa_received, mtn_payment, nayapay_received
 from sandbox.mail_mime import plain
 from webapp import db, ledger, sourcing
-from webapp.models import Event, Notification, Payment, PaymentRequest, Source
+from webapp.models import Event, Notification, Payment, PaymentRequest, Source, utcnow
 
 USER, PASSWORD = "shop", "imap-secret"
 PHONE = "+256772123456"
@@ -153,9 +153,9 @@ def test_a_uidvalidity_change_rereads_the_folder_without_doubling(app, imap, mak
 def test_unreadable_mail_from_a_trusted_sender_is_kept_as_evidence(app, imap, make_source, fetch):
     source_id = make_source()
     text = "From: MTNMobMoney\n\nY'ello! Your MoMo statement for October is ready. Dial *165#."
-    raw = plain(SMS_FORWARDER, "New SMS", ledger.utcnow(), "<odd-1@relay.example>", text)
+    raw = plain(SMS_FORWARDER, "New SMS", utcnow(), "<odd-1@relay.example>", text)
     append(imap, USER, PASSWORD, "INBOX", raw)
-    append(imap, USER, PASSWORD, "INBOX", plain(SMS_FORWARDER, "hello", ledger.utcnow(), "<odd-2@relay.example>",
+    append(imap, USER, PASSWORD, "INBOX", plain(SMS_FORWARDER, "hello", utcnow(), "<odd-2@relay.example>",
                                                 "nothing that looks like an SMS"))
 
     assert fetch(source_id)["kinds"] == {"unparsed": 2}
@@ -168,9 +168,9 @@ def test_unreadable_mail_from_a_trusted_sender_is_kept_as_evidence(app, imap, ma
 
 def test_mail_from_unknown_senders_is_ignored_counted_and_left_unread(app, imap, make_source, fetch):
     source_id = make_source()
-    append(imap, USER, PASSWORD, "INBOX", plain("friend@example.org", "lunch?", ledger.utcnow(), "<l@x>", "hi"))
+    append(imap, USER, PASSWORD, "INBOX", plain("friend@example.org", "lunch?", utcnow(), "<l@x>", "hi"))
     append(imap, USER, PASSWORD, "INBOX", plain("mpesa@phish.example", "You have received Ksh 9,000",
-                                                ledger.utcnow(), "<p@x>", "TK3 Confirmed. You have received"))
+                                                utcnow(), "<p@x>", "TK3 Confirmed. You have received"))
 
     assert fetch(source_id)["kinds"] == {"ignored": 2}
     assert in_db(app, lambda: Payment.select().count()) == 0
@@ -202,7 +202,7 @@ def test_a_reversal_sends_the_original_payment_to_review(app, imap, make_source,
     fetch(source_id)
     text = ("From: MTNMobMoney\n\nY'ello. Your transaction of UGX 8,000 from Grace Kato has been reversed. "
             "ID: 55512345678. Your new balance: UGX 100.")
-    append(imap, USER, PASSWORD, "INBOX", plain(SMS_FORWARDER, "New SMS", ledger.utcnow(), "<rev@relay.example>", text))
+    append(imap, USER, PASSWORD, "INBOX", plain(SMS_FORWARDER, "New SMS", utcnow(), "<rev@relay.example>", text))
 
     assert fetch(source_id)["kinds"] == {"reversal": 1}
 
@@ -216,7 +216,7 @@ def test_flag_reversal_is_idempotent_and_says_when_nothing_matches(app):
     def run():
         payment = ledger.ingest_payment(ledger.PaymentObservation(
             source="shop-mail", source_ref="<x@y>", amount_minor=100, currency="UGX",
-            received_at=ledger.utcnow(), transaction_id="T-1")).payment
+            received_at=utcnow(), transaction_id="T-1")).payment
         first = ledger.flag_reversal("shop-mail", "T-1")
         second = ledger.flag_reversal("shop-mail", "T-1")
         assert first.status == second.status == "review" and payment.status == "unmatched"
@@ -231,7 +231,7 @@ def test_only_named_providers_are_used_and_a_providers_dir_adds_one(app, imap, m
     source_id = make_source(providers=["nayapay", "shopbank"], providers_dir=str(tmp_path))
     append(imap, USER, PASSWORD, "INBOX", nayapay_received(random.Random(2)).raw)
     append(imap, USER, PASSWORD, "INBOX", mpesa_received(random.Random(3)).raw)  # M-Pesa not named
-    append(imap, USER, PASSWORD, "INBOX", plain("alerts@shopbank.example", "Credit alert", ledger.utcnow(),
+    append(imap, USER, PASSWORD, "INBOX", plain("alerts@shopbank.example", "Credit alert", utcnow(),
                                                 "<sb-1@shopbank.example>", "Credit of UGX 12,500 from ALI. Ref 998877"))
 
     assert fetch(source_id)["kinds"] == {"received": 2, "unparsed": 1}
@@ -253,7 +253,7 @@ def test_a_refused_login_is_recorded_with_an_alarm(app, make_source, fetch, monk
 def test_parsers_test_shows_what_was_read_and_why(app, runner, tmp_path):
     eml = tmp_path / "mtn.eml"
     eml.write_bytes(mtn_payment(5000, sender_name="Grace Kato", sender_phone=PHONE,
-                                when=ledger.utcnow() - timedelta(minutes=1)).raw)
+                                when=utcnow() - timedelta(minutes=1)).raw)
 
     untrusted = runner.invoke(args=["parsers", "test", str(eml)])
     trusted = runner.invoke(args=["parsers", "test", str(eml), "--trust", SMS_FORWARDER])
