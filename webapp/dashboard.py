@@ -37,8 +37,8 @@ def counters(now: datetime | None = None) -> dict[str, int]:
         "payments_today": Payment.select()
         .where(Payment.received_at >= start_of_day, Payment.received_at < start_of_day + timedelta(days=1))
         .count(),
-        "review_queue": PaymentRequest.select().where(PaymentRequest.status == RequestStatus.REVIEW).count()
-        + Payment.select().where(Payment.status.in_((PaymentStatus.UNMATCHED, PaymentStatus.REVIEW))).count(),
+        # The same number as the navigation badge: payments waiting for staff.
+        "review_queue": Payment.select().where(Payment.status.in_((PaymentStatus.UNMATCHED, PaymentStatus.REVIEW))).count(),
         "failed_notifications": Notification.select().where(Notification.status == NotificationStatus.FAILED).count(),
     }
 
