@@ -30,24 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sandbox.server import ServerThread  # noqa: E402
-from sandbox.whatsapp import make_app as make_whatsapp  # noqa: E402
+from sandbox.whatsapp import connect_session, make_app as make_whatsapp  # noqa: E402
 from webapp import create_app, db, ledger, options  # noqa: E402
 from webapp.config import load_settings  # noqa: E402
 from webapp.devstack import start_redis  # noqa: E402
 from webapp.models import PaymentRequest, utcnow  # noqa: E402
 
 SECRET, SESSION = "bench-secret", "paywatch"
-
-
-def connect_whatsapp(url: str) -> None:
-    token = requests.post(f"{url}/api/{SESSION}/{SECRET}/generate-token", timeout=5).json()["token"]
-    auth = {"Authorization": f"Bearer {token}"}
-    requests.post(f"{url}/api/{SESSION}/start-session", json={}, headers=auth, timeout=5)
-    deadline = time.monotonic() + 10
-    while requests.get(f"{url}/api/{SESSION}/status-session", headers=auth, timeout=5).json()["status"] != "CONNECTED":
-        if time.monotonic() > deadline:
-            raise RuntimeError("sandbox WhatsApp session did not connect")
-        time.sleep(0.05)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -76,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     workers = []
     try:
-        connect_whatsapp(wa.url)
+        connect_session(wa.url, SESSION, SECRET)
         app = create_app(load_settings(env))
         with app.app_context():
             db.upgrade()

@@ -22,11 +22,9 @@ import json
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -54,14 +52,14 @@ def main() -> None:
     from sandbox.imap import append, start_imap
     from sandbox.mail import SMS_FORWARDER, mtn_payment
     from sandbox.server import ServerThread
-    from sandbox.whatsapp import make_app as make_whatsapp
+    from sandbox.whatsapp import connect_session, make_app as make_whatsapp
 
     imap = start_imap(users={mode: "pw" for mode in MODES})
     whatsapp = ServerThread(make_whatsapp("bench-secret", step_seconds=0.01, ack_delays=None)).start()
     env.update(WPPCONNECT_URL=whatsapp.url, WPPCONNECT_SECRET_KEY="bench-secret", WPPCONNECT_SESSION="paywatch",
                **{f"BENCH_IMAP_{m.upper()}": m for m in MODES}, BENCH_IMAP_PASSWORD="pw")
     os.environ.update(env)
-    _connect_whatsapp(whatsapp.url)
+    connect_session(whatsapp.url, "paywatch", "bench-secret", timeout=30)
     app = _prepare(env, imap, work, SMS_FORWARDER)
     processes = _start(env, work)
     try:
@@ -91,19 +89,6 @@ def _args():
     parser.add_argument("--poll5", type=int, default=30)
     parser.add_argument("--poll120", type=int, default=8)
     return parser.parse_args()
-
-
-def _connect_whatsapp(url: str) -> None:
-    import requests
-
-    token = requests.post(f"{url}/api/paywatch/bench-secret/generate-token", timeout=5).json()["token"]
-    auth = {"Authorization": f"Bearer {token}"}
-    requests.post(f"{url}/api/paywatch/start-session", json={}, headers=auth, timeout=5)
-    deadline = time.time() + 30
-    while requests.get(f"{url}/api/paywatch/status-session", headers=auth, timeout=5).json()["status"] != "CONNECTED":
-        if time.time() > deadline:
-            raise SystemExit("the sandbox WhatsApp session did not connect")
-        time.sleep(0.1)
 
 
 def _prepare(env: dict, imap, work: Path, forwarder: str):

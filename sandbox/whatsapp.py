@@ -351,6 +351,22 @@ def _add_fault(state: SandboxState, spec: dict):
     return jsonify(faults=state.add_fault(fault)), 201
 
 
+def connect_session(url: str, session: str, secret_key: str, timeout: float = 10.0) -> str:
+    """Client side, for tests, the demo and benchmarks: pair `session` on the server at `url`
+    (token, start-session, wait for CONNECTED); returns the token."""
+    import requests
+
+    token = requests.post(f"{url}/api/{session}/{secret_key}/generate-token", timeout=5).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    requests.post(f"{url}/api/{session}/start-session", json={}, headers=auth, timeout=5)
+    deadline = time.monotonic() + timeout
+    while requests.get(f"{url}/api/{session}/status-session", headers=auth, timeout=5).json()["status"] != "CONNECTED":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"sandbox WhatsApp session {session!r} did not connect within {timeout} s")
+        time.sleep(0.05)
+    return token
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the sandbox WhatsApp server alone until interrupted."""
     parser = argparse.ArgumentParser(prog="python -m sandbox.whatsapp", description=__doc__,

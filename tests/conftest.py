@@ -121,6 +121,29 @@ def runner(app):
 
 
 @pytest.fixture
+def domain(app):
+    """Run domain code in an app context with a connection (not left pushed for the client)."""
+
+    def run(fn, *args, **kwargs):
+        with app.app_context(), db.database.connection_context():
+            return fn(*args, **kwargs)
+
+    return run
+
+
+@pytest.fixture
+def make_request(domain):
+    """Create a request through the ledger: make_request(5000, customer_phone=…, now=…)."""
+    from webapp import ledger
+
+    def make(amount_minor=5000, now=None, **fields):
+        new = ledger.NewRequest(amount_minor=amount_minor, currency=fields.pop("currency", "UGX"), source="ui", **fields)
+        return domain(ledger.create_request, new, actor="test", now=now)
+
+    return make
+
+
+@pytest.fixture
 def make_user(app):
     """Create a user with PASSWORD: make_user("staff") -> User."""
     from webapp import accounts
@@ -230,16 +253,12 @@ def whatsapp(environ):
     import requests
 
     from sandbox.server import ServerThread
-    from sandbox.whatsapp import make_app as make_whatsapp
+    from sandbox.whatsapp import connect_session, make_app as make_whatsapp
 
     secret, session = "sandbox-secret-key", "paywatch"
     server = ServerThread(make_whatsapp(secret, step_seconds=0.01, ack_delays=None)).start()
     environ.update(WPPCONNECT_URL=server.url, WPPCONNECT_SECRET_KEY=secret, WPPCONNECT_SESSION=session)
-    token = requests.post(f"{server.url}/api/{session}/{secret}/generate-token", timeout=5).json()["token"]
-    auth = {"Authorization": f"Bearer {token}"}
-    requests.post(f"{server.url}/api/{session}/start-session", json={}, headers=auth, timeout=5)
-    wait_for(lambda: requests.get(f"{server.url}/api/{session}/status-session", headers=auth, timeout=5)
-             .json()["status"] == "CONNECTED", message="the sandbox WhatsApp session to connect")
+    connect_session(server.url, session, secret)
 
     class WhatsApp:
         url = server.url

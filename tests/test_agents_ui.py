@@ -5,20 +5,11 @@ from datetime import timedelta, timezone
 
 import pytest
 
-from webapp import agent_book, db
+from webapp import agent_book
 from webapp.models import Agent, Event, Lead, Notification, PaymentRequest, utcnow
 
 HTMX = {"HX-Request": "true"}
 UTC = timezone.utc
-
-
-@pytest.fixture
-def domain(app):
-    def run(fn, *args, **kwargs):
-        with app.app_context(), db.database.connection_context():
-            return fn(*args, **kwargs)
-
-    return run
 
 
 @pytest.fixture

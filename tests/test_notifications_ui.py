@@ -4,21 +4,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from webapp import db, jobqueue, ledger, templates_text, whatsapp_state
+from webapp import jobqueue, ledger, templates_text, whatsapp_state
 from webapp.models import Agent, Event, Notification, NotificationStatus, Rule, Template, utcnow
 
 UTC = timezone.utc
-
-
-@pytest.fixture
-def domain(app):
-    """Run domain code in an app context with a connection (not left pushed for the client)."""
-
-    def run(fn, *args, **kwargs):
-        with app.app_context(), db.database.connection_context():
-            return fn(*args, **kwargs)
-
-    return run
 
 
 @pytest.fixture

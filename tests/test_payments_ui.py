@@ -5,28 +5,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from webapp import db, ledger
+from webapp import ledger
 from webapp.models import Payment, PaymentStatus
 
 UTC = timezone.utc
-
-
-@pytest.fixture
-def domain(app):
-    def run(fn, *args, **kwargs):
-        with app.app_context(), db.database.connection_context():
-            return fn(*args, **kwargs)
-
-    return run
-
-
-@pytest.fixture
-def make_request(domain):
-    def make(amount_minor=5000, **fields):
-        new = ledger.NewRequest(amount_minor=amount_minor, currency="UGX", source="ui", **fields)
-        return domain(ledger.create_request, new, actor="test")
-
-    return make
 
 
 @pytest.fixture

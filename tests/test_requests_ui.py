@@ -4,30 +4,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from webapp import db, ledger, options
+from webapp import ledger, options
 from webapp.models import Agent, Event, PaymentRequest, RequestStatus
 
 UTC = timezone.utc
-
-
-@pytest.fixture
-def domain(app):
-    """Run domain code in an app context with a connection (not left pushed for the client)."""
-
-    def run(fn, *args, **kwargs):
-        with app.app_context(), db.database.connection_context():
-            return fn(*args, **kwargs)
-
-    return run
-
-
-@pytest.fixture
-def make_request(domain):
-    def make(amount_minor=5000, now=None, **fields):
-        new = ledger.NewRequest(amount_minor=amount_minor, currency=fields.pop("currency", "UGX"), source="ui", **fields)
-        return domain(ledger.create_request, new, actor="test", now=now)
-
-    return make
 
 
 @pytest.fixture
