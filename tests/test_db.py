@@ -70,3 +70,15 @@ def test_expires_at_is_required_and_status_defaults_to_pending(app):
             reference="PW-TEST22", amount_minor=500, requested_minor=500, currency="UGX", expires_at=utcnow()
         )
         assert request.status == "pending"
+
+
+def test_a_rolled_back_savepoint_takes_its_callbacks_along(app):
+    ran = []
+    with db.database.connection_context():
+        with db.transaction():
+            db.after_commit(lambda: ran.append("kept"))
+            with pytest.raises(RuntimeError):
+                with db.transaction():
+                    db.after_commit(lambda: ran.append("rolled back"))
+                    raise RuntimeError("boom")
+    assert ran == ["kept"]

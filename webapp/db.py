@@ -74,12 +74,14 @@ _local = threading.local()
 def transaction():
     """One database transaction; callbacks from after_commit() run once the outermost commits.
 
-    Nested uses become savepoints. If the block raises, the callbacks are dropped.
+    Nested uses become savepoints. If a block raises, the callbacks it registered are
+    dropped (a savepoint rolled back takes its callbacks along).
     """
     stack = getattr(_local, "stack", None)
     outermost = stack is None
     if outermost:
         _local.stack = stack = []
+    mark = len(stack)
     try:
         # SQLite: take the write lock at BEGIN, so two writers queue instead of one
         # failing when it upgrades its read lock (SQLITE_BUSY mid-transaction).
@@ -89,6 +91,8 @@ def transaction():
     except BaseException:
         if outermost:
             _local.stack = None
+        else:
+            del stack[mark:]  # a rolled-back savepoint's callbacks go with it
         raise
     if outermost:
         _local.stack = None
