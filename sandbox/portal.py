@@ -17,230 +17,30 @@ import secrets
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, Callable
 from urllib.parse import quote
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, current_app, g, jsonify, redirect, render_template, request
 from jinja2 import DictLoader
 from werkzeug.serving import make_server
 
-STATUSES = ("Pending", "Completed", "Failed", "Expired", "Cancelled")
-COLUMN_KEYS = ("id", "created", "customer", "phone", "agent", "amount", "currency", "status", "reference")
+from sandbox.portal_input import (
+    CONFIG_FIELDS, FAULT_FIELDS, PAYMENT_FIELDS, STATUSES, BadInput, Payment, _checked, _flag, _labels, _number,
+    _require,
+)
+from sandbox.portal_markup import SKINS, TEMPLATES
+
 COOKIE = "portal_session"
 CONTROL = "/_sandbox"
 COUNTERS = ("logins", "failed_logins", "csrf_rejections", "login_redirects", "throttled",
             "errors_served")
 
-SKINS: dict[str, dict[str, Any]] = {
-    "classic": {
-        "columns": ["id", "created", "customer", "phone", "agent", "amount", "status", "reference"],
-        "labels": {"id": "ID", "created": "Created", "customer": "Customer", "phone": "Phone",
-                   "agent": "Agent", "amount": "Amount", "currency": "Currency",
-                   "status": "Status", "reference": "Reference"},
-        "date_format": "%Y-%m-%d %H:%M:%S",
-        "timezone": "Africa/Kampala",
-        "currency": "UGX",
-        "fields": {"username": "username", "password": "password", "csrf": "csrf_token"},
-        "status_text": {},
-    },
-    "ledger": {
-        "columns": ["created", "id", "reference", "customer", "phone", "amount", "currency",
-                    "status", "agent"],
-        "labels": {"id": "Txn No.", "created": "Date", "customer": "Payer", "phone": "MSISDN",
-                   "agent": "Agent Code", "amount": "Amount", "currency": "Currency",
-                   "status": "State", "reference": "Payment Ref"},
-        "date_format": "%d/%m/%Y %H:%M",
-        "timezone": "UTC",
-        "currency": "UGX",
-        "fields": {"username": "login", "password": "pin", "csrf": "authenticity_token"},
-        "status_text": {"Pending": "PENDING", "Completed": "SUCCESS", "Failed": "FAILED",
-                        "Expired": "EXPIRED", "Cancelled": "CANCELLED"},
-    },
-}
 NO_FAULTS: dict[str, Any] = {"rename_column": {}, "remove_column": [], "error_5xx": 0,
                              "error_5xx_code": 500, "status_429": 0, "slow_seconds": 0.0,
                              "refuse_logins": False}
-
-TEMPLATES = {
-    "error.html": """<!doctype html><html><head><title>{{ code }} {{ title }}</title></head>
-<body><h1>{{ code }} {{ title }}</h1><p class="message">{{ message }}</p></body></html>""",
-    "classic/base.html": """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{ title }} · AcmePay Merchant</title></head>
-<body class="classic"><header class="topbar"><strong class="brand">AcmePay Merchant</strong>
-{% if user %}<span class="who">Signed in as {{ user }}</span>
-<a id="logout" href="/logout">Log out</a>{% endif %}</header>
-<div class="container">{% block main %}{% endblock %}</div></body></html>""",
-    "classic/login.html": """{% extends "classic/base.html" %}{% block main %}<h1>Sign in</h1>
-{% if error %}<p class="alert alert-error" id="login-error">{{ error }}</p>{% endif %}
-<form id="login-form" method="post" action="/login">
-<input type="hidden" name="{{ fields.csrf }}" value="{{ csrf }}">
-<input type="hidden" name="next" value="{{ next }}">
-<label>Username <input type="text" name="{{ fields.username }}" autocomplete="username"></label>
-<label>Password <input type="password" name="{{ fields.password }}"></label>
-<button type="submit">Sign in</button></form>{% endblock %}""",
-    "classic/payments.html": """{% extends "classic/base.html" %}{% block main %}<h1>Payments</h1>
-<p class="summary">{{ total }} payments</p>
-<div class="table-wrap"><table id="payments" class="table payments">
-<thead><tr>{% for h in headers %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
-{% for row in rows %}<tr class="payment-row">{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>
-{% else %}<tr class="empty"><td colspan="{{ headers|length }}">No payments yet.</td></tr>
-{% endfor %}</tbody></table></div>
-<div class="pager">{% if prev_url %}<a rel="prev" class="prev" href="{{ prev_url }}">Previous</a>{% endif %}
-<span class="page">Page {{ page }} of {{ pages }}</span>
-{% if next_url %}<a rel="next" class="next" href="{{ next_url }}">Next</a>{% endif %}</div>
-{% endblock %}""",
-    "ledger/base.html": """<!doctype html>
-<html><head><title>Ledger | {{ title }}</title></head><body id="ledger">
-<nav id="account-bar">{% if user %}{{ user }} &middot; <a class="signout" href="/logout">Sign out</a>
-{% endif %}</nav><section id="content">{% block main %}{% endblock %}</section></body></html>""",
-    "ledger/login.html": """{% extends "ledger/base.html" %}{% block main %}<h2>Merchant login</h2>
-{% if error %}<p class="flash">{{ error }}</p>{% endif %}
-<form class="signin" name="signin" method="post" action="/login">
-<input type="hidden" name="{{ fields.csrf }}" value="{{ csrf }}">
-<input type="hidden" name="next" value="{{ next }}">
-<p><label for="login">Email or phone</label><input id="login" name="{{ fields.username }}"></p>
-<p><label for="pin">PIN</label><input id="pin" type="password" name="{{ fields.password }}"></p>
-<p><input type="submit" value="Log in"></p></form>{% endblock %}""",
-    "ledger/payments.html": """{% extends "ledger/base.html" %}{% block main %}<h2>Transactions</h2>
-<table id="txn-list" class="grid">
-<tr class="head">{% for h in headers %}<th scope="col">{{ h }}</th>{% endfor %}</tr>
-{% for row in rows %}<tr class="txn">{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}
-</table><ul class="pagination">
-{% if prev_url %}<li><a class="page-link" aria-label="Previous" href="{{ prev_url }}">&lsaquo;</a></li>{% endif %}
-<li class="current">{{ page }}</li>
-{% if next_url %}<li><a class="page-link" aria-label="Next" href="{{ next_url }}">&rsaquo;</a></li>{% endif %}
-</ul>{% endblock %}""",
-}
-
-
-class BadInput(ValueError):
-    """A control request the portal cannot accept; answered with 400 and the message."""
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise BadInput(message)
-
-
-@dataclass
-class Payment:
-    """One row of the portal's payments table (amount in major units, created as epoch s)."""
-
-    id: str
-    created: float
-    customer: str
-    phone: str
-    agent: str
-    amount: Decimal
-    currency: str
-    status: str
-    reference: str
-    seq: int = field(default=0, repr=False)
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain data: amount as a decimal string, created as ISO 8601 UTC."""
-        data = {k: v for k, v in asdict(self).items() if k != "seq"}
-        data["amount"] = f"{self.amount:.2f}"
-        data["created"] = datetime.fromtimestamp(self.created, timezone.utc).isoformat()
-        return data
-
-
-def _text(value: Any, name: str = "value") -> str:
-    _require(isinstance(value, str), f"{name}: expected a string, got {value!r}")
-    return value
-
-
-def _amount(value: Any, name: str = "amount") -> Decimal:
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise BadInput(f"{name}: not a number: {value!r}") from None
-    _require(amount.is_finite() and amount > 0 and not isinstance(value, bool),
-             f"{name}: must be a positive number, got {value!r}")
-    return amount.quantize(Decimal("0.01"))
-
-
-def _when(value: Any, name: str = "created") -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    try:
-        moment = datetime.fromisoformat(_text(value, name))
-    except ValueError:
-        raise BadInput(f"{name}: not an ISO 8601 time: {value!r}") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
-
-
-def _status(value: Any, name: str = "status") -> str:
-    _require(value in STATUSES, f"{name}: one of {', '.join(STATUSES)}, got {value!r}")
-    return value
-
-
-def _currency(value: Any, name: str = "currency") -> str:
-    _require(isinstance(value, str) and len(value) == 3 and value.isalpha(),
-             f"{name}: a 3-letter code, got {value!r}")
-    return value.upper()
-
-
-def _number(low: float, high: float, cast: type = float) -> Callable[[Any, str], Any]:
-    """A checker for a number in [low, high]; `cast=int` also refuses fractions."""
-    def check(value: Any, name: str) -> Any:
-        ok = isinstance(value, int if cast is int else (int, float)) and not isinstance(value, bool)
-        _require(ok and low <= value <= high, f"{name}: a number from {low} to {high}, got {value!r}")
-        return cast(value)
-    return check
-
-
-def _shaped(test: Callable[[Any], bool], message: str, convert: Callable = lambda v: v):
-    """A checker that refuses a value failing `test` with `message`, else returns convert(value)."""
-    def check(value: Any, name: str) -> Any:
-        _require(bool(test(value)), f"{name}: {message}, got {value!r}")
-        return convert(value)
-    return check
-
-
-def _zone(value: Any, name: str) -> str:
-    try:
-        ZoneInfo(_text(value, name))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise BadInput(f"{name}: unknown time zone {value!r}") from None
-    return value
-
-
-def _strings(kind: type) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, kind) and all(isinstance(x, str) and x for x in (
-        v.values() if isinstance(v, dict) else v))
-
-
-_flag = _shaped(lambda v: isinstance(v, bool), "must be true or false")
-_labels = _shaped(lambda v: _strings(dict)(v) and set(v) <= set(COLUMN_KEYS),
-                  "an object of column key -> header text", dict)
-PAYMENT_FIELDS: dict[str, Callable[..., Any]] = {
-    "id": _text, "created": _when, "customer": _text, "phone": _text, "agent": _text,
-    "amount": _amount, "currency": _currency, "status": _status, "reference": _text}
-CONFIG_FIELDS: dict[str, Callable[[Any, str], Any]] = {
-    "page_size": _number(1, 1000, int), "idle_timeout_s": _number(0.001, 10**6),
-    "timezone": _zone, "date_format": _text, "currency": _currency,
-    "columns": _shaped(lambda v: _strings(list)(v) and v and set(v) <= set(COLUMN_KEYS)
-                       and len(set(v)) == len(v), f"distinct keys from {COLUMN_KEYS}", list)}
-FAULT_FIELDS: dict[str, Callable[[Any, str], Any]] = {
-    "rename_column": _shaped(_strings(dict), "an object of header text -> new text", dict),
-    "remove_column": _shaped(lambda v: isinstance(v, str) or _strings(list)(v),
-                             "a header text or a list of them",
-                             lambda v: [v] if isinstance(v, str) else list(v)),
-    "error_5xx": _number(0, 10**6, int), "error_5xx_code": _number(500, 599, int),
-    "status_429": _number(0, 10**6, int), "slow_seconds": _number(0, 120), "refuse_logins": _flag}
-
-
-def _checked(fields: dict[str, Callable[..., Any]], data: Any, what: str) -> dict[str, Any]:
-    """`data` (a JSON object) with every value checked by `fields`; raises BadInput."""
-    _require(isinstance(data, dict), f"{what}: expected a JSON object")
-    unknown = sorted(set(data) - set(fields))
-    _require(not unknown, f"{what}: unknown fields {', '.join(unknown)}")
-    return {key: fields[key](value, key) for key, value in data.items()}
 
 
 def _money(amount: Decimal, currency: str, separate: bool) -> str:
