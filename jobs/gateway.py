@@ -32,7 +32,7 @@ from typing import Any
 from jobs import job
 from jobs.iotec import Collection, GatewayError, IotecClient
 from webapp import audit, db, jobqueue, ledger, notify, options, sourcing
-from webapp.hooks import META_KEY
+from webapp.sourcing import GATEWAY_META_KEY as META_KEY
 from webapp.models import PaymentRequest, RequestStatus, Source, SourceKind, utcnow
 
 log = logging.getLogger(__name__)

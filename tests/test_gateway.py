@@ -12,7 +12,7 @@ from jobs.iotec import GatewayError, IotecClient, forget_tokens
 from sandbox.gateway import DEFAULT_WALLET_ID, make_app
 from sandbox.server import ServerThread
 from webapp import apikeys, db, ledger, sourcing
-from webapp.hooks import META_KEY
+from webapp.sourcing import GATEWAY_META_KEY as META_KEY
 from webapp.models import Payment, PaymentRequest, utcnow
 
 HEADER, HEADER_VALUE = "X-Iotec-Secret", "callback-secret-123"

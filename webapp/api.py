@@ -96,7 +96,7 @@ def _gateway(data: dict) -> tuple[str, str | None, dict]:
     `gateway` names an enabled gateway source; `external_id` is the ioTec externalId to
     poll, unless `collect: true`, where Paywatch picks a unique one and starts the collection.
     """
-    from webapp.hooks import gateway_source
+    from webapp.sourcing import gateway_source
 
     name = text(data, "gateway", max_length=64)
     collect = data.get("collect", False)
@@ -128,9 +128,9 @@ def _new_request(data: dict) -> ledger.NewRequest:
         raise field_error("meta", "must be a JSON object")
     meta = {k: (str(v) if not isinstance(v, (str, int, bool, type(None), list, dict)) else v) for k, v in meta.items()}
     if gateway_state:
-        from webapp.hooks import META_KEY
+        from webapp.sourcing import GATEWAY_META_KEY
 
-        meta[META_KEY] = gateway_state
+        meta[GATEWAY_META_KEY] = gateway_state
     minutes = integer(data, "expires_in_minutes", 1, 60 * 24 * 90)
     return ledger.NewRequest(
         amount_minor=amount(data, cur),

@@ -15,22 +15,10 @@ from flask import Blueprint, jsonify, request
 from webapp import jobqueue
 from webapp.access import PUBLIC, access
 from webapp.config import ConfigError, secret
-from webapp.models import Source, SourceKind
+from webapp.sourcing import gateway_source
 from webapp.views import error_body
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
-
-# PaymentRequest.meta key holding a gateway request's bookkeeping (ioTec id, last status,
-# next poll, collect progress); written by jobs/gateway.py, started by the API.
-META_KEY = "paywatch_gateway"
-
-
-def gateway_source(name: str | None) -> Source | None:
-    """The enabled gateway source called `name`, else None."""
-    if not name:
-        return None
-    return Source.get_or_none(Source.name == name, Source.kind == SourceKind.GATEWAY, Source.enabled == True)  # noqa: E712
-
 
 def _error(status: int, code: str, message: str):
     return jsonify(error_body(status, code, message)), status

@@ -23,7 +23,7 @@ from webapp import jobqueue, notify, reminders, settings, templates_text, whatsa
 from webapp.access import access, actor
 from webapp.htmx import is_partial_request, render
 from webapp.models import Agent, Notification, NotificationStatus, PaymentRequest, Role, Rule
-from webapp.pagination import keyset_page
+from webapp.pagination import filtered_page
 from webapp.payment_requests import text_condition
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
@@ -84,8 +84,8 @@ def log_query(filters: LogFilters):
 def _log(status: int = 200):
     filters = LogFilters(request.args)
     query = log_query(filters)
-    listing = keyset_page(query, Notification) if query is not None else None
-    if listing is None and not is_partial_request():
+    listing, filter_status = filtered_page(query, Notification)
+    if filter_status == 400:
         status = 400
     return render(
         "pages/notifications/index.html", "partials/notifications/log.html", status=status,

@@ -46,3 +46,16 @@ def keyset_page(query: ModelSelect, model, *, size: int | None = None) -> Page:
 def args_without(*names: str) -> dict[str, str]:
     """The current query string minus `names` (to build the next-page link keeping filters)."""
     return {k: v for k, v in request.args.items() if k not in names and v != ""}
+
+
+def filtered_page(query: ModelSelect | None, model) -> tuple[Page | None, int]:
+    """(page, HTTP status) for a list whose filters may not parse (`query` None).
+
+    A bad filter is 400 for a full page, but 200 for an HTMX poll: htmx only swaps in
+    2xx answers, and the fragment shows the filter error.
+    """
+    from webapp.htmx import is_partial_request
+
+    if query is None:
+        return None, 200 if is_partial_request() else 400
+    return keyset_page(query, model), 200

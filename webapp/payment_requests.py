@@ -13,9 +13,9 @@ from peewee import JOIN
 from webapp import ledger, phones, settings
 from webapp.money import display
 from webapp.access import access, actor
-from webapp.htmx import is_partial_request, render
+from webapp.htmx import render
 from webapp.models import Agent, Event, MatchCandidate, Payment, PaymentRequest, RequestStatus, Role, User
-from webapp.pagination import keyset_page
+from webapp.pagination import filtered_page
 from webapp.request_forms import RequestFilters, RequestForm
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
@@ -88,9 +88,7 @@ def _filtered(filters: RequestFilters):
 def index():
     filters = RequestFilters(request.args)
     query = _filtered(filters)
-    page = keyset_page(query, PaymentRequest) if query is not None else None
-    # htmx swaps only 2xx answers: a fragment with the filter error must be 200 to be seen.
-    status = 400 if page is None and not is_partial_request() else 200
+    page, status = filtered_page(query, PaymentRequest)
     return render(
         "pages/requests/index.html", "partials/requests/table.html", status=status,
         listing=page, filters=filters, agents=agent_codes(), endpoint="requests.index",

@@ -13,10 +13,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from webapp import ledger, matching
 from webapp.access import access, actor
-from webapp.htmx import is_partial_request, render
+from webapp.htmx import render
 from webapp.models import MatchCandidate, Payment, PaymentRequest, Role
 from webapp.money import display
-from webapp.pagination import keyset_page
+from webapp.pagination import filtered_page
 from webapp.payment_requests import actor_names, text_condition, timeline
 from webapp.request_forms import PaymentFilters, PaymentForm
 
@@ -64,9 +64,7 @@ def _sources():
 def index():
     filters = PaymentFilters(request.args)
     query = _filtered(filters)
-    page = keyset_page(query, Payment) if query is not None else None
-    # htmx swaps only 2xx answers: a fragment with the filter error must be 200 to be seen.
-    status = 400 if page is None and not is_partial_request() else 200
+    page, status = filtered_page(query, Payment)
     return render(
         "pages/payments/index.html", "partials/payments/table.html", status=status,
         listing=page, filters=filters, sources=_sources(), endpoint="payments.index",

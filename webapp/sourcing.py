@@ -188,6 +188,18 @@ def all_freshness() -> list[Freshness]:
     return [freshness(s) for s in Source.select().order_by(Source.name)]
 
 
+# PaymentRequest.meta key holding a gateway request's bookkeeping (ioTec id, last status,
+# next poll, collect progress); written by jobs/gateway.py, started by the API.
+GATEWAY_META_KEY = "paywatch_gateway"
+
+
+def gateway_source(name: str | None) -> Source | None:
+    """The enabled gateway source called `name`, else None."""
+    if not name:
+        return None
+    return Source.get_or_none(Source.name == name, Source.kind == SourceKind.GATEWAY, Source.enabled == True)  # noqa: E712
+
+
 def schedule_id(name: str) -> str:
     return f"paywatch-source-{name}"
 
