@@ -1,7 +1,7 @@
 """Fixtures in the flaskr style, on real parts.
 
-- Redis: REDIS_URL when it answers (tests use database 15 of it, flushed per test),
-  else a throw-away redis-server started for the session.
+- Redis: a throw-away redis-server started for the session (flushed per test), so
+  parallel runs and benches never share keys; PAYWATCH_TEST_REDIS_URL overrides it.
 - Databases: every test that uses `app` runs on SQLite (a fresh file) and, when
   TEST_DATABASE_URL is set, again on PostgreSQL (a fresh schema per test).
 - Workers: `run_worker()` runs a real `rq worker` process in burst mode.
@@ -23,7 +23,7 @@ import pytest
 
 from webapp import create_app, db
 from webapp.config import ROOT, load_settings
-from webapp.devstack import redis_answers, start_redis
+from webapp.devstack import start_redis
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -37,16 +37,27 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture(scope="session")
-def redis_url():
-    base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    if redis_answers(base):
-        yield base.rsplit("/", 1)[0] + "/15" if base.count("/") >= 3 else base + "/15"
+def redis_server():
+    """A throw-away redis-server of this test run's own (PAYWATCH_TEST_REDIS_URL overrides).
+
+    Its own server, not a database of the machine's: two runs on one machine, or a bench
+    beside the suite, never touch each other's keys, and a test may stop, flush and
+    restart it for real.
+    """
+    given = os.environ.get("PAYWATCH_TEST_REDIS_URL")
+    if given:
+        yield None, given
         return
-    local = start_redis(Path(tempfile.mkdtemp(prefix="pw-redis-")), persist=False, db=15)
+    local = start_redis(Path(tempfile.mkdtemp(prefix="pw-redis-")), persist=False)
     try:
-        yield local.url
+        yield local, local.url
     finally:
         local.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server):
+    return redis_server[1]
 
 
 @pytest.fixture
