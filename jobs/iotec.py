@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Callable
 from urllib.parse import quote
@@ -68,6 +69,20 @@ class Collection:
     def mapped(self) -> str:
         """Paywatch's word: paid, failed, cancelled, or pending (SentToVendor and the rest)."""
         return "paid" if self.paid else ENDED.get(self.status, "pending")
+
+    @property
+    def moved_at(self) -> datetime | None:
+        """When the money moved, by ioTec's clock (processedAt, else lastUpdated); None when unknown."""
+        for key in ("processedAt", "lastUpdated"):
+            value = self.raw.get(key)
+            if isinstance(value, str) and value:
+                try:
+                    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                except ValueError:
+                    continue
+                # ioTec writes UTC; a time without an offset is read as UTC.
+                return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return None
 
     def amount_minor(self, currency: str) -> int | None:
         """The double ioTec sends, as integer minor units of `currency`; None when not exact."""

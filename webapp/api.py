@@ -217,12 +217,16 @@ def create_payment():
             sender_phone=_phone(data, "sender_phone", strict=False),
             note=text(data, "note", max_length=2000, default="") or "",
             transaction_id=text(data, "transaction_id", max_length=128),
+            provider=text(data, "provider", max_length=64),
             raw=request.get_data(as_text=True)[:20000],
         )
         if observation.received_at > utcnow() + timedelta(minutes=10):
             raise field_error("received_at", "is in the future")
         result = ledger.ingest_payment(observation, actor=actor())
-        return jsonify(payment_json(result.payment)), 201 if result.created else 200
+        body = payment_json(result.payment)
+        if result.sighting:
+            body["sighting"] = True  # the same money was already this payment: nothing paid twice
+        return jsonify(body), 201 if result.created else 200
 
     # source_ref is the idempotency key of a payment: a retry gets the first answer back.
     return idempotent(run, request.headers.get("Idempotency-Key") or f"payment:{source_ref}")
@@ -317,8 +321,15 @@ def admin_confirm(reference: str):
 def admin_reject(reference: str):
     data = json_body()
     reason = text(data, "reason", required=True, max_length=500)
+    notify_customer = data.get("notify_customer", False)
+    if not isinstance(notify_customer, bool):
+        raise field_error("notify_customer", "must be true or false")
+    message = text(data, "message", max_length=1000)
+    if message and not notify_customer:
+        raise field_error("message", "is sent only with notify_customer: true")
     req = ledger.find_request(reference)
-    payment = ledger.reject(_waiting_payment(req, data), req.reference, reason, actor=actor())
+    payment = ledger.reject(_waiting_payment(req, data), req.reference, reason, actor=actor(),
+                            notify_customer=notify_customer, message=message)
     return jsonify({**request_json(ledger.find_request(req.reference)), "rejected_payment": payment_json(payment)})
 
 

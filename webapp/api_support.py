@@ -19,7 +19,7 @@ from peewee import IntegrityError
 
 from webapp import apikeys, db, money
 from webapp.access import ROLE_RANK
-from webapp.models import IdempotencyRecord, Payment, PaymentRequest, Role
+from webapp.models import IdempotencyRecord, Payment, PaymentRequest, PaymentSighting, Role
 from webapp.views import error_body
 
 API_STAFF = "api:staff"
@@ -232,6 +232,10 @@ def payment_json(payment: Payment) -> dict[str, Any]:
         "verified": payment.verified,
         "late": payment.late,
         "reason": payment.reason,
+        "provider": payment.provider,
+        "also_seen": [{"source": s.source, "source_ref": s.source_ref, "received_at": iso(s.received_at),
+                       "corroborates": s.corroborates} for s in payment.sightings.order_by(PaymentSighting.id)]
+        if payment.id else [],
     }
 
 
