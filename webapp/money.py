@@ -35,7 +35,7 @@ MAX_MINOR = 10**15 - 1
 _MAX_TEXT = 40  # characters of an amount's text looked at, spaces included
 # Decimal notation only: digits, an optional point and decimals. No sign, exponent,
 # grouping, NaN or Infinity. Matched on at most _MAX_TEXT characters, so it is cheap.
-_AMOUNT = re.compile(r"(\d+)(?:\.(\d+))?")
+_AMOUNT = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
 
 
 class MoneyError(ValueError):

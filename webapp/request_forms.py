@@ -188,9 +188,9 @@ class _ListFilters(FlaskForm):
 
     date_from = DateField("From", name="from", validators=[Optional()])
     date_to = DateField("To", name="to", validators=[Optional()])
-    amount = StringField("Amount", validators=[Plain(40)], render_kw={"inputmode": "decimal"})
-    amount_min = StringField("Min", name="min", validators=[Plain(40)], render_kw={"inputmode": "decimal"})
-    amount_max = StringField("Max", name="max", validators=[Plain(40)], render_kw={"inputmode": "decimal"})
+    amount = StringField("Amount", render_kw={"inputmode": "decimal"})
+    amount_min = StringField("Min", name="min", render_kw={"inputmode": "decimal"})
+    amount_max = StringField("Max", name="max", render_kw={"inputmode": "decimal"})
     currency = StringField("Currency", render_kw={"maxlength": 3, "placeholder": "default"})
     q = StringField("Search", validators=[Plain(100)])
 
