@@ -194,13 +194,12 @@ def integer(data, field: str, low: int, high: int) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
         raise field_error(field, "must be a whole number")
-    if isinstance(value, int):
-        number = value
-    else:
-        digits = str(value).strip() if isinstance(value, str) or value.adjusted() < 20 else "9" * 21
-        if not (digits.isascii() and digits.lstrip("-").isdigit()):
-            raise field_error(field, "must be a whole number")
-        number = int(digits) if len(digits) <= 20 else high + 1  # never int() of a huge text
+    if isinstance(value, Decimal) and value.adjusted() >= 20:  # never written out: may be "1E+999999"
+        raise field_error(field, f"must be between {low} and {high}")
+    digits = value if isinstance(value, int) else str(value).strip()
+    if isinstance(digits, str) and not (digits.isascii() and digits.lstrip("-").isdigit()):
+        raise field_error(field, "must be a whole number")
+    number = int(digits) if isinstance(digits, int) or len(digits) <= 20 else high + 1  # no int() of huge text
     if not low <= number <= high:
         raise field_error(field, f"must be between {low} and {high}")
     return number
