@@ -334,3 +334,21 @@ def test_the_readme_example_source_is_complete(app, imap_env):
 
     example = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
     assert provider_from_dict(tomllib.loads(example)).name == "shopbank"
+
+
+def test_a_mail_nested_too_deep_is_kept_as_unreadable_evidence_and_the_pass_goes_on(app, imap, make_source,
+                                                                                      fetch):
+    source_id = make_source()
+    head = (f"From: {SMS_FORWARDER}\r\nSubject: New SMS\r\nMessage-ID: <deep@relay.example>\r\n"
+            "MIME-Version: 1.0\r\n").encode()
+    # 150 levels: past our bounds (100 parts), within what the sandbox IMAP server (pymap) can store.
+    levels = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i) for i in range(150))
+    deep = head + levels + b"Content-Type: text/plain\r\n\r\nhi\r\n" + b"".join(
+        b"--b%d--\r\n" % i for i in reversed(range(150)))
+    append(imap, USER, PASSWORD, "INBOX", deep)
+    append(imap, USER, PASSWORD, "INBOX", mtn_payment(5000, sender_name="Grace Kato", sender_phone=PHONE).raw)
+
+    assert fetch(source_id)["kinds"] == {"unparsed": 1, "received": 1}
+    kept = in_db(app, lambda: Payment.get(Payment.source_ref == "<deep@relay.example>"))
+    assert (kept.parsed, kept.amount_minor) == (False, None) and kept.raw.startswith("From:")
+    assert all(b"\\Seen" in f for f in flags(imap).values())

@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from webapp import money
+from webapp.input_bounds import unstorable
 
 
 def init_app(app: Flask) -> None:
@@ -15,6 +16,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.add_template_filter(_localtime, "localtime")
     app.add_template_filter(money.display, "money")
+    app.before_request(_refuse_unstorable_text)
     app.after_request(_security_headers)
     from webapp.pagination import args_without
 
@@ -36,6 +38,36 @@ def error_body(status: int, code: str, message: str, details=None) -> dict:
             "timestamp": datetime.now(timezone.utc).isoformat(),
         },
     }
+
+
+def _unstorable_part() -> str | None:
+    """Which part of the request holds a NUL or an unpaired surrogate (no column can store one)."""
+    if unstorable(request.path):
+        return "path"
+    forms = [("form", request.form)] if request.mimetype in _FORMS else []
+    for where, values in [("query", request.args), *forms]:
+        for name, value in values.items(multi=True):
+            if unstorable(name) or unstorable(value):
+                return name if where == "query" else f"form field {name}"
+    for name in ("Authorization", "Idempotency-Key", "HX-Current-URL", "Referer"):
+        if unstorable(request.headers.get(name, "")):
+            return f"header {name}"
+    return None
+
+
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _refuse_unstorable_text():
+    """A NUL anywhere a view may hand text to the database is refused up front (PostgreSQL
+    cannot store one; on SQLite it would cut a string short). Fields check the rest."""
+    where = _unstorable_part()
+    if where is None:
+        return None
+    problem = "holds a NUL or an unpaired surrogate character"
+    if wants_json():
+        return jsonify(error_body(422, "validation_failed", f"{where}: {problem}", {where: problem})), 422
+    return render_template("pages/error.html", status=400, title="Bad request", message=f"The {where} {problem}."), 400
 
 
 def _csrf_error(exc: CSRFError):
