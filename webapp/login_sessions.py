@@ -19,7 +19,7 @@ from webapp.models import LoginSession, User, utcnow
 
 IDLE_LIMIT = timedelta(hours=24)  # a page left open keeps it alive: it polls
 LIFETIME = timedelta(days=30)
-KEEP_ENDED = timedelta(days=30)  # ended rows stay this long for the "your sessions" list and audits
+KEEP_ENDED = timedelta(days=30)  # dead rows (when and why each ended) go at the next login after this
 _TOUCH_EVERY = timedelta(minutes=1)  # last_seen_at is written at most this often per session
 _USER_AGENT_MAX = 250
 

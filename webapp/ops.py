@@ -12,7 +12,9 @@ rq-dashboard decisions:
   cookie named `_csrf_token` when there is one, so its responses carry that cookie:
   the session's CSRF token (the same one our pages put in their HTML), path /ops/rq,
   SameSite=Strict, readable by script. A cross-site form or script has neither the
-  cookie nor the token, so its POST gets 400. The dashboard's buttons keep working.
+  cookie nor the token, so its POST gets 400. The dashboard's buttons keep working
+  (rather than our own copies of them). tests/test_ops_dashboard.py pins its routes:
+  a new version's must be read again for what changes state.
 - Its own Content-Security-Policy (DASHBOARD_POLICY), the one place the strict policy
   of webapp/views.py does not apply: the dashboard renders with one inline <script>,
   underscore templates (eval: `new Function`) and inline style attributes. Its inline
