@@ -2,9 +2,10 @@
 import re
 
 from rq import Queue
-from rq.job import Job
 
 from webapp.ops import DASHBOARD_CSRF_COOKIE, DASHBOARD_POLICY
+
+from tests.conftest import AuthActions
 
 # rq-dashboard 0.9.0's routes, read in its web.py. A new version's routes must be read again
 # (does it change state? then it must accept POST only) before this list grows.
@@ -84,8 +85,6 @@ def test_only_admins_reach_the_changes(client, login_as, redis_conn):
     staff = login_as("staff")
     page = client.get("/ops/rq/")
     assert page.status_code == 403 and client.get_cookie(DASHBOARD_CSRF_COOKIE, path="/ops/rq") is None
-    from tests.conftest import AuthActions
-
     token = AuthActions(client).csrf_token("/")
     assert client.post("/ops/rq/queue/fast/queued/empty", headers={"X-CSRFToken": token}).status_code == 403
     assert Queue("fast", connection=redis_conn).count == 1 and staff.role == "staff"

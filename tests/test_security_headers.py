@@ -1,4 +1,5 @@
 """Every response carries the security headers; no template needs inline script or style."""
+import json
 import re
 
 import pytest
@@ -96,7 +97,5 @@ def test_no_template_needs_inline_script_style_or_eval():
 def test_htmx_is_configured_to_need_no_eval_and_inject_no_style():
     base = (ROOT / "templates" / "base.html").read_text()
     config = re.search(r"""<meta name="htmx-config" content='([^']+)'>""", base)
-    import json
-
     assert json.loads(config.group(1)) == {"includeIndicatorStyles": False, "allowScriptTags": False,
                                            "allowEval": False}

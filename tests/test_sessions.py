@@ -150,11 +150,7 @@ def test_only_a_hash_of_the_key_is_stored_and_no_remember_cookie_is_set(app, cli
     user = make_user("viewer")
     response = auth.login(user.email)
     assert not [h for h in response.headers.getlist("Set-Cookie") if h.startswith("remember_token=")]
-    with app.test_request_context():
-        from flask import current_app
-
-        data = current_app.session_interface.get_signing_serializer(current_app).loads(cookie_of(client))
-    key = data["_user_id"]
+    key = app.session_interface.get_signing_serializer(app).loads(cookie_of(client))["_user_id"]
     [row] = rows(user.id)
     assert len(key) >= 40 and key not in row.key_hash and str(user.id) != key
 

@@ -5,6 +5,7 @@ from rq import Queue
 from selenium.webdriver.common.by import By
 
 from tests.browser.conftest import csp_violations, log_in, text_of, wait_until
+from tests.conftest import PASSWORD, AuthActions
 from webapp import agent_book, ledger, sourcing
 from webapp.models import utcnow
 
@@ -77,8 +78,6 @@ def test_an_old_session_cookie_opens_nothing_after_logout(browser, live_server, 
 
 
 def test_a_poll_after_the_session_ended_elsewhere_goes_to_the_login_page(browser, live_server, make_user, app):
-    from tests.conftest import AuthActions
-
     user = make_user("staff")
     log_in(browser, live_server, user)
     browser.get(live_server.url + "/requests/")
@@ -86,8 +85,6 @@ def test_a_poll_after_the_session_ended_elsewhere_goes_to_the_login_page(browser
     other = app.test_client()
     auth = AuthActions(other)
     auth.login(user.email)
-    from tests.conftest import PASSWORD
-
     response = other.post("/account/password", data={
         "current": PASSWORD, "new": "a brand new secret", "confirm": "a brand new secret",
         "csrf_token": auth.csrf_token("/account/password")})
