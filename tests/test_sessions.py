@@ -41,7 +41,8 @@ def test_an_old_cookie_replayed_after_logout_gets_the_login_page(app, client, au
     cookie = cookie_of(client)
     assert replay(app, cookie).get("/").status_code == 200  # a copy works while the session lives
 
-    assert auth.logout().status_code == 302
+    logout = auth.logout()
+    assert logout.status_code == 302 and logout.headers["Clear-Site-Data"] == '"storage"'
     response = replay(app, cookie).get("/requests/")
     assert sent_to_login(response) and response.headers["Location"] == "/login?next=%2Frequests%2F"
     [row] = rows(user.id)

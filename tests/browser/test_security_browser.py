@@ -67,9 +67,11 @@ def test_the_check_sees_a_violation_when_there_is_one(browser, live_server, make
 def test_an_old_session_cookie_opens_nothing_after_logout(browser, live_server, make_user):
     log_in(browser, live_server, make_user("staff"))
     cookie = browser.get_cookie("paywatch_session")
+    browser.execute_script("localStorage.setItem('htmx-history-cache', '[]')")  # where htmx keeps pages
     browser.find_element(By.CSS_SELECTOR, "details.dropdown summary").click()
     browser.find_element(By.ID, "logout").click()
     wait_until(browser, lambda d: d.find_elements(By.ID, "login-form"))
+    assert browser.execute_script("return localStorage.length") == 0
     browser.delete_all_cookies()
     browser.add_cookie({"name": cookie["name"], "value": cookie["value"], "path": "/"})
     browser.get(live_server.url + "/requests/")
