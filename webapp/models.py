@@ -79,9 +79,12 @@ class User(BaseModel):
     password_hash = CharField()
     role = CharField(default=Role.VIEWER)
     is_active = BooleanField(default=True)
-    session_version = IntegerField(default=1)  # bumped to log out every session
     created_at = UTCDateTimeField(default=utcnow)
     last_login_at = UTCDateTimeField(null=True)
+
+    # The key of the login session this instance was loaded through (webapp/login_sessions.py):
+    # Flask-Login keeps it in the cookie as the "user id", so a cookie names a session, not a user.
+    login_session_key: str | None = None
 
     # Flask-Login's interface.
     @property
@@ -93,10 +96,28 @@ class User(BaseModel):
         return False
 
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
+        if not self.login_session_key:
+            raise NotImplementedError("a user is logged in through webapp.login_sessions.start()")
+        return self.login_session_key
 
     def has_role(self, role: str) -> bool:
         return self.is_active and Role.RANK[self.role] >= Role.RANK[role]
+
+
+class LoginSession(BaseModel):
+    """A logged-in browser. Its cookie carries a random key; only the key's SHA-256 is stored."""
+
+    user = ForeignKeyField(User, backref="login_sessions", on_delete="CASCADE")
+    key_hash = CharField(unique=True)
+    created_at = UTCDateTimeField(default=utcnow)
+    last_seen_at = UTCDateTimeField(default=utcnow)
+    ended_at = UTCDateTimeField(null=True)
+    end_reason = CharField(null=True)  # logout, ended, password_changed, password_reset, deactivated, expired
+    ip = CharField(null=True)
+    user_agent = CharField(default="")
+
+    class Meta:
+        indexes = ((("user", "ended_at"), False),)
 
 
 class Agent(BaseModel):
@@ -439,8 +460,8 @@ class Event(BaseModel):
 
 
 MODELS = (
-    User, Agent, Lead, PaymentRequest, AmountReservation, Payment, PaymentSighting, Reversal, MatchCandidate,
-    RejectedPair,
+    User, LoginSession, Agent, Lead, PaymentRequest, AmountReservation, Payment, PaymentSighting, Reversal,
+    MatchCandidate, RejectedPair,
     Source, Notification, Template, Rule, Voucher, ApiKey, IdempotencyRecord,
     WebhookEndpoint, WebhookDelivery, Setting, Event,
 )
