@@ -22,6 +22,7 @@ BASE = {"PAYWATCH_ENV": "test", "SECRET_KEY": "s" * 32}
         ("WPPCONNECT_SESSION", "a/b"),
         ("WPPCONNECT_TIMEOUT", "0"),
         ("WPPCONNECT_TIMEOUT", "20s"),
+        ("WPPCONNECT_TIMEOUT", "61"),
         ("PAYWATCH_ENV", "staging"),
         ("PAYWATCH_SECURE_COOKIES", "maybe"),
         ("PAYWATCH_ADMIN_EMAIL", "not-an-email"),

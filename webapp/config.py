@@ -220,7 +220,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         wppconnect_session=session,
         wppconnect_secret_key=_read(env, "WPPCONNECT_SECRET_KEY"),
         wppconnect_token=_read(env, "WPPCONNECT_TOKEN"),
-        wppconnect_timeout=_int(env, "WPPCONNECT_TIMEOUT", 20, minimum=1, maximum=300),
+        wppconnect_timeout=_int(env, "WPPCONNECT_TIMEOUT", 20, minimum=1, maximum=60),
         port=_int(env, "PORT", 8000, minimum=1, maximum=65535),
         secure_cookies=_bool(env, "PAYWATCH_SECURE_COOKIES", name == "production"),
         public_url=public_url,
