@@ -7,9 +7,14 @@ The wppconnect API it speaks, quirks included: `POST /api/<s>/<key>/generate-tok
 Bearer tokens (or `<s>:<token>` in the path), `start-session` (answers with the
 *previous* state), `status-session`, `check-connection-session`, `qrcode-session`,
 `close-session`, `logout-session`, `send-message`, `check-number-status/<phone>`,
-`message-by-id/<id>`, `GET /api/<key>/show-all-sessions`, `GET /healthz`; the
+`message-by-id/<id>`, `get-messages/<phone>`, `GET /api/<key>/show-all-sessions`,
+`GET /healthz`; the
 `session` key added to JSON answers to `Content-Type: application/json` requests,
 and `onack` webhooks (ack 2 then 3) to the `webhook` given to start-session.
+get-messages answers a chat oldest first (`count`, `direction`, `id` as WA-JS reads
+them) and fails with 401, as the real controller does; for a chat that does not exist
+its `error` carries WA-JS's `{"code": "chat_not_found"}` (inferred: wppconnect copies the
+thrown error's own fields, and WA-JS's InvalidChat has `code` and `id`).
 
 Sessions pair by themselves (INITIALIZING -> QRCODE -> CONNECTED, `step_seconds`
 each) with `auto_pair=True`; otherwise they wait in QRCODE for a scan, and drop
@@ -21,6 +26,11 @@ Control endpoints (no auth, JSON in and out):
     GET  /_sandbox/messages[?phone=<digits>&session=<name>]
          -> {"messages": [{session, phone, to, body, id, ack, failed, time}]}
          every message accepted for sending, oldest first (acks update in place)
+    POST /_sandbox/chat-message       {"phone": P, "body": B, "from_me": false, "age": S,
+                                       "session": name}
+         a message written outside the API into the chat with P, S seconds ago: by
+         the customer, or (from_me) typed on our phone; get-messages shows it,
+         /_sandbox/messages does not
     POST /_sandbox/reset              forget sessions, messages, numbers, faults
     POST /_sandbox/not-on-whatsapp    {"phones": ["256772000000", ...]}
     POST /_sandbox/faults             {"kind": K, "count": N?, "seconds": S?, "session": name?}
@@ -28,9 +38,14 @@ Control endpoints (no auth, JSON in and out):
            error       500 "Erro ao enviar a mensagem.", nothing sent
            stale       the same 500 while status-session still says CONNECTED
            timeout     message sent, but the answer is held for S seconds
+           reset       message sent, then the connection is closed without an answer
+           hang        nothing sent; the answer (that 500) comes after S seconds
            slow        S seconds' delay, then a normal send
            disconnect  the session drops (phone disconnected) -> 404 Disconnected
            ack_failed  201 with ack -1; the message is recorded as failed
+         or to the next N get-messages calls that pass the gate:
+           history_error    401 "Error on open list" (the page threw)
+           history_timeout  the answer is held for S seconds
     GET|DELETE /_sandbox/faults       list or clear the faults
     POST /_sandbox/sessions/<name>/state  {"state": "CONNECTED"|"QRCODE"|...|null}
          force a state (null: no entry) and hold it there until scan/close/start
@@ -43,14 +58,15 @@ import argparse
 import base64
 import functools
 import json
+import socket
 import time
 from typing import Callable
 
 from flask import Flask, Response, current_app, g, jsonify, request
 
 from sandbox.whatsapp_state import (
-    CLOSED, CONNECTED, DISCONNECTED, FAULT_KINDS, PNG_B64, QRCODE, SEND_ERROR, STATES,
-    Fault, Refusal, SandboxState, contact_ids,
+    CLOSED, CONNECTED, DISCONNECTED, FAULT_KINDS, HISTORY_FAULTS, PNG_B64, QRCODE, SEND_ERROR,
+    SEND_FAULTS, STATES, Fault, Refusal, SandboxState, contact_ids,
 )
 
 NOT_PRESENT = {"message": "Token is not present. Check your header and try again"}
@@ -248,6 +264,30 @@ def _message_routes(app: Flask) -> None:
             result = _number_status(wid)
         return jsonify(status="success", response=result)
 
+    @app.get("/api/<session>/get-messages/<phone>")
+    @protected
+    def get_messages(name: str, phone: str):
+        _recipients(name, _body())
+        fault = _state().take_fault(name, HISTORY_FAULTS)
+        if fault and fault.kind == "history_error":
+            raise Refusal(401, {**OPEN_LIST_ERROR, "error": {}})
+        if fault and fault.kind == "history_timeout":
+            time.sleep(fault.seconds)
+        try:
+            wid = contact_ids(phone)[0]  # the real route passes it on as a chat id
+        except IndexError:
+            wid = phone
+        chat = _state().chat(name, wid)
+        if chat is None:
+            # WA-JS throws InvalidChat; its own `code` and `id` survive into `error`.
+            raise Refusal(401, {**OPEN_LIST_ERROR, "error": {"code": "chat_not_found", "id": wid}})
+        try:
+            count = int(request.args.get("count", ""))
+        except ValueError:
+            count = 0
+        page = _chat_page(chat, count or 20, request.args.get("direction", "before"), request.args.get("id"))
+        return jsonify(status="success", response=[m.wire() for m in page])
+
     @app.get("/api/<session>/message-by-id/<message_id>")
     @protected
     def message_by_id(name: str, message_id: str):
@@ -263,19 +303,49 @@ def _message_routes(app: Flask) -> None:
 
 def _send_with_fault(name: str, ids: list[str], text: str):
     """Send to every id, through the next injected fault if there is one."""
-    fault = _state().take_fault(name)
+    fault = _state().take_fault(name, SEND_FAULTS)
     kind = fault.kind if fault else None
     if kind == "disconnect":
         _state().drop(name, unlink=True)
         raise Refusal(404, DISCONNECTED)
     if kind in ("error", "stale"):
         raise Refusal(500, SEND_ERROR)
+    if kind == "hang":
+        time.sleep(fault.seconds)
+        raise Refusal(500, SEND_ERROR)
     if kind == "slow":
         time.sleep(fault.seconds)
     messages = _send(name, ids, text, failed=kind == "ack_failed")
     if kind == "timeout":
         time.sleep(fault.seconds)  # sent already: a client that gives up cannot know
+    if kind == "reset":
+        _drop_connection()
     return _sent(messages)
+
+
+def _drop_connection() -> None:
+    """Close this request's connection unanswered (werkzeug then drops the response quietly)."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+# get-messages' answer when the page throws: 401, not 5xx (DeviceController.getMessages).
+OPEN_LIST_ERROR = {"status": "error", "response": "Error on open list"}
+
+
+def _chat_page(chat: list, count: int, direction: str, anchor: str | None) -> list:
+    """WA-JS getMessages over one chat (oldest first): the last `count` messages, or `count`
+    before/after the message `anchor`; count < 0 means all of them."""
+    if anchor is None:
+        # The anchor is the chat's last message, itself included; "after" it there is nothing.
+        return chat[-1:] if direction == "after" else chat[-count:] if count > 0 else list(chat)
+    at = next((i for i, m in enumerate(chat) if m.id == anchor), None)
+    if at is None:
+        raise Refusal(401, {**OPEN_LIST_ERROR, "error": {"message": f"message {anchor} not found"}})
+    if direction == "after":
+        return chat[at + 1:at + 1 + count] if count > 0 else chat[at + 1:]
+    return chat[max(0, at - count):at] if count > 0 else chat[:at]
 
 
 def _number_status(wid: str) -> dict:
@@ -299,6 +369,21 @@ def _control_routes(app: Flask) -> None:
     def messages():
         args = request.args
         return jsonify(messages=_state().records(args.get("phone"), args.get("session")))
+
+    @app.post("/_sandbox/chat-message")
+    def chat_message():
+        spec = request.get_json(silent=True) or {}
+        phone, body, age = spec.get("phone"), spec.get("body"), spec.get("age", 0)
+        if not isinstance(phone, str) or not isinstance(body, str):
+            return jsonify(error='expected {"phone": "<digits>", "body": "<text>"}'), 400
+        if not isinstance(age, (int, float)) or age < 0:
+            return jsonify(error="age must be a number of seconds >= 0"), 400
+        ids = contact_ids(phone)
+        if not ids:
+            return jsonify(error="phone has no digits"), 400
+        msg = _state().add_to_chat(spec.get("session") or "paywatch", ids[0], body,
+                                   from_me=spec.get("from_me") is True, age=float(age))
+        return jsonify(msg.wire()), 201
 
     @app.post("/_sandbox/reset")
     def reset():

@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 VERSION = "2.10.4"
 INITIALIZING, QRCODE, CONNECTED, CLOSED = "INITIALIZING", "QRCODE", "CONNECTED", "CLOSED"
 STATES = (INITIALIZING, QRCODE, "PHONECODE", CONNECTED, CLOSED)
-FAULT_KINDS = ("error", "timeout", "disconnect", "ack_failed", "slow", "stale")
+SEND_FAULTS = ("error", "timeout", "reset", "hang", "disconnect", "ack_failed", "slow", "stale")
+HISTORY_FAULTS = ("history_error", "history_timeout")  # get-messages
+FAULT_KINDS = SEND_FAULTS + HISTORY_FAULTS
 # A valid 1x1 PNG: the sandbox has no QR library, and clients only display the bytes.
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
 
@@ -94,20 +96,23 @@ class Session:
 @dataclass
 class Message:
     session: str
-    to: str
+    to: str  # the chat: the other party's id, whichever way the message went
     body: str
     own: str
     ack: int
     id: str = ""
     t: float = field(default_factory=time.time)
     webhook: str | None = None
+    from_me: bool = True  # False: the other party wrote it
+    via_api: bool = True  # False: written outside the API (POST /_sandbox/chat-message)
 
     def wire(self) -> dict:
         """The serialized wppconnect Message (the fields worth using, plus a few)."""
         t = int(self.t)
+        sender, receiver = (self.own, self.to) if self.from_me else (self.to, self.own)
         return {"id": self.id, "ack": self.ack, "body": self.body, "content": self.body,
-                "type": "chat", "t": t, "timestamp": t, "from": self.own, "to": self.to,
-                "fromMe": True, "chatId": self.to, "isGroupMsg": self.to.endswith("@g.us"),
+                "type": "chat", "t": t, "timestamp": t, "from": sender, "to": receiver,
+                "fromMe": self.from_me, "chatId": self.to, "isGroupMsg": self.to.endswith("@g.us"),
                 "isMedia": False, "isNotification": False, "quotedMsgId": None}
 
     def record(self) -> dict:
@@ -323,11 +328,11 @@ class SandboxState:
             self.faults.append(fault)
             return [f.as_dict() for f in self.faults]
 
-    def take_fault(self, name: str) -> Fault | None:
-        """The first fault for `name`, counting one send against it."""
+    def take_fault(self, name: str, kinds: tuple[str, ...]) -> Fault | None:
+        """The first fault of one of `kinds` for `name`, counting one call against it."""
         with self.lock:
             for fault in self.faults:
-                if fault.session in (None, name):
+                if fault.session in (None, name) and fault.kind in kinds:
                     if fault.count is not None:
                         fault.count -= 1
                         if fault.count <= 0:
@@ -349,6 +354,26 @@ class SandboxState:
             self.acks.schedule(first + second, (msg.id, 3))
         return msg
 
+    def add_to_chat(self, name: str, wid: str, body: str, *, from_me: bool, age: float) -> Message:
+        """A message written outside the API into the chat with `wid`, `age` seconds ago:
+        by the other party, or (`from_me`) typed on our phone. Kept in time order."""
+        with self.lock:
+            msg = Message(name, wid, body, self.own, 1, t=time.time() - age,
+                          from_me=from_me, via_api=False)
+            msg.id = f"{'true' if from_me else 'false'}_{wid}_3EB0{secrets.token_hex(8).upper()}"
+            at = len(self.messages)
+            while at and self.messages[at - 1].t > msg.t:
+                at -= 1
+            self.messages.insert(at, msg)
+            self.by_id[msg.id] = msg
+            return msg
+
+    def chat(self, name: str, wid: str) -> list[Message] | None:
+        """Every message of the session's chat with `wid`, oldest first; None: no such chat."""
+        with self.lock:
+            found = [m for m in self.messages if m.session == name and m.to == wid]
+            return found or None
+
     def message(self, name: str, msg_id: str) -> Message | None:
         with self.lock:
             msg = self.by_id.get(msg_id)
@@ -357,7 +382,7 @@ class SandboxState:
     def records(self, phone: str | None = None, session: str | None = None) -> list[dict]:
         with self.lock:
             return [m.record() for m in self.messages
-                    if (phone is None or m.to.split("@", 1)[0] == phone)
+                    if m.via_api and (phone is None or m.to.split("@", 1)[0] == phone)
                     and (session is None or m.session == session)]
 
     def _deliver_ack(self, item: tuple[str, int]) -> None:

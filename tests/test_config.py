@@ -20,6 +20,9 @@ BASE = {"PAYWATCH_ENV": "test", "SECRET_KEY": "s" * 32}
         ("PORT", "80000"),
         ("WPPCONNECT_URL", "localhost:21465"),
         ("WPPCONNECT_SESSION", "a/b"),
+        ("WPPCONNECT_TIMEOUT", "0"),
+        ("WPPCONNECT_TIMEOUT", "20s"),
+        ("WPPCONNECT_TIMEOUT", "61"),
         ("PAYWATCH_ENV", "staging"),
         ("PAYWATCH_SECURE_COOKIES", "maybe"),
         ("PAYWATCH_ADMIN_EMAIL", "not-an-email"),
@@ -40,6 +43,7 @@ def test_defaults_follow_the_design():
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
     assert settings.database_url.startswith("sqlite:///") and settings.database_url.endswith("instance/paywatch.db")
     assert settings.port == 8000
+    assert settings.wppconnect_timeout == 20
 
 
 def test_values_are_parsed():

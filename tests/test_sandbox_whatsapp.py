@@ -76,6 +76,10 @@ class Gateway:
     def messages(self, **params) -> list[dict]:
         return self.control("GET", "messages", params=params).json()["messages"]
 
+    def chat(self, phone: str = PHONE, *, timeout: float = 5, **params):
+        """GET get-messages/<phone> with `params` in the query string."""
+        return self.api("GET", f"get-messages/{phone}", params=params, timeout=timeout)
+
 
 def wait_until(probe, timeout: float = 5.0):
     """Call `probe` until it returns something truthy; fail after `timeout` seconds."""
@@ -442,6 +446,92 @@ def test_a_failing_webhook_is_only_logged(connected):
     connected.connect("shop", webhook="http://127.0.0.1:9/unreachable")
     assert connected.send(PHONE, session="shop").status_code == 201
     wait_until(lambda: connected.messages()[0]["ack"] == 3)
+
+
+# -- reading a chat (get-messages) ----------------------------------------------------
+
+def test_get_messages_answers_the_chat_oldest_first_as_serialised_messages(connected):
+    for text in ("one", "two", "three"):
+        connected.send(PHONE, text)
+    r = connected.chat(f"{PHONE}@c.us")
+    assert r.status_code == 200 and r.json()["status"] == "success" and "session" not in r.json()
+    listed = r.json()["response"]
+    assert [m["body"] for m in listed] == ["one", "two", "three"]
+    sent = connected.messages()
+    first = listed[0]
+    assert first["id"] == sent[0]["id"] and first["fromMe"] is True and first["to"] == f"{PHONE}@c.us"
+    assert first["timestamp"] == first["t"] == int(sent[0]["time"])
+    # Digits alone name the chat too.
+    assert [m["id"] for m in connected.chat(PHONE).json()["response"]] == [m["id"] for m in listed]
+
+
+def test_get_messages_pages_with_count_direction_and_id(connected):
+    for n in range(5):
+        connected.send(PHONE, f"m{n}")
+    bodies = lambda r: [m["body"] for m in r.json()["response"]]  # noqa: E731
+    assert bodies(connected.chat(count=2)) == ["m3", "m4"]
+    assert bodies(connected.chat(count="nonsense")) == ["m0", "m1", "m2", "m3", "m4"]  # 20
+    third = connected.messages()[2]["id"]
+    assert bodies(connected.chat(count=2, id=third)) == ["m0", "m1"]
+    assert bodies(connected.chat(count=5, direction="after", id=third)) == ["m3", "m4"]
+    assert bodies(connected.chat(count=-1)) == ["m0", "m1", "m2", "m3", "m4"]
+
+
+def test_get_messages_shows_what_the_customer_wrote_and_what_was_typed_on_the_phone(connected):
+    connected.send(PHONE, "Payment received")
+    connected.control("POST", "chat-message", json={"phone": PHONE, "body": "thanks!"})
+    connected.control("POST", "chat-message", json={"phone": PHONE, "body": "typed", "from_me": True,
+                                                    "age": 3600})
+    listed = connected.chat().json()["response"]
+    assert [(m["body"], m["fromMe"]) for m in listed] == [
+        ("typed", True), ("Payment received", True), ("thanks!", False)]
+    assert listed[2]["from"] == f"{PHONE}@c.us" and listed[0]["t"] <= time.time() - 3599
+    assert [m["body"] for m in connected.messages()] == ["Payment received"]  # sends only
+
+
+def test_get_messages_for_a_chat_that_does_not_exist_is_the_controllers_401(connected):
+    r = connected.chat("256772999999")
+    assert r.status_code == 401
+    assert r.json() == {"status": "error", "response": "Error on open list",
+                        "error": {"code": "chat_not_found", "id": "256772999999@c.us"}}
+
+
+def test_get_messages_is_behind_the_token_and_the_session_gate(wa):
+    assert wa.api("GET", f"get-messages/{PHONE}", headers={}).status_code == 401
+    assert wa.chat().status_code == 404 and wa.chat().json() == DISCONNECTED
+
+
+def test_a_history_error_fault_fails_get_messages_like_a_throwing_page(connected):
+    connected.send(PHONE)
+    connected.control("POST", "faults", json={"kind": "history_error", "count": 1})
+    assert connected.send(PHONE).status_code == 201  # sends do not take it
+    r = connected.chat()
+    assert r.status_code == 401 and r.json() == {"status": "error", "response": "Error on open list", "error": {}}
+    assert connected.chat().status_code == 200
+
+
+def test_a_history_timeout_fault_holds_the_get_messages_answer(connected):
+    connected.send(PHONE)
+    connected.control("POST", "faults", json={"kind": "history_timeout", "seconds": 0.5, "count": 1})
+    with pytest.raises(requests.ReadTimeout):
+        connected.chat(timeout=0.1)
+    assert connected.chat().status_code == 200
+
+
+def test_a_reset_fault_sends_then_closes_the_connection_unanswered(connected):
+    connected.control("POST", "faults", json={"kind": "reset", "count": 1})
+    with pytest.raises(requests.ConnectionError):
+        connected.send(PHONE)
+    assert [m["phone"] for m in connected.messages()] == [PHONE]
+    assert connected.send(PHONE).status_code == 201
+
+
+def test_a_hang_fault_holds_the_answer_and_sends_nothing(connected):
+    connected.control("POST", "faults", json={"kind": "hang", "seconds": 0.3, "count": 1})
+    started = time.monotonic()
+    r = connected.send(PHONE)  # a client that waits long enough gets the 500 at last
+    assert r.status_code == 500 and time.monotonic() - started >= 0.3
+    assert connected.messages() == []
 
 
 # -- injected faults -----------------------------------------------------------------

@@ -2,6 +2,7 @@
 from datetime import timedelta
 
 import pytest
+import requests
 
 from webapp import db, jobqueue, options, whatsapp_state
 from webapp.models import Agent, Notification
@@ -157,3 +158,140 @@ def test_quiet_hours_hold_reminders_but_not_confirmations(whatsapp, ctx, worker)
         pay(request.amount_minor, phone=CUSTOMER_PHONE, currency=request.currency)
     wait_for(lambda: any("Thank you" in m["body"] for m in whatsapp.messages()), timeout=20,
              message="the confirmation despite quiet hours")
+
+
+# -- unknown outcomes: wppconnect's chat is checked before anything is sent again -------
+
+ADMIN_PHONE = "+256700000099"
+
+
+@pytest.fixture
+def quick_timeout(environ):
+    """wppconnect calls give up after 2 s instead of 20 (request it before `ctx` and `worker`)."""
+    environ["WPPCONNECT_TIMEOUT"] = "2"
+
+
+def alert(app, key="float-low", text="Paywatch: the float is low") -> Notification:
+    with app.app_context(), db.database.connection_context():
+        from webapp import notify
+
+        options.update({"admin_phones": [ADMIN_PHONE], "send_gap_ms": 0})
+        notify.admin_alert(key, text)
+    return rows(dedupe_key=f"admin_alert:{key}:{ADMIN_PHONE}")[0]
+
+
+def row_of(row_id: int) -> Notification:
+    with db.database.connection_context():
+        return Notification.get_by_id(row_id)
+
+
+def row_when(row_id: int, test, message: str, timeout: float = 40) -> Notification:
+    """The row once `test(row)` holds."""
+    def probe():
+        row = row_of(row_id)
+        return row if test(row) else None
+
+    return wait_for(probe, timeout=timeout, message=message)
+
+
+def set_checks(row_id: int, checks: int) -> None:
+    with db.database.connection_context():
+        Notification.update(checks=checks).where(Notification.id == row_id).execute()
+
+
+@pytest.mark.parametrize("fault", ["timeout", "reset"])
+def test_a_send_that_went_out_unanswered_is_found_in_the_chat_not_sent_again(whatsapp, quick_timeout, ctx, worker,
+                                                                              fault):
+    whatsapp.control("faults", {"kind": fault, "seconds": 5, "count": 1})  # stored, then no answer
+    row = alert(ctx)
+    done = row_when(row.id, lambda r: r.status == "sent", "the row recorded as sent")
+    [message] = whatsapp.messages(ADMIN_PHONE)
+    assert done.provider_id == message["id"] and done.attempts == 1
+    assert "found in the WhatsApp chat" in done.last_error and done.unconfirmed_since is None
+
+
+@pytest.mark.parametrize("history", ["no chat yet", "the same text an hour ago"])
+def test_a_send_that_timed_out_without_going_out_is_sent_once_after_the_check(whatsapp, quick_timeout, ctx, worker,
+                                                                             history):
+    whatsapp.control("faults", {"kind": "hang", "seconds": 4, "count": 1})  # no answer, nothing sent
+    row = alert(ctx)
+    if history != "no chat yet":
+        unknown = row_when(row.id, lambda r: r.status == "pending" and r.unconfirmed_since, "the unknown outcome")
+        # Before the check: older than the try, so it is not taken for it; and a reply.
+        whatsapp.control("chat-message", {"phone": ADMIN_PHONE, "body": unknown.body, "from_me": True, "age": 3600})
+        whatsapp.control("chat-message", {"phone": ADMIN_PHONE, "body": "noted"})
+    done = row_when(row.id, lambda r: r.status == "sent", "the row sent after the check")
+    [message] = whatsapp.messages(ADMIN_PHONE)  # the API's sends only
+    assert done.provider_id == message["id"] and done.attempts == 2 and done.last_error is None
+
+
+def test_a_message_recorded_on_another_row_is_not_taken_for_the_try(whatsapp, quick_timeout, ctx, worker):
+    first = alert(ctx, key="float-low-1")
+    first = row_when(first.id, lambda r: r.status == "sent", "the first alert")
+    whatsapp.control("faults", {"kind": "hang", "seconds": 4, "count": 1})
+    second = alert(ctx, key="float-low-2")  # the same text, seconds later: its try never arrives
+    done = row_when(second.id, lambda r: r.status == "sent", "the second alert")
+    messages = whatsapp.messages(ADMIN_PHONE)
+    assert [m["id"] for m in messages] == [first.provider_id, done.provider_id]
+    assert messages[0]["body"] == messages[1]["body"] and done.attempts == 2
+
+
+def test_a_worker_killed_after_the_call_leaves_one_message(whatsapp, ctx, worker, run_worker):
+    whatsapp.control("faults", {"kind": "timeout", "seconds": 30, "count": 1})
+    row = alert(ctx)
+    wait_for(lambda: whatsapp.messages(ADMIN_PHONE), timeout=20, message="wppconnect to take the message")
+    worker.kill()  # SIGKILL, in the middle of the call
+    worker.wait(timeout=10)
+    stuck = row_of(row.id)
+    assert stuck.status == "sending" and stuck.unconfirmed_since is not None
+    # The sweep acts 90 s after the claim: move the row's times back instead of waiting.
+    with db.database.connection_context():
+        Notification.update(claimed_at=stuck.claimed_at - timedelta(seconds=91),
+                            due_at=stuck.due_at - timedelta(seconds=91)).where(Notification.id == row.id).execute()
+    with ctx.app_context():
+        jobqueue.enqueue("notification_sweep")
+    run_worker()  # the sweep puts it back to pending and enqueues it; the send job checks first
+    done = row_of(row.id)
+    [message] = whatsapp.messages(ADMIN_PHONE)
+    assert done.status == "sent" and done.provider_id == message["id"] and done.attempts == 1
+
+
+def test_a_check_that_cannot_answer_never_resends_and_ends_failed_with_retry(whatsapp, quick_timeout, app, worker,
+                                                                              client, login_as, auth):
+    from jobs.whatsapp import MAX_CHECKS
+
+    whatsapp.control("faults", {"kind": "timeout", "seconds": 5, "count": 1})
+    whatsapp.control("faults", {"kind": "history_error"})  # every get-messages fails
+    row = alert(app)  # (not `ctx`: its open connection and the test client's would clash)
+    waiting = row_when(row.id, lambda r: r.checks == 1, "a failed check")
+    assert waiting.status == "pending" and "not re-sent" in waiting.last_error
+    assert len(whatsapp.messages(ADMIN_PHONE)) == 1
+    set_checks(row.id, MAX_CHECKS - 1)  # as after all but the last check (minutes of them)
+    failed = row_when(row.id, lambda r: r.status == "failed", "the row to fail visibly")
+    assert "Look at the chat" in failed.last_error and len(whatsapp.messages(ADMIN_PHONE)) == 1
+    login_as("staff")
+    assert f'id="retry-{row.id}"' in client.get("/notifications/").get_data(as_text=True)
+    requests.delete(f"{whatsapp.url}/_sandbox/faults", timeout=5)  # wppconnect reads chats again
+    retried = client.post(f"/notifications/{row.id}/retry", data={"csrf_token": auth.csrf_token("/notifications/")})
+    assert retried.status_code == 302
+    done = row_when(row.id, lambda r: r.status == "sent", "the retried row")
+    [message] = whatsapp.messages(ADMIN_PHONE)
+    assert done.provider_id == message["id"] and "found in the WhatsApp chat" in done.last_error
+
+
+def test_staff_retry_after_the_checks_gave_up_sends_if_the_check_still_cannot_answer(whatsapp, quick_timeout, ctx,
+                                                                                      worker, domain):
+    from jobs.whatsapp import MAX_CHECKS
+    from webapp import notify
+
+    whatsapp.control("faults", {"kind": "hang", "seconds": 4, "count": 1})
+    whatsapp.control("faults", {"kind": "history_error"})
+    row = alert(ctx)
+    row_when(row.id, lambda r: r.status == "pending" and r.unconfirmed_since, "the unknown outcome")
+    set_checks(row.id, MAX_CHECKS - 1)  # before the first check: it is the last one
+    row_when(row.id, lambda r: r.status == "failed", "the row to fail visibly")
+    assert whatsapp.messages(ADMIN_PHONE) == []
+    domain(notify.retry, row.id, actor="test")  # staff looked at the phone: nothing there
+    done = row_when(row.id, lambda r: r.status == "sent", "the retried row")
+    [message] = whatsapp.messages(ADMIN_PHONE)
+    assert done.provider_id == message["id"] and done.attempts == 1

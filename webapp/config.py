@@ -49,6 +49,7 @@ class Settings:
     wppconnect_session: str = "paywatch"
     wppconnect_secret_key: str | None = field(default=None, repr=False)
     wppconnect_token: str | None = field(default=None, repr=False)
+    wppconnect_timeout: int = 20
     port: int = 8000
     secure_cookies: bool = True
     public_url: str | None = None
@@ -221,6 +222,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         wppconnect_session=session,
         wppconnect_secret_key=_read(env, "WPPCONNECT_SECRET_KEY"),
         wppconnect_token=_read(env, "WPPCONNECT_TOKEN"),
+        wppconnect_timeout=_int(env, "WPPCONNECT_TIMEOUT", 20, minimum=1, maximum=60),
         port=_int(env, "PORT", 8000, minimum=1, maximum=65535),
         secure_cookies=_bool(env, "PAYWATCH_SECURE_COOKIES", name == "production"),
         public_url=public_url,

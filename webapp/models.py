@@ -360,6 +360,10 @@ class Notification(BaseModel):
     sent_at = UTCDateTimeField(null=True)
     created_at = UTCDateTimeField(default=utcnow)
     context = JSONField(default=dict)
+    # When the first send try whose outcome is not recorded began (body: its exact text);
+    # set, the chat is checked before any resend. checks: failed checks in a row.
+    unconfirmed_since = UTCDateTimeField(null=True)
+    checks = IntegerField(default=0)
 
     class Meta:
         indexes = ((("status", "due_at"), False), (("status", "sent_at"), False), (("phone", "sent_at"), False))
