@@ -196,60 +196,76 @@ def run_inline(name: str, *args):
     return getattr(importlib.import_module(module), func)(*args)
 
 
-def register_sources(scheduler) -> list[str]:
-    """(Re)register one recurring pass per enabled source that is polled, under fixed ids.
+# ------------------------------------------------------------------ the recurring schedule
 
-    Mailbox sources with IDLE are driven by the watcher process instead.
-    """
-    from webapp.models import Source
-    from webapp.sourcing import PASS_JOBS, schedule_id
+SCHEDULE_PREFIXES = ("paywatch-recurring-", "paywatch-source-")
+SCHEDULE_LOCK = "paywatch:schedule:sync"
 
-    for job in scheduler.get_jobs():
-        if job.id.startswith("paywatch-source-"):
-            scheduler.cancel(job)
-    registered = []
-    now = datetime.now(timezone.utc)
-    for source in Source.select().where(Source.enabled == True):  # noqa: E712
-        name = PASS_JOBS.get(source.kind)
-        if name not in JOBS or (source.kind == "mailbox" and (source.config or {}).get("idle", True)):
-            continue
-        spec = JOBS[name]
-        scheduler.schedule(
-            scheduled_time=now, func=spec.func, args=[source.id], interval=source.interval_s, repeat=None,
-            id=schedule_id(source.name), queue_name=spec.queue, timeout=spec.timeout,
-            result_ttl=source.interval_s * 2,
-        )
-        registered.append(schedule_id(source.name))
-    return registered
+
+@dataclass(frozen=True)
+class Recurring:
+    """One job rq-scheduler should hold: a fixed id, what it runs, and how often."""
+    id: str
+    func: str
+    queue: str
+    timeout: int
+    interval: int
+    args: tuple = ()
+
+    def matches(self, job: Job) -> bool:
+        return (job.func_name == self.func and tuple(job.args or ()) == self.args and job.origin == self.queue
+                and job.timeout == self.timeout and job.meta.get("interval") == self.interval)
 
 
 def recurring_id(name: str) -> str:
     return f"paywatch-recurring-{name}"
 
 
-def register_recurring(scheduler) -> list[str]:
-    """(Re)register every RECURRING job with rq-scheduler under its fixed id.
+def wanted_schedule() -> list[Recurring]:
+    """Every RECURRING job, and one pass per enabled source that is polled (reads the database).
 
-    Old registrations with our ids are cancelled first, so running this twice
-    leaves one copy of each job. Returns the ids registered.
+    Mailbox sources with IDLE are driven by the watcher process instead.
     """
-    ours = {recurring_id(name) for name in JOBS}
-    for job in scheduler.get_jobs():
-        if job.id in ours or job.id.startswith("paywatch-recurring-"):
-            scheduler.cancel(job)
-    registered = []
-    now = datetime.now(timezone.utc)
-    for name, interval in RECURRING.items():
+    from webapp.models import Source
+    from webapp.sourcing import PASS_JOBS, schedule_id
+
+    wanted = [Recurring(recurring_id(name), JOBS[name].func, JOBS[name].queue, JOBS[name].timeout, interval)
+              for name, interval in RECURRING.items()]
+    for source in Source.select().where(Source.enabled == True).order_by(Source.id):  # noqa: E712
+        name = PASS_JOBS.get(source.kind)
+        if name not in JOBS or (source.kind == "mailbox" and (source.config or {}).get("idle", True)):
+            continue
         spec = JOBS[name]
-        scheduler.schedule(
-            scheduled_time=now,
-            func=spec.func,
-            interval=interval,
-            repeat=None,
-            id=recurring_id(name),
-            queue_name=spec.queue,
-            timeout=spec.timeout,
-            result_ttl=interval * 2,  # short, or one failure blocks a unique job for long
-        )
-        registered.append(recurring_id(name))
-    return registered
+        wanted.append(Recurring(schedule_id(source.name), spec.func, spec.queue, spec.timeout, source.interval_s,
+                                (source.id,)))
+    return wanted
+
+
+def sync_schedule(scheduler) -> dict[str, list[str]]:
+    """Make rq-scheduler hold exactly wanted_schedule(), under fixed ids.
+
+    Missing or changed jobs are registered (due now), ours that are no longer wanted
+    (a source removed or disabled) are cancelled, and the rest are left alone, so their
+    next run keeps its time. Several processes may run it at once (a Redis lock takes
+    them in turn; the ids are fixed, so nothing is ever doubled). Needs the database
+    and Redis; returns {"added": ids, "removed": ids, "kept": ids}.
+    """
+    wanted = {r.id: r for r in wanted_schedule()}
+    with scheduler.connection.lock(SCHEDULE_LOCK, timeout=30, blocking_timeout=30):
+        held = {job.id: job for job in scheduler.get_jobs() if job.id.startswith(SCHEDULE_PREFIXES)}
+        removed = sorted(set(held) - set(wanted))
+        for job_id in removed:
+            scheduler.cancel(held[job_id])
+        added, kept = [], []
+        now = datetime.now(timezone.utc)
+        for r in wanted.values():
+            if r.id in held and r.matches(held[r.id]):
+                kept.append(r.id)
+                continue
+            scheduler.schedule(
+                scheduled_time=now, func=r.func, args=list(r.args), interval=r.interval, repeat=None, id=r.id,
+                queue_name=r.queue, timeout=r.timeout,
+                result_ttl=r.interval * 2,  # short, or one failure blocks a unique job for long
+            )
+            added.append(r.id)
+    return {"added": added, "removed": removed, "kept": kept}
