@@ -12,6 +12,7 @@ still guard, because mail is hostile.
 from __future__ import annotations
 
 import email
+import email.parser
 import hashlib
 import json
 import re
@@ -26,6 +27,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from bs4 import BeautifulSoup
 
 from jobs.email_values import clean_spaces
+from webapp.input_bounds import time_problem
 
 _BLOCK_TAGS = (
     "p", "div", "br", "tr", "td", "th", "li", "ul", "ol", "table", "tbody", "thead",
@@ -33,7 +35,17 @@ _BLOCK_TAGS = (
     "blockquote", "pre", "hr", "center", "dt", "dd",
 )
 _DROP_TAGS = ("style", "script", "head", "title", "noscript", "template")
-_MAX_PARTS = 50  # a hostile message may nest thousands of parts; we need a few
+# Provider notifications are a few KiB with a handful of parts. Past these bounds a mail
+# is not read (headers only; the caller keeps it as unreadable evidence): a hostile one
+# can nest thousands of parts, which Python's email package parses by recursion.
+MAX_MAIL_BYTES = 2 * 1024 * 1024
+MAX_MIME_PARTS = 100  # Content-Type headers counted in the raw bytes, before parsing
+MAX_MIME_DEPTH = 8  # multipart / message/rfc822 levels walked
+_MAX_PARTS = 50  # leaf parts read
+_MAX_PART_TEXT = 256 * 1024  # bytes of one text part decoded
+_MAX_HEADER_TEXT = 4096  # characters of one header decoded
+_MAX_MESSAGE_ID = 200
+_CONTENT_TYPE = re.compile(rb"^content-type[ \t]*:", re.I | re.M)
 
 
 @dataclass
@@ -47,6 +59,7 @@ class MailText:
     message_id: str | None
     bodies: list[tuple[str, str]] = field(default_factory=list)  # (label, text)
     attached: list[bytes] = field(default_factory=list)  # message/rfc822 parts
+    problem: str | None = None  # why the body was not read (too big, too deep), else None
 
     @property
     def from_address(self) -> str:
@@ -55,9 +68,14 @@ class MailText:
 
 
 def source_ref(raw: bytes, message_id: str | None) -> str:
-    """The Message-ID, or a stable hash of the raw bytes when there is none."""
-    if message_id:
+    """The Message-ID, or a stable hash of the raw bytes when there is none.
+
+    A Message-ID longer than a source_ref column holds is kept as its hash.
+    """
+    if message_id and len(message_id) <= _MAX_MESSAGE_ID:
         return message_id
+    if message_id:
+        return "sha256:" + hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
@@ -65,7 +83,7 @@ def decode_words(value: object) -> str:
     """An RFC 2047 header value as text; undecodable words are kept as written."""
     if value is None:
         return ""
-    text = str(value)
+    text = str(value)[:_MAX_HEADER_TEXT]
     try:
         text = str(make_header(decode_header(text)))
     except (UnicodeError, LookupError, ValueError, TypeError, AssertionError, MessageError):
@@ -85,7 +103,11 @@ def header_date(value: str) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        parsed = parsed.astimezone(timezone.utc)
+    except OverflowError:
+        return None
+    return None if time_problem(parsed) else parsed
 
 
 def _addresses(msg: Message) -> tuple[list[str], str]:
@@ -96,24 +118,75 @@ def _addresses(msg: Message) -> tuple[list[str], str]:
 
 
 def read_mail(raw: bytes) -> MailText:
-    """Decode `raw` into a MailText (never raises for malformed MIME)."""
-    msg = email.message_from_bytes(raw)
+    """Decode `raw` into a MailText (never raises for malformed MIME).
+
+    A mail over MAX_MAIL_BYTES, with more than MAX_MIME_PARTS parts or that the email
+    package cannot parse is read for its headers only, and `problem` says why.
+    """
+    problem = _too_complex(raw)
+    if problem is None:
+        try:
+            return _read_parsed(email.message_from_bytes(raw))
+        except Exception as exc:  # RecursionError included: hostile MIME, not our crash
+            problem = f"the MIME structure cannot be read ({type(exc).__name__})"
+    return _headers_only(raw, problem)
+
+
+def _too_complex(raw: bytes) -> str | None:
+    if len(raw) > MAX_MAIL_BYTES:
+        return f"the mail is {len(raw)} bytes, over the {MAX_MAIL_BYTES // 1024 // 1024} MiB a notification can be"
+    parts = len(_CONTENT_TYPE.findall(raw))
+    if parts > MAX_MIME_PARTS:
+        return f"the mail has {parts} MIME parts, over the {MAX_MIME_PARTS} a notification can have"
+    return None
+
+
+def _headers_only(raw: bytes, problem: str) -> MailText:
+    end = raw.find(b"\r\n\r\n", 0, 65536)
+    end = end if end >= 0 else raw.find(b"\n\n", 0, 65536)
+    head = raw[: end if end >= 0 else 65536]
+    try:
+        msg = email.parser.BytesHeaderParser().parsebytes(head)
+    except Exception:  # nothing readable at all: no sender, so nobody's evidence
+        return MailText(from_addresses=[], from_display="", subject="", date=None, message_id=None,
+                        problem=problem)
+    mail = _envelope(msg)
+    mail.problem = problem
+    return mail
+
+
+def _envelope(msg: Message) -> MailText:
     addresses, display = _addresses(msg)
-    message_id = decode_words(msg.get("Message-ID")).strip() or None
-    mail = MailText(
+    return MailText(
         from_addresses=addresses, from_display=display,
         subject=decode_words(msg.get("Subject")),
-        date=header_date(decode_words(msg.get("Date"))), message_id=message_id,
+        date=header_date(decode_words(msg.get("Date"))),
+        message_id=decode_words(msg.get("Message-ID")).strip() or None,
     )
+
+
+def _read_parsed(msg: Message) -> MailText:
+    mail = _envelope(msg)
     html, plain = [], []
-    for count, part in enumerate(msg.walk()):
-        if count > _MAX_PARTS:
-            break
+    for part in _walk(msg):
         _collect_part(part, html, plain, mail.attached)
     bodies = [("html", html_to_text("\n".join(html)))] if html else []
     bodies += [("plain", normalise_text("\n".join(plain)))] if plain else []
     mail.bodies = [(label, text) for label, text in bodies if text.strip()]
     return mail
+
+
+def _walk(msg: Message):
+    """The parts of `msg` in order, at most _MAX_PARTS, MAX_MIME_DEPTH levels (no recursion)."""
+    stack, seen = [(msg, 0)], 0
+    while stack and seen < _MAX_PARTS:
+        part, depth = stack.pop()
+        seen += 1
+        yield part
+        if part.is_multipart() and depth < MAX_MIME_DEPTH:
+            children = part.get_payload()
+            if isinstance(children, list):
+                stack.extend((child, depth + 1) for child in reversed(children) if isinstance(child, Message))
 
 
 def _collect_part(part: Message, html: list[str], plain: list[str],
@@ -137,7 +210,8 @@ def _part_text(part: Message) -> str:
     """A leaf part's payload, transfer-decoded and charset-decoded leniently."""
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
-        return str(part.get_payload() or "")
+        return str(part.get_payload() or "")[:_MAX_PART_TEXT]
+    payload = payload[:_MAX_PART_TEXT]
     try:
         charset = part.get_content_charset() or "utf-8"
         return payload.decode(charset, errors="replace")

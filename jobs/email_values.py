@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timezone, tzinfo
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from webapp.input_bounds import EARLIEST, LATEST, time_problem
 from webapp.money import MoneyError, exponent, normalize_currency, to_minor
 
 
@@ -23,11 +24,15 @@ class ValueReadError(ValueError):
 # figure spaces, plus zero-width characters that split digits invisibly.
 _SPACES = dict.fromkeys(map(ord, "\u00a0\u202f\u2009\u2007\u2002\u2003\u2005\u2006"), " ")
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+# Control characters (tab and line breaks kept) and the lone surrogates the email package
+# makes of undecodable header bytes: no database column stores a NUL or a surrogate.
+_UNSTORABLE = {**dict.fromkeys([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F], None),
+               **dict.fromkeys(range(0xD800, 0xE000), "\ufffd")}
 
 
 def clean_spaces(text: str) -> str:
-    """Replace exotic spaces with ASCII spaces and drop zero-width characters."""
-    return text.translate(_SPACES).translate(_INVISIBLE)
+    """Replace exotic spaces with ASCII spaces, drop zero-width and control characters."""
+    return text.translate(_SPACES).translate(_INVISIBLE).translate(_UNSTORABLE)
 
 
 # ---------------------------------------------------------------------------
@@ -56,8 +61,11 @@ def read_currency(text: str | None, default: str, aliases: dict[str, str] | None
             return normalize_currency(table[token] or default)
     letters = token.rstrip(".")
     if len(letters) == 3 and letters.isalpha():
-        return normalize_currency(letters)
-    raise ValueReadError(f"unknown currency {text!r}")
+        try:
+            return normalize_currency(letters)
+        except MoneyError as exc:
+            raise ValueReadError(str(exc)) from None
+    raise ValueReadError(f"unknown currency {text[:20]!r}")
 
 
 # ---------------------------------------------------------------------------
@@ -65,6 +73,7 @@ def read_currency(text: str | None, default: str, aliases: dict[str, str] | None
 
 # The numeric core: digits joined by separators (possibly with spaces around
 # them, as HTML→text gives "$ 60 . 00"), or by a space before a 3-digit group.
+_MAX_AMOUNT_TEXT = 64  # "Ksh Ksh 4,870.00" fits many times over; 200,000 digits are not an amount
 _CORE = re.compile(r"\d+(?:\s*[.,'’]\s*\d+|\s\d{3}(?!\d))*")
 _MINUS = re.compile(r"(?:^|\s)[-−–]\s*(?:[^\d\s]{0,4}\.?\s*)?\d|\(\s*[^\d]{0,4}\s*\d[^)]*\)")
 
@@ -78,7 +87,9 @@ def parse_amount(text: str, currency: str) -> int:
     ("$ 60 . 00"). Raises ValueReadError for anything ambiguous, negative or
     with more decimals than `currency` has.
     """
-    cleaned = clean_spaces(text or "").strip()
+    cleaned = clean_spaces((text or "")[:_MAX_AMOUNT_TEXT + 1]).strip()
+    if len(cleaned) > _MAX_AMOUNT_TEXT:
+        raise ValueReadError(f"amount text {cleaned[:24]!r}… is over {_MAX_AMOUNT_TEXT} characters: not an amount")
     if _MINUS.search(cleaned):
         raise ValueReadError(f"amount {text!r} is negative (money out)")
     cores = _CORE.findall(cleaned)
@@ -188,7 +199,13 @@ def parse_local_datetime(text: str, formats: tuple[str, ...] | list[str],
         except ValueError:
             continue
         has_time = any(code in fmt for code in ("%H", "%I"))
-        return value.replace(tzinfo=tz).astimezone(timezone.utc), has_time
+        try:
+            moment = value.replace(tzinfo=tz).astimezone(timezone.utc)
+        except OverflowError:
+            moment = None
+        if moment is None or time_problem(moment):
+            raise ValueReadError(f"date {text[:40]!r} is outside {EARLIEST:%Y}–{LATEST:%Y}")
+        return moment, has_time
     raise ValueReadError(f"date {text!r} matches none of the provider's formats")
 
 

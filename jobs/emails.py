@@ -52,6 +52,7 @@ from webapp.phones import try_e164
 __all__ = ["ParsedMail", "parse_message", "load_providers", "explain"]
 
 _EMPTY_NOTES = {"N/A", "NA", "NONE", "-", "NULL"}
+_MAX_NAME, _MAX_NOTE = 200, 2000  # what the API accepts for the same fields
 KINDS = ("received", "reversal", "not_money", "unparsed", "ignored")
 
 
@@ -141,6 +142,8 @@ def _parse(raw: bytes, providers: list[Provider], forwarders: tuple[str, ...],
                               f"({', '.join(mail.from_addresses) or 'none'}): not trusted")
         return result
     sender = mail.from_address
+    if mail.problem:
+        return _unread(mail, sender, providers, result)
     context = _direct(mail, providers, result)
     if context is None and any(sender_matches(f, sender) for f in forwarders):
         result.reasons.append(f"From {sender} is a configured forwarder: looking inside")
@@ -155,6 +158,19 @@ def _parse(raw: bytes, providers: list[Provider], forwarders: tuple[str, ...],
     result.provider, result.channel = context.provider.name, context.channel
     result.verified = context.channel == "email"
     return _apply_rules(context, result)
+
+
+def _unread(mail, sender: str, providers: list[Provider], result: ParsedMail) -> ParsedMail:
+    """A mail too big or too deep to read: a provider's is kept as unreadable evidence."""
+    provider = _provider_for(sender, providers)
+    if provider is not None:
+        result.kind, result.provider, result.channel = "unparsed", provider.name, "email"
+        result.verified = True
+        result.reasons.append(f"From {sender} is a sender of {provider.label}, but {mail.problem}; "
+                              "kept as evidence, nothing read")
+    else:
+        result.reasons.append(f"{mail.problem}; not read (From {sender})")
+    return result
 
 
 def _provider_for(address: str, providers: list[Provider]) -> Provider | None:
@@ -327,14 +343,20 @@ def _fill_money(rule: Rule, groups: dict[str, str], ctx: _Context,
                               "send that payment to review")
 
 
+_MAX_TOKEN = 128  # a transaction id longer than the column holds is not one
+
+
 def _token(value: str | None) -> str | None:
-    return re.sub(r"\s+", "", value) if value else None
+    token = re.sub(r"\s+", "", value[:_MAX_TOKEN * 2]) if value else None
+    if token and len(token) > _MAX_TOKEN:
+        raise ValueReadError(f"transaction id {token[:24]!r}… is over {_MAX_TOKEN} characters")
+    return token
 
 
 def _fill_people(groups: dict[str, str], ctx: _Context, result: ParsedMail) -> None:
     name = groups.get("sender_name")
     if name:
-        result.sender_name = re.sub(r"\s+", " ", name).strip(" .,;:-")
+        result.sender_name = re.sub(r"\s+", " ", name[:_MAX_NAME]).strip(" .,;:-")
         result.reasons.append(f"sender name {result.sender_name!r}")
     phone = groups.get("sender_phone")
     if phone:
@@ -344,7 +366,7 @@ def _fill_people(groups: dict[str, str], ctx: _Context, result: ParsedMail) -> N
                               f"sender phone {phone!r} is masked or invalid; not kept")
     note = groups.get("note")
     if note and note.strip().upper() not in _EMPTY_NOTES:
-        result.note = re.sub(r"\s+", " ", note).strip()
+        result.note = re.sub(r"\s+", " ", note[:_MAX_NOTE]).strip()
         result.reasons.append(f"note {result.note!r}")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Callable
 from urllib.parse import quote
@@ -53,7 +54,7 @@ class Collection:
     external_id: str | None
     status: str  # ioTec's RequestStatus, exactly as sent (key on this, never on statusCode)
     status_message: str
-    amount: Decimal | None
+    amount: int | float | None  # the JSON number as sent (a double)
     currency: str | None
     payer: str | None
     payer_name: str | None
@@ -69,14 +70,24 @@ class Collection:
         """Paywatch's word: paid, failed, cancelled, or pending (SentToVendor and the rest)."""
         return "paid" if self.paid else ENDED.get(self.status, "pending")
 
+    @property
+    def moved_at(self) -> datetime | None:
+        """When the money moved, by ioTec's clock (processedAt, else lastUpdated); None when unknown."""
+        for key in ("processedAt", "lastUpdated"):
+            value = self.raw.get(key)
+            if isinstance(value, str) and value:
+                try:
+                    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                except ValueError:
+                    continue
+                # ioTec writes UTC; a time without an offset is read as UTC.
+                return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return None
+
     def amount_minor(self, currency: str) -> int | None:
-        """The double ioTec sends, as integer minor units of `currency`; None when not exact."""
-        if self.amount is None:
-            return None
-        try:
-            return money.to_minor(str(self.amount), currency)
-        except money.MoneyError:
-            return None
+        """The double ioTec sends, as integer minor units of `currency`; None when missing, not
+        exact or out of range (money.minor_of_double: bounded, never rounded)."""
+        return money.minor_of_double(self.amount, currency)
 
 
 def parse_collection(body: Any) -> Collection:
@@ -86,7 +97,7 @@ def parse_collection(body: Any) -> Collection:
     return Collection(
         id=str(body["id"]), external_id=body.get("externalId"), status=body["status"],
         status_message=body.get("statusMessage") or "",
-        amount=Decimal(str(amount)) if isinstance(amount, (int, float)) and not isinstance(amount, bool) else None,
+        amount=amount if isinstance(amount, (int, float)) and not isinstance(amount, bool) else None,
         currency=body.get("currency"), payer=body.get("payer"), payer_name=body.get("payerName"),
         vendor_transaction_id=body.get("vendorTransactionId"), raw=body,
     )

@@ -15,8 +15,8 @@ rq-scheduler (`"idle": false`) only ever ask for passes through
 
 Source state written here (Source.state, shown on the source's page and in
 /api/v1/health): `progress` {done, total, running, started_at, finished_at},
-`counts` {received, reversal, reversal_unknown, not_money, unparsed, ignored,
-duplicate} since the source was added, `last_contact_at`, `last_mail_at`,
+`counts` {received, reversal, reversal_pending (kept until its payment arrives),
+reversal_unknown (no transaction id), not_money, unparsed, ignored, duplicate} since the source was added, `last_contact_at`, `last_mail_at`,
 `last_fetch` (the summary below); the watcher adds `watch`.
 """
 from __future__ import annotations
@@ -328,11 +328,14 @@ def _batch(source: Source, cfg: MailboxConfig, providers: list[Provider], client
     results = ledger.ingest_payments(observations, actor=actor) if observations else []
     counts["duplicate"] += sum(1 for r in results if not r.created)
     for parsed in reversals:
+        if not parsed.reversed_transaction_id:
+            counts["reversal_unknown"] += 1  # no id to find its payment by: kept in the mailbox, counted
+            continue
         flagged = ledger.flag_reversal(source.name, parsed.reversed_transaction_id,
                                        reason=f"reversed at the provider ({parsed.transaction_id or 'no id'})",
-                                       actor=actor) if parsed.reversed_transaction_id else None
+                                       actor=actor, currency=parsed.currency)
         if flagged is None:
-            counts["reversal_unknown"] += 1
+            counts["reversal_pending"] += 1  # kept; applied when its payment arrives
     _mark(client, cfg, ours)
     return newest
 
@@ -359,7 +362,7 @@ def _observation(source: str, parsed: ParsedMail, raw: bytes, arrived: datetime 
         source=source, source_ref=parsed.source_ref, amount_minor=parsed.amount_minor,
         currency=parsed.currency, received_at=received, sender_name=parsed.sender_name or "",
         sender_phone=parsed.sender_phone, note=parsed.note or "", transaction_id=parsed.transaction_id,
-        raw=text, parsed=True, verified=parsed.verified)
+        raw=text, parsed=True, verified=parsed.verified, provider=parsed.provider)
 
 
 def _mark(client: IMAPClient, cfg: MailboxConfig, uids: list[int]) -> None:

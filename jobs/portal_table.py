@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bs4 import BeautifulSoup, Tag
 
-from webapp import money, phones
+from webapp import input_bounds, money, phones
 from webapp.ledger import RequestObservation
 
 FIELDS = ("external_id", "created_at", "amount", "currency", "status", "customer_name",
@@ -186,19 +186,25 @@ def find_columns(headers: list[str], cfg: PortalConfig) -> tuple[dict[str, int],
     return positions, missing
 
 
+# Cell lengths our columns hold; a longer id is not an id (the row is unparseable).
+_MAX_CELL = {"external_id": 128, "transaction_id": 128, "reference": 64, "agent_code": 64, "customer_name": 200,
+             "customer_phone": 40, "currency": 16, "status": 64, "amount": 255, "created_at": 64}
+_MAX_AMOUNT_TEXT = 64  # a cell longer than this is not an amount (and is never parsed)
 _CODE = re.compile(r"[^\d\s.,'’\u00a0\u202f-]+")
 
 
 def parse_amount(text: str, cfg: PortalConfig, column_currency: str | None) -> tuple[int, str]:
     """(minor units, currency) from "UGX 50,000", "5,000.00", "50 000 UGX"; Unparseable when unsure."""
-    raw = text.strip()
+    raw = text[:_MAX_AMOUNT_TEXT + 1].strip()
+    if len(raw) > _MAX_AMOUNT_TEXT:
+        raise Unparseable(f"amount {raw[:24]!r}… is over {_MAX_AMOUNT_TEXT} characters: not an amount")
     codes = [c.strip() for c in _CODE.findall(raw) if c.strip()]
     if len(codes) > 1:
         raise Unparseable(f"amount {text!r}: more than one currency text")
     found = None
     if codes:
         code = codes[0]
-        found = cfg.currency_aliases.get(norm(code)) or (code if re.fullmatch(r"[A-Z]{3}", code) else None)
+        found = cfg.currency_aliases.get(norm(code)) or (code if code in money.currencies() else None)
         if found is None:
             raise Unparseable(f"amount {text!r}: {code!r} is not a currency code (add it to currency_aliases)")
     currency = _pick_currency(found, column_currency, cfg, text)
@@ -257,7 +263,14 @@ def parse_time(text: str, cfg: PortalConfig) -> datetime:
             raise Unparseable(f"time {text!r} is not ISO 8601 (set date_format)") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=cfg.zone)
-    return moment.astimezone(timezone.utc)
+    try:
+        moment = moment.astimezone(timezone.utc)
+        out_of_range = input_bounds.time_problem(moment)
+    except OverflowError:  # year 1 or 9999 shifted by the zone
+        out_of_range = input_bounds.TIME_RANGE
+    if out_of_range:
+        raise Unparseable(f"time {text[:40]!r} {out_of_range}")
+    return moment
 
 
 def parse_row(values: list[str], positions: dict[str, int], headers: list[str], cfg: PortalConfig,
@@ -265,7 +278,11 @@ def parse_row(values: list[str], positions: dict[str, int], headers: list[str], 
     """One row as an observation; Unparseable names the cell that cannot be read."""
     def cell(key: str) -> str:
         where = positions.get(key)
-        return values[where].strip() if where is not None and where < len(values) else ""
+        text = values[where].strip() if where is not None and where < len(values) else ""
+        problem = input_bounds.text_problem(text, max_length=_MAX_CELL.get(key, 255))
+        if problem:
+            raise Unparseable(f"{key} cell {text[:40]!r}: {problem}")
+        return text
 
     if len(values) < len(headers):
         raise Unparseable(f"row has {len(values)} cells, the header has {len(headers)}")

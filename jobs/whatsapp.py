@@ -70,8 +70,8 @@ def _deliver(row: Notification, now: datetime) -> str:
         return f"cancelled: {reason}"
     values = options.current()
     body, enabled = templates_text.current(row.kind)
-    if row.kind == notify.Kind.REMINDER and (row.context or {}).get("template"):
-        body = row.context["template"]  # a reminder rule carries its own text
+    if (row.context or {}).get("template"):
+        body = row.context["template"]  # a reminder rule's text, or what staff wrote to a customer
     if not enabled:
         _cancel(row, f"{row.kind} messages are switched off")
         return "cancelled: kind switched off"

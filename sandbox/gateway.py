@@ -109,14 +109,14 @@ class Collection:
 
     def view(self) -> dict:
         amount = self.fields["amount"]
-        charge, vendor_charge = round(amount * 0.02, 2), round(amount * 0.015, 2)
+        charge, vendor_charge = (0, 0) if amount is None else (round(amount * 0.02, 2), round(amount * 0.015, 2))
         return {
             "id": self.id, "createdAt": iso(self.created), "category": "MobileMoney",
             "status": self.status, "paymentChannel": "Api",
             "statusCode": self.status.lower(), "statusMessage": STATUS_MESSAGES.get(self.status, ""),
             **{k: self.fields[k] for k in ("externalId", "currency", "payer", "payerName",
                                            "payerNote", "payeeNote", "wallet", "vendor")},
-            "amount": _number(amount), "vendorTransactionId": self.vendor_txn,
+            "amount": None if amount is None else _number(amount), "vendorTransactionId": self.vendor_txn,
             "transactionCharge": _number(charge), "vendorCharge": _number(vendor_charge),
             "totalTransactionCharge": _number(round(charge + vendor_charge, 2)),
             "chargeModel": None, "createdBy": self.fields["createdBy"],
@@ -235,15 +235,18 @@ class Gateway:
             bodies += [c.view()] if c.outcome in CALLBACK_STATUSES else []
         return bodies
 
-    def force(self, id: str, status: str) -> dict | None:
-        """Set a status now and stop the progression; callbacks as for a natural change.
-        Returns the new view, or None for an unknown id."""
+    def force(self, id: str, status: str, *, at: float | None = None, amount=...) -> dict | None:
+        """Set a status now (or as of unix time `at`) and stop the progression; callbacks as for
+        a natural change. `amount` (a number, or None to leave the field out as a broken
+        gateway might) replaces the amount reported. Returns the new view, or None for an unknown id."""
         with self.lock:
             c = self.collections.get(id)
             if c is None:
                 return None
             c.held = True
-            c.set_status(status, self.now())
+            if amount is not ...:
+                c.fields["amount"] = amount
+            c.set_status(status, self.now() if at is None else at)
             self._send([c.view()] if status in CALLBACK_STATUSES else [])
             return c.view()
 
@@ -418,11 +421,19 @@ def transactions():
 
 @control.post("/transactions/<id>/status")
 def force_status(id: str):
-    """`{"status": <RequestStatus>}` → the collection now has it and stops progressing."""
-    new = (request.get_json(silent=True) or {}).get("status")
+    """`{"status": <RequestStatus>, "at"?: unix seconds, "amount"?: number or null}` → the collection
+    has that status (processed at `at`, default now, reporting `amount`) and stops progressing."""
+    body = request.get_json(silent=True) or {}
+    new = body.get("status")
     if new not in STATUSES:
         return api_error(f"status must be one of {', '.join(STATUSES)}")
-    return _found(gateway().force(id, new))
+    at = body.get("at")
+    if at is not None and not isinstance(at, (int, float)):
+        return api_error("at must be unix seconds")
+    amount = body["amount"] if "amount" in body else ...
+    if amount is not ... and amount is not None and not isinstance(amount, (int, float)):
+        return api_error("amount must be a number or null")
+    return _found(gateway().force(id, new, at=at, amount=amount))
 
 
 @control.route("/outcomes", methods=["GET", "POST"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from argparse import Namespace
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -40,11 +41,22 @@ class ImapServer:
     _stopped: asyncio.Event = field(repr=False)
     _thread: threading.Thread = field(repr=False)
 
+    _restart: asyncio.Event = field(repr=False, default=None)
+    _restarted: threading.Event = field(repr=False, default_factory=threading.Event)
+
     def stop(self) -> None:
         """Stop accepting connections, drop open ones and end the thread."""
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stopped.set)
             self._thread.join(timeout=_START_TIMEOUT_S)
+
+    def restart(self, down_s: float = 1.0) -> None:
+        """What a server restart looks like to clients: every connection drops, nothing
+        listens for `down_s` seconds, then the same port accepts again. Mail is kept."""
+        self._restarted.clear()
+        self._loop.call_soon_threadsafe(lambda: (setattr(self, "_down_s", down_s), self._restart.set()))
+        if not self._restarted.wait(_START_TIMEOUT_S + down_s):
+            raise RuntimeError("sandbox IMAP server did not come back after a restart")
 
     def __enter__(self) -> "ImapServer":
         return self
@@ -84,18 +96,35 @@ async def _serve(host: str, port: int, users: dict[str, str], ready: dict,
         config.apply_context()
         for name, password in others:
             await _add_user(backend, name, password)
-        callback = ProxyProtocolReader(config.proxy_protocol).get_callback(
-            IMAPServer(backend.login, config))
-        stopped = asyncio.Event()
+        serve = ProxyProtocolReader(config.proxy_protocol).get_callback(IMAPServer(backend.login, config))
+        writers: weakref.WeakSet = weakref.WeakSet()
+
+        async def callback(reader, writer):
+            writers.add(writer)  # so a restart can drop every open connection
+            await serve(reader, writer)  # (it hands the connection to a task of its own)
+
+        stopped, restart = asyncio.Event(), asyncio.Event()
         async with AsyncExitStack() as stack:
             await backend.start(stack)
             server = await asyncio.start_server(callback, host=host, port=port)
-            await stack.enter_async_context(server)
-            ready.update(port=server.sockets[0].getsockname()[1], stopped=stopped,
-                         loop=asyncio.get_running_loop())
+            port = server.sockets[0].getsockname()[1]
+            ready.update(port=port, stopped=stopped, restart=restart, loop=asyncio.get_running_loop())
             started.set()
-            await stopped.wait()
-            server.close()
+            while True:
+                waits = [asyncio.ensure_future(stopped.wait()), asyncio.ensure_future(restart.wait())]
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for waiting in waits:
+                    waiting.cancel()
+                server.close()
+                for writer in list(writers):
+                    writer.transport.abort()
+                await server.wait_closed()
+                if stopped.is_set():
+                    break
+                restart.clear()
+                await asyncio.sleep(ready["server"]._down_s)
+                server = await asyncio.start_server(callback, host=host, port=port)
+                ready["server"]._restarted.set()
     except BaseException as exc:  # reported to the starting thread, never lost
         ready["error"] = exc
         started.set()
@@ -120,8 +149,10 @@ def start_imap(host: str = "127.0.0.1", port: int = 0,
     thread.start()
     if not started.wait(_START_TIMEOUT_S) or "error" in ready:
         raise RuntimeError(f"sandbox IMAP server did not start: {ready.get('error')!r}")
-    return ImapServer(host=host, port=ready["port"], _loop=ready["loop"],
-                      _stopped=ready["stopped"], _thread=thread)
+    server = ImapServer(host=host, port=ready["port"], _loop=ready["loop"],
+                        _stopped=ready["stopped"], _thread=thread, _restart=ready["restart"])
+    ready["server"] = server
+    return server
 
 
 def connect(server: ImapServer, user: str, password: str) -> IMAPClient:

@@ -13,3 +13,16 @@ document.addEventListener("submit", (event) => {
   const message = event.target.dataset && event.target.dataset.confirm;
   if (message && !window.confirm(message)) event.preventDefault();
 }, true);
+
+// No inline handlers anywhere (the Content-Security-Policy forbids them): behaviour is
+// declared with data attributes and wired here.
+// <select data-autosubmit> sends its form as soon as it changes.
+document.addEventListener("change", (event) => {
+  const select = event.target;
+  if (select.matches && select.matches("select[data-autosubmit]") && select.form) select.form.requestSubmit();
+});
+
+// <input data-select-on-focus> selects its whole text (a key to copy).
+document.addEventListener("focusin", (event) => {
+  if (event.target.matches && event.target.matches("input[data-select-on-focus]")) event.target.select();
+});

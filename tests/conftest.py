@@ -182,6 +182,13 @@ def domain(app):
 
 
 @pytest.fixture
+def ctx(app):
+    """An app context with a connection held for the whole test: domain calls inline (no client)."""
+    with app.app_context(), db.database.connection_context():
+        yield app
+
+
+@pytest.fixture
 def make_request(domain):
     """Create a request through the ledger: make_request(5000, customer_phone=…, now=…)."""
     from webapp import ledger

@@ -5,7 +5,7 @@ import itertools
 from datetime import datetime, timedelta
 
 from webapp import ledger
-from webapp.models import utcnow
+from webapp.models import Event, utcnow
 
 _refs = itertools.count(1)
 
@@ -34,3 +34,13 @@ def pay(amount: int = 5000, **kwargs) -> ledger.IngestResult:
 
 def ago(**delta) -> datetime:
     return utcnow() - timedelta(**delta)
+
+
+def fresh(row):
+    """The row as the database holds it now."""
+    return type(row).get_by_id(row.id)
+
+
+def actions(subject: str) -> list[str]:
+    """The audit actions recorded about `subject`, oldest first."""
+    return [e.action for e in Event.select().where(Event.subject == subject).order_by(Event.id)]

@@ -14,6 +14,8 @@ def race(environ: dict, barrier, results, call: str, args: tuple, kwargs: dict) 
             outcome = getattr(ledger, call)(*args, **kwargs)
             if call == "ingest_payment":
                 results.put(("ok", outcome.payment.id, outcome.created, outcome.payment.status))
+            elif call == "observe_request":
+                results.put(("ok", outcome.change))
             else:
                 results.put(("ok", getattr(outcome, "id", outcome)))
         except ledger.LedgerError as exc:

@@ -255,6 +255,48 @@ def test_reject_through_the_api_needs_a_reason_and_reopens_the_request(api):
     assert body["status"] == "pending" and body["rejected_payment"]["status"] == "review"
 
 
+def test_reject_tells_the_customer_only_when_asked_and_never_the_reason(api, app):
+    from webapp.models import Notification
+
+    one, two, payment = review_case(api)
+    api.post(f"/admin/requests/{one}/reject", {"reason": "Wrong customer — amount coincidence"})
+    error = assert_error(api.post(f"/admin/requests/{two}/reject", {"reason": "short", "message": "Hi"}),
+                         422, "validation_failed")
+    assert "message" in error["details"]
+    error = assert_error(api.post(f"/admin/requests/{two}/reject", {"reason": "short", "notify_customer": "yes"}),
+                         422, "validation_failed")
+    assert "notify_customer" in error["details"]
+    body = api.post(f"/admin/requests/{two}/reject", {"reason": "short by 500", "notify_customer": True,
+                                                      "message": "Your transfer was 500 short; please call us."})
+    assert body.status_code == 200, body.get_json()
+    with app.app_context(), db.database.connection_context():
+        [row] = Notification.select().where(Notification.kind == "payment_rejected_customer")
+        assert row.phone == "+256772000002" and row.context == {"template": "Your transfer was 500 short; please call us."}
+
+
+def test_reject_refuses_to_tell_a_customer_about_a_strangers_money(api):
+    one = api.post("/requests", {**REQUEST, "customer_phone": "+256772000001"}).get_json()["reference"]
+    api.post("/requests", {**REQUEST, "customer_phone": "+256772000002"})
+    stranger = api.post("/payments", {"source_ref": "s-1", "amount": "5000", "currency": "UGX",
+                                      "sender_phone": "+256701999999"}).get_json()
+    assert stranger["status"] == "review"
+    error = assert_error(api.post(f"/admin/requests/{one}/reject", {
+        "reason": "stranger", "notify_customer": True, "payment_id": stranger["id"]}), 422, "not_the_customers_money")
+    assert "+256701999999" in error["message"]
+
+
+def test_the_same_transaction_reported_twice_is_one_payment_and_says_so(api):
+    first = api.post("/payments", {"source_ref": "bank-9", "amount": "5000", "currency": "UGX",
+                                   "transaction_id": "QK12ABC345", "provider": "mpesa"})
+    again = api.post("/payments", {"source_ref": "bank-10", "amount": "5000", "currency": "UGX",
+                                   "transaction_id": "QK12-ABC-345"})
+    assert first.status_code == 201 and again.status_code == 200
+    body = again.get_json()
+    assert body["id"] == first.get_json()["id"] and body["sighting"] is True
+    assert body["provider"] == "mpesa"
+    assert [s["source_ref"] for s in api.get(f"/payments/{body['id']}").get_json()["also_seen"]] == ["bank-10"]
+
+
 def test_link_through_the_api(api):
     reference = api.post("/requests", {**REQUEST, "customer_phone": "+256772000009"}).get_json()["reference"]
     lost = api.post("/payments", {"source_ref": "lost-2", "amount": "4000", "currency": "UGX"}).get_json()

@@ -81,8 +81,8 @@ def integrator_collects(sandbox, external_id: str, amount: int = 5000) -> str:
                          headers={"Authorization": f"Bearer {token}"}, timeout=5).json()["id"]
 
 
-def force(sandbox, transaction_id: str, status: str) -> None:
-    control(sandbox, f"/transactions/{transaction_id}/status", {"status": status})
+def force(sandbox, transaction_id: str, status: str, **extra) -> None:
+    control(sandbox, f"/transactions/{transaction_id}/status", {"status": status, **extra})
 
 
 def registered(external_id: str, *, amount: int = 5000, now=None, minutes: int = 15) -> PaymentRequest:
@@ -176,12 +176,22 @@ def test_an_ending_status_ends_the_request(source, sandbox, status, ending):
     assert fresh(request).status == ending and Payment.select().count() == 0
 
 
-def test_a_success_for_another_amount_does_not_pay_the_request(source, sandbox):
+@pytest.mark.parametrize("collected, reported, why", [
+    (700, ..., "reports 700 UGX"),
+    (4999.5, ..., "4999.5 UGX, not an exact amount"),
+    (5000, None, "no amount"),
+])
+def test_a_success_for_an_inexact_missing_or_other_amount_never_pays_and_goes_to_review(
+        source, sandbox, collected, reported, why):
     request = registered("EXT-1", amount=5000)
-    force(sandbox, integrator_collects(sandbox, "EXT-1", amount=700), "Success")
-    assert gateway.run_pass(source.id)["mismatch"] == 1
-    assert fresh(request).status == "pending"
-    assert Payment.get().amount_minor == 700 and Payment.get().status != "confirmed"
+    txn = integrator_collects(sandbox, "EXT-1", amount=collected)
+    force(sandbox, txn, "Success", **({} if reported is ... else {"amount": reported}))
+    assert gateway.run_pass(source.id)["review"] == 1
+    assert fresh(request).status == "review" and fresh(request).flag == "source_payment_doubtful"
+    payment = Payment.get()
+    assert payment.status == "review" and why in payment.reason
+    assert gateway.run_pass(source.id, now=utcnow() + timedelta(minutes=5))["polled"] == 0  # ioTec said its last word
+    assert Payment.select().count() == 1
 
 
 def test_a_rollback_after_success_flags_the_request(source, sandbox):
@@ -226,17 +236,28 @@ def test_a_request_pending_for_ten_minutes_is_still_polled_and_paid(source, sand
     assert fresh(request).status == "paid"
 
 
-def test_an_expired_request_is_polled_through_the_grace_period(source, sandbox):
+def test_an_expired_request_is_polled_through_the_grace_period_and_pays_for_money_moved_in_time(source, sandbox):
     request = registered("EXT-1", now=utcnow() - timedelta(minutes=20), minutes=15)
     txn = integrator_collects(sandbox, "EXT-1")
     ledger.expire_due()
     assert fresh(request).status == "expired"
-    force(sandbox, txn, "Success")
+    before_expiry = (request.expires_at - timedelta(minutes=1)).timestamp()
+    force(sandbox, txn, "Success", at=before_expiry)  # paid in time, reported late
     assert gateway.run_pass(source.id)["paid"] == 1 and fresh(request).status == "paid"
     late = registered("EXT-2", now=utcnow() - timedelta(hours=2), minutes=15)
     ledger.expire_due()
     assert gateway.run_pass(source.id, now=utcnow() + timedelta(seconds=5))["watched"] == 0
     assert fresh(late).status == "expired"
+
+
+def test_a_success_for_money_that_moved_after_expiry_goes_to_review_flagged_late(source, sandbox):
+    request = registered("EXT-1", now=utcnow() - timedelta(minutes=20), minutes=15)
+    txn = integrator_collects(sandbox, "EXT-1")
+    ledger.expire_due()
+    force(sandbox, txn, "Success")  # the money moved now, five minutes after expiry
+    assert gateway.run_pass(source.id)["review"] == 1
+    payment = Payment.get()
+    assert payment.status == "review" and payment.late and fresh(request).status == "expired"
 
 
 # ---------------------------------------------------------------- through the API, with collect

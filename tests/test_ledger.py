@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from webapp import db, ledger, options
+from webapp import ledger, options
 from webapp.models import (
     AmountReservation,
     Event,
@@ -14,21 +14,7 @@ from webapp.models import (
     RejectedPair,
     utcnow,
 )
-from tests.ledger_helpers import ago, new_request, observe, pay
-
-
-@pytest.fixture
-def ctx(app):
-    with app.app_context(), db.database.connection_context():
-        yield app
-
-
-def fresh(row):
-    return type(row).get_by_id(row.id)
-
-
-def actions(subject):
-    return [e.action for e in Event.select().where(Event.subject == subject).order_by(Event.id)]
+from tests.ledger_helpers import actions, ago, fresh, new_request, observe, pay
 
 
 def kinds(**where):
@@ -219,18 +205,52 @@ def test_reject_needs_a_reason(ctx):
     assert fresh(payment).status == "review"
 
 
-def test_reject_puts_the_request_back_to_pending_tells_the_customer_and_never_suggests_the_pair_again(ctx):
+def test_reject_puts_the_request_back_to_pending_and_never_suggests_the_pair_again_and_tells_nobody(ctx):
     first, second, payment = review_pair()
     ledger.reject(payment.id, first.reference, "wrong customer", actor="user:1")
     assert fresh(first).status == "pending"
     assert RejectedPair.select().where(RejectedPair.payment == payment.id, RejectedPair.request == first.id).exists()
     assert fresh(payment).status == "review" and fresh(payment).request_id == second.id
     assert [c.request_id for c in MatchCandidate.select().where(MatchCandidate.payment == payment.id)] == [second.id]
-    assert ("payment_rejected_customer", "pending") in kinds(request=first.id)
+    assert "payment_rejected_customer" not in [kind for kind, _ in kinds(request=first.id)]  # the reason is internal
     ledger.reject(payment.id, second.reference, "not theirs either", actor="user:1")
     assert fresh(payment).status == "rejected" and fresh(second).status == "pending"
     with pytest.raises(ledger.LedgerError):
         ledger.reject(payment.id, second.reference, "again", actor="user:1")
+
+
+def test_reject_tells_the_customer_only_when_staff_ask_with_staffs_own_words(ctx):
+    first, _, payment = review_pair()
+    ledger.reject(payment.id, first.reference, "Wrong customer — amount coincidence", actor="user:1",
+                  notify_customer=True, message="Hello, your transfer for {{ reference }} was short; please call us.")
+    row = Notification.get(Notification.request == first.id, Notification.kind == "payment_rejected_customer")
+    assert row.phone == first.customer_phone
+    assert row.context == {"template": "Hello, your transfer for {{ reference }} was short; please call us."}
+    assert "coincidence" not in str(row.context)
+    details = Event.get(Event.action == "payment.rejected").details
+    assert details["reason"] == "Wrong customer — amount coincidence" and details["customer_told"] is True
+
+
+def test_reject_never_tells_a_customer_about_money_someone_else_sent(ctx):
+    first, _, _ = review_pair()
+    stranger = pay(5000, phone="+256701999999").payment
+    assert fresh(stranger).status == "review"
+    with pytest.raises(ledger.LedgerError) as info:
+        ledger.reject(stranger.id, first.reference, "a stranger's money", actor="user:1", notify_customer=True)
+    assert info.value.code == "not_the_customers_money" and info.value.status == 422
+    assert "+256701999999" in info.value.message
+    assert fresh(stranger).status == "review"  # nothing changed
+    assert MatchCandidate.select().where(MatchCandidate.payment == stranger.id, MatchCandidate.request == first.id).exists()
+    ledger.reject(stranger.id, first.reference, "a stranger's money", actor="user:1")  # without telling: fine
+    assert not Notification.select().where(Notification.kind == "payment_rejected_customer").exists()
+
+
+def test_a_rejection_message_that_is_not_a_valid_template_is_refused(ctx):
+    first, _, payment = review_pair()
+    with pytest.raises(ledger.LedgerError) as info:
+        ledger.reject(payment.id, first.reference, "short", actor="user:1", notify_customer=True,
+                      message="Hello {{ nonsense }}")
+    assert info.value.code == "invalid_message" and "nonsense" in info.value.message
 
 
 def test_link_attaches_an_unmatched_payment_and_refuses_another_amount(ctx):

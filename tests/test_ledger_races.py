@@ -6,7 +6,6 @@ import multiprocessing
 
 import pytest
 
-from webapp import db
 from webapp.models import Payment, PaymentRequest
 from tests.ledger_helpers import ago, new_request, observe, pay
 from tests.race_worker import race
@@ -29,12 +28,6 @@ def run_pair(environ, calls):
         process.join(timeout=30)
     assert not [o for o in outcomes if o[0] == "crashed"], outcomes
     return outcomes
-
-
-@pytest.fixture
-def ctx(app):
-    with app.app_context(), db.database.connection_context():
-        yield app
 
 
 def winners(outcomes):
@@ -102,3 +95,28 @@ def test_two_sweeps_at_once_expire_each_request_once(ctx, environ):
     outcomes = run_pair(environ, [("expire_due", ()), ("expire_due", ())])
     assert sum(o[1] for o in outcomes) == 20
     assert {PaymentRequest.get_by_id(r.id).status for r in requests} == {"expired"}
+
+
+def test_one_transaction_reported_by_two_channels_at_once_is_one_payment(ctx, environ):
+    """The provider's mail and a forwarded SMS copy (two refs, one transaction id) in two workers."""
+    first, second = new_request(phone="+256772123456"), new_request(phone="+256772123456")
+    outcomes = run_pair(environ, [
+        ("ingest_payment", (observe(5000, ref="mail-1", phone="+256772123456", transaction_id="QK12ABC345"),)),
+        ("ingest_payment", (observe(5000, ref="sms-copy", phone="+256772123456", transaction_id="QK12-abc-345"),)),
+    ])
+    assert len({o[1] for o in outcomes}) == 1  # both answers name the same payment
+    assert Payment.select().count() == 1
+    statuses = sorted(PaymentRequest.get_by_id(r.id).status for r in (first, second))
+    assert statuses != ["paid", "paid"]
+
+
+def test_a_gateway_poll_and_its_callback_at_once_make_one_payment_and_no_crash(ctx, environ):
+    from webapp import ledger
+
+    request = new_request(source="gw", external_id="EXT-42", phone="+256772123456")
+    seen = ledger.RequestObservation(source="gw", external_id="EXT-42", status="paid", amount_minor=5000,
+                                     currency="UGX", transaction_id="IOTEC-TXN-777")
+    outcomes = run_pair(environ, [("observe_request", (seen,)), ("observe_request", (seen,))])
+    assert sorted(o[1] for o in outcomes) == ["paid", "unchanged"]
+    assert Payment.select().count() == 1
+    assert PaymentRequest.get_by_id(request.id).status == "paid"

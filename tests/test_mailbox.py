@@ -212,6 +212,41 @@ def test_a_reversal_sends_the_original_payment_to_review(app, imap, make_source,
     assert in_db(app, lambda: Event.select().where(Event.action == "payment.reversed").count()) == 1
 
 
+def test_two_forwards_of_one_transaction_pay_one_of_two_requests_for_the_same_customer(app, imap, make_source,
+                                                                                         fetch):
+    source_id = make_source()
+    first, second = a_request(app, 8000), a_request(app, 8000)
+    when = utcnow()
+    for _ in range(2):  # the same SMS forwarded twice (two Message-IDs), one MTN transaction
+        append(imap, USER, PASSWORD, "INBOX", mtn_payment(8000, sender_name="Grace Kato", sender_phone=PHONE,
+                                                          when=when, transaction_id="55512345678").raw)
+
+    assert fetch(source_id)["kinds"] == {"received": 2, "duplicate": 1}
+
+    assert in_db(app, lambda: Payment.select().count()) == 1
+    statuses = in_db(app, lambda: sorted(PaymentRequest.get_by_id(r.id).status for r in (first, second)))
+    assert statuses == ["review", "review"]  # one payment, two equal candidates: staff pick one
+    assert in_db(app, lambda: Source.get_by_id(source_id).state["counts"]) == {"received": 2, "duplicate": 1}
+
+
+def test_a_reversal_read_before_its_payment_is_kept_and_applied_when_the_payment_arrives(
+        app, imap, make_source, fetch):
+    source_id = make_source()
+    request = a_request(app, 8000)
+    text = ("From: MTNMobMoney\n\nY'ello. Your transaction of UGX 8,000 from Grace Kato has been reversed. "
+            "ID: 55512345678. Your new balance: UGX 100.")
+    append(imap, USER, PASSWORD, "INBOX", plain(SMS_FORWARDER, "New SMS", utcnow(), "<rev@relay.example>", text))
+    assert fetch(source_id)["kinds"] == {"reversal": 1, "reversal_pending": 1}
+
+    append(imap, USER, PASSWORD, "INBOX", mtn_payment(8000, sender_name="Grace Kato", sender_phone=PHONE,
+                                                      transaction_id="55512345678").raw)
+    fetch(source_id)
+
+    payment = in_db(app, lambda: Payment.get(Payment.transaction_id == "55512345678"))
+    assert payment.status == "review" and payment.reason.startswith("reversed at the provider")
+    assert in_db(app, lambda: PaymentRequest.get_by_id(request.id).status) == "review"  # never paid by itself
+
+
 def test_flag_reversal_is_idempotent_and_says_when_nothing_matches(app):
     def run():
         payment = ledger.ingest_payment(ledger.PaymentObservation(
@@ -299,3 +334,21 @@ def test_the_readme_example_source_is_complete(app, imap_env):
 
     example = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
     assert provider_from_dict(tomllib.loads(example)).name == "shopbank"
+
+
+def test_a_mail_nested_too_deep_is_kept_as_unreadable_evidence_and_the_pass_goes_on(app, imap, make_source,
+                                                                                      fetch):
+    source_id = make_source()
+    head = (f"From: {SMS_FORWARDER}\r\nSubject: New SMS\r\nMessage-ID: <deep@relay.example>\r\n"
+            "MIME-Version: 1.0\r\n").encode()
+    # 150 levels: past our bounds (100 parts), within what the sandbox IMAP server (pymap) can store.
+    levels = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i) for i in range(150))
+    deep = head + levels + b"Content-Type: text/plain\r\n\r\nhi\r\n" + b"".join(
+        b"--b%d--\r\n" % i for i in reversed(range(150)))
+    append(imap, USER, PASSWORD, "INBOX", deep)
+    append(imap, USER, PASSWORD, "INBOX", mtn_payment(5000, sender_name="Grace Kato", sender_phone=PHONE).raw)
+
+    assert fetch(source_id)["kinds"] == {"unparsed": 1, "received": 1}
+    kept = in_db(app, lambda: Payment.get(Payment.source_ref == "<deep@relay.example>"))
+    assert (kept.parsed, kept.amount_minor) == (False, None) and kept.raw.startswith("From:")
+    assert all(b"\\Seen" in f for f in flags(imap).values())

@@ -1,14 +1,8 @@
 """What a source reports about requests (portal rows, gateway statuses) through ledger.observe_request."""
 import pytest
 
-from webapp import db, ledger
+from webapp import ledger
 from webapp.models import Agent, Lead, Notification, Payment, PaymentRequest
-
-
-@pytest.fixture
-def ctx(app):
-    with app.app_context(), db.database.connection_context():
-        yield app
 
 
 def seen(status="pending", **extra):

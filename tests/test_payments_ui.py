@@ -74,13 +74,16 @@ def test_the_same_transaction_id_twice_records_one_payment(client, auth, login_a
     assert "was already recorded; nothing changed" in flashes(page)
 
 
-def test_a_transaction_id_another_source_saw_is_refused(client, auth, login_as, ingest, domain):
+def test_a_transaction_another_source_saw_is_recorded_on_that_payment_never_as_new_money(
+        client, auth, login_as, ingest, domain):
     login_as("staff")
-    seen = ingest("mail-1", transaction_id="TX-1")
-    response = client.post("/payments/", data=record_form(auth, transaction_id="TX-1"))
-    assert response.status_code == 409
-    assert f"Payment {seen.id} from mailbox already has this transaction id" in response.get_data(as_text=True)
+    seen = ingest("mail-1", transaction_id="TX-100200")
+    response = client.post("/payments/", data=record_form(auth, transaction_id="tx100200"), follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert response.request.path == f"/payments/{seen.id}"
+    assert f"That money is already payment {seen.id} (seen at mailbox" in flashes(page)
     assert len(payments(domain)) == 1
+    assert 'id="sightings"' in page and "manual" in page  # "Also seen in" the staff's entry
 
 
 def test_the_received_time_is_read_in_the_configured_zone(client, auth, login_as, domain):

@@ -4,15 +4,9 @@ from datetime import timedelta
 
 import pytest
 
-from webapp import db, reminders
+from webapp import reminders
 from webapp.models import Notification, Rule, utcnow
 from tests.ledger_helpers import ago, new_request
-
-
-@pytest.fixture
-def ctx(app):
-    with app.app_context(), db.database.connection_context():
-        yield app
 
 
 RULE = {"name": "nudge", "cron": "*/5 * * * *", "template": "Hi {{ customer_name }}, {{ reference }} is unpaid.",

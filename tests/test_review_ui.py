@@ -1,11 +1,13 @@
 """The review queue: what staff see for each payment, and confirm / reject / link through it."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from bs4 import BeautifulSoup
 
 from webapp import db, ledger
-from webapp.models import MatchCandidate, Payment, PaymentRequest, RejectedPair, utcnow
+from webapp.models import MatchCandidate, Notification, Payment, PaymentRequest, RejectedPair, utcnow
 
 HTMX = {"HX-Request": "true"}
 
@@ -29,9 +31,11 @@ def _request(amount: int, name: str, reference: str, source: str = "ui"):
     return ledger.create_request(ledger.NewRequest(amount, "UGX", customer_name=name, reference=reference, source=source))
 
 
-def _payment(ref: str, amount: int | None, sender: str = "", *, raw: str = "", note: str = "") -> Payment:
+def _payment(ref: str, amount: int | None, sender: str = "", *, raw: str = "", note: str = "",
+             at=None, phone: str | None = "+256712345678") -> Payment:
     observation = ledger.PaymentObservation(
-        "portal", ref, amount, "UGX" if amount else None, utcnow(), sender_name=sender, sender_phone="+256712345678",
+        "portal", ref, amount, "UGX" if amount else None, at or utcnow(), sender_name=sender,
+        sender_phone=phone,
         note=note, raw=raw, parsed=amount is not None,
     )
     return ledger.ingest_payment(observation).payment
@@ -54,7 +58,11 @@ def in_review(domain):
 @pytest.fixture
 def unmatched(domain):
     def build():
-        return _payment("row-2", 9000, "Carol Nambi"), _payment("row-3", None, raw="Yuo hav recieved ??? frm 07...")
+        # Received an hour before the requests the tests create: too early to be matched to
+        # them by itself (a request looks back only as far as the clock skew), so staff link it.
+        early = utcnow() - timedelta(hours=1)
+        return (_payment("row-2", 9000, "Carol Nambi", at=early),
+                _payment("row-3", None, raw="Yuo hav recieved ??? frm 07...", at=early))
 
     payment, unreadable = domain(build)
     assert (payment.status, unreadable.status, unreadable.parsed) == ("unmatched", "unmatched", False)
@@ -93,7 +101,7 @@ def test_unmatched_and_unreadable_payments_are_in_the_queue_oldest_first(client,
     page = _soup(client.get("/review/"))
     payment, unreadable = unmatched
     ids = [int(a["data-payment"]) for a in page.select("#review-queue .review-item")]
-    assert ids == [in_review.id, payment.id, unreadable.id]
+    assert ids == [payment.id, unreadable.id, in_review.id]  # received an hour earlier (see `unmatched`)
     plain = page.find(id=f"review-item-{payment.id}")
     assert plain["data-kind"] == "unmatched" and "UGX 9,000" in plain.get_text()
     assert "no open request for UGX 9,000" in plain.select_one(".reason").get_text()
@@ -126,6 +134,36 @@ def test_a_rejection_needs_a_reason_and_changes_nothing_without_one(client, auth
     assert _payment_now(domain, in_review.id).status == "review"
     assert _status(domain, "PW-ALICE1") == "review"
     assert domain(lambda: (RejectedPair.select().count(), MatchCandidate.select().count())) == (0, 2)
+
+
+def test_the_reject_form_offers_to_tell_the_customer_only_about_their_own_money(client, auth, login_as, domain):
+    def build():
+        for reference, phone in (("PW-ALICE1", "+256712345678"), ("PW-BRIAN2", "+256772000002")):
+            ledger.create_request(ledger.NewRequest(5000, "UGX", reference=reference, customer_phone=phone))
+        return _payment("row-8", 5000, phone="+256701999999"), _payment("row-9", 5000, phone=None)
+
+    stranger, unknown = domain(build)
+    login_as("staff")
+    page = _soup(client.get("/review/"))
+    for card in page.find(id=f"review-item-{stranger.id}").select(".evidence-card"):
+        assert not card.select_one("input[name=notify_customer]")
+        assert "someone else's money" in card.select_one(".not-told").get_text()
+    alice = [c for c in page.find(id=f"review-item-{unknown.id}").select(".evidence-card")
+             if c["data-reference"] == "PW-ALICE1"][0]
+    assert alice.select_one("input[name=notify_customer]")
+    assert "could not accept your payment of UGX 5,000 for PW-ALICE1" in alice.select_one("textarea").get_text()
+
+    token = auth.csrf_token("/review/")
+    response = client.post(f"/review/payments/{unknown.id}/reject", data={
+        "reference": "PW-ALICE1", "reason": "paid for her sister's booking", "notify_customer": "1",
+        "message": "Hello Alice, this payment was for another booking; we will call you.", "csrf_token": token})
+    assert response.status_code == 302
+    row = domain(lambda: Notification.get(Notification.kind == "payment_rejected_customer"))
+    assert row.phone == "+256712345678"
+    assert row.context == {"template": "Hello Alice, this payment was for another booking; we will call you."}
+    refused = client.post(f"/review/payments/{stranger.id}/reject", data={
+        "reference": "PW-ALICE1", "reason": "a stranger", "notify_customer": "1", "csrf_token": token})
+    assert refused.status_code == 422 and "someone else's money" in _soup(refused).find(id="flashes").get_text()
 
 
 def test_a_rejection_with_a_reason_frees_the_request_and_is_remembered(client, auth, login_as, domain, in_review):

@@ -13,12 +13,6 @@ PORTAL = {
 }
 
 
-@pytest.fixture
-def ctx(app):
-    with app.app_context(), db.database.connection_context():
-        yield app
-
-
 @pytest.mark.parametrize("change, message", [
     ({"kind": "fax"}, "kind must be one of"),
     ({"name": "Bad Name!"}, "name must be"),

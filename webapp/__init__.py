@@ -23,6 +23,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     _configure(app, settings)
 
     from webapp import auth, db, ops, views
+    from webapp.input_bounds import IdConverter
+
+    app.url_map.converters["int"] = IdConverter  # before any route is added
     from webapp.extensions import csrf, htmx, limiter, login_manager
 
     db.init_db(settings)

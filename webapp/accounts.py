@@ -6,7 +6,7 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from webapp import audit, db
+from webapp import audit, db, login_sessions
 from webapp.models import Role, User, utcnow
 
 _hasher = PasswordHasher()
@@ -81,26 +81,28 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-def change_password(user: User, current: str, new: str) -> None:
-    """The user's own change: needs the current password; logs out other sessions."""
+def change_password(user: User, current: str, new: str, *, keep_session: str | None = None) -> None:
+    """The user's own change: needs the current password; ends every session but `keep_session` (a key)."""
     if not _verify(user.password_hash, current):
         raise AccountError("the current password is not right")
-    _set_password(user, new, action="user.password_changed")
+    _set_password(user, new, action="user.password_changed", keep_session=keep_session)
 
 
-def reset_password(user: User, *, actor: str | None = None) -> str:
-    """An admin's reset: sets and returns a random password (shown once), ends the user's sessions."""
+def reset_password(user: User, *, actor: str | None = None, keep_session: str | None = None) -> str:
+    """An admin's reset: sets and returns a random password (shown once), ends the user's sessions
+    (all of them, or all but `keep_session` when admins reset their own)."""
     password = random_password()
-    _set_password(user, password, action="user.password_reset", actor=actor)
+    _set_password(user, password, action="user.password_reset", actor=actor, keep_session=keep_session)
     return password
 
 
-def _set_password(user: User, password: str, *, action: str, actor: str | None = None) -> None:
+def _set_password(user: User, password: str, *, action: str, actor: str | None = None,
+                  keep_session: str | None = None) -> None:
+    password_hash = hash_password(password)
     with db.transaction():
-        User.update(password_hash=hash_password(password), session_version=User.session_version + 1).where(
-            User.id == user.id
-        ).execute()
-        audit.record(action, f"user:{user.id}", actor=actor)
+        User.update(password_hash=password_hash).where(User.id == user.id).execute()
+        ended = login_sessions.end_all(user.id, action.removeprefix("user."), keep=keep_session)
+        audit.record(action, f"user:{user.id}", actor=actor, sessions_ended=ended)
 
 
 def change_role(user: User, role: str, *, actor: str | None = None) -> None:
@@ -117,11 +119,10 @@ def set_active(user: User, active: bool, *, actor: str | None = None) -> None:
     if not active and user.role == Role.ADMIN:
         _keep_one_admin(user)
     with db.transaction():
-        changes = {"is_active": active}
-        if not active:
-            changes["session_version"] = User.session_version + 1
-        User.update(**changes).where(User.id == user.id).execute()
-        audit.record("user.activated" if active else "user.deactivated", f"user:{user.id}", actor=actor)
+        User.update(is_active=active).where(User.id == user.id).execute()
+        ended = 0 if active else login_sessions.end_all(user.id, "deactivated")
+        audit.record("user.activated" if active else "user.deactivated", f"user:{user.id}", actor=actor,
+                     **({} if active else {"sessions_ended": ended}))
 
 
 def _keep_one_admin(user: User) -> None:

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from webapp import jobqueue, ledger, phones, settings
 from webapp.api_support import (
     API_STAFF,
+    MAX_BODY,
     ApiError,
     actor,
     amount,
@@ -20,10 +21,13 @@ from webapp.api_support import (
     encode_cursor,
     error_response,
     field_error,
+    idempotency_key,
     idempotent,
     integer,
     json_body,
+    meta,
     payment_json,
+    query_text,
     request_json,
     text,
     timestamp,
@@ -38,11 +42,18 @@ from webapp.models import (
     utcnow,
 )
 from webapp.health import health
+from webapp.input_bounds import MAX_ID
 from webapp.views import error_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_PAGE = 200
 REFERENCE_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+@bp.before_request
+def _limit_body():
+    # Werkzeug answers 413 (in the error format, below) before reading a larger body.
+    request.max_content_length = MAX_BODY
 
 
 @bp.errorhandler(ledger.LedgerError)
@@ -123,14 +134,11 @@ def _gateway(data: dict) -> tuple[str, str | None, dict]:
 def _new_request(data: dict) -> ledger.NewRequest:
     source, external_id, gateway_state = _gateway(data)
     cur = currency(data, settings().currency)
-    meta = data.get("meta") or {}
-    if not isinstance(meta, dict):
-        raise field_error("meta", "must be a JSON object")
-    meta = {k: (str(v) if not isinstance(v, (str, int, bool, type(None), list, dict)) else v) for k, v in meta.items()}
+    extra = meta(data)
     if gateway_state:
         from webapp.sourcing import GATEWAY_META_KEY
 
-        meta[GATEWAY_META_KEY] = gateway_state
+        extra[GATEWAY_META_KEY] = gateway_state
     minutes = integer(data, "expires_in_minutes", 1, 60 * 24 * 90)
     return ledger.NewRequest(
         amount_minor=amount(data, cur),
@@ -143,14 +151,16 @@ def _new_request(data: dict) -> ledger.NewRequest:
         voucher_pool=text(data, "voucher_pool", max_length=64),
         source=source,
         external_id=external_id,
-        meta=meta,
-        idempotency_key=request.headers.get("Idempotency-Key"),
+        meta=extra,
+        idempotency_key=idempotency_key(),
     )
 
 
 @bp.post("/requests")
 @api_access(API_STAFF)
 def create_request():
+    json_body()  # shape and size checked before the idempotency record reads the body
+
     def run():
         new = _new_request(json_body())
         created = ledger.create_request(new, actor=actor())
@@ -165,7 +175,7 @@ def create_request():
                 pass
         return jsonify(request_json(created)), 201
 
-    return idempotent(run, request.headers.get("Idempotency-Key"))
+    return idempotent(run, idempotency_key())
 
 
 @bp.get("/requests/<reference>")
@@ -193,7 +203,7 @@ def _page(query, model, serialize):
 @api_access(API_STAFF)
 def list_requests():
     query = PaymentRequest.select()
-    status = request.args.get("status")
+    status = query_text("status")
     if status:
         if status not in RequestStatus.ALL:
             raise field_error("status", f"must be one of {', '.join(RequestStatus.ALL)}")
@@ -205,7 +215,8 @@ def list_requests():
 @api_access(API_STAFF)
 def create_payment():
     data = json_body()
-    source_ref = text(data, "source_ref", required=True, max_length=255)
+    # 200: "payment:<source_ref>" is the idempotency key when the client sends none.
+    source_ref = text(data, "source_ref", required=True, max_length=200)
 
     def run():
         cur = currency(data, settings().currency)
@@ -217,26 +228,31 @@ def create_payment():
             received_at=timestamp(data, "received_at") or utcnow(),
             sender_name=text(data, "sender_name", max_length=200, default="") or "",
             sender_phone=_phone(data, "sender_phone", strict=False),
-            note=text(data, "note", max_length=2000, default="") or "",
+            note=text(data, "note", max_length=2000, default="", multiline=True) or "",
             transaction_id=text(data, "transaction_id", max_length=128),
+            provider=text(data, "provider", max_length=64),
             raw=request.get_data(as_text=True)[:20000],
         )
         if observation.received_at > utcnow() + timedelta(minutes=10):
             raise field_error("received_at", "is in the future")
         result = ledger.ingest_payment(observation, actor=actor())
-        return jsonify(payment_json(result.payment)), 201 if result.created else 200
+        body = payment_json(result.payment)
+        if result.sighting:
+            body["sighting"] = True  # the same money was already this payment: nothing paid twice
+        return jsonify(body), 201 if result.created else 200
 
     # source_ref is the idempotency key of a payment: a retry gets the first answer back.
-    return idempotent(run, request.headers.get("Idempotency-Key") or f"payment:{source_ref}")
+    return idempotent(run, idempotency_key() or f"payment:{source_ref}")
 
 
 @bp.get("/payments")
 @api_access(API_STAFF)
 def list_payments():
     query = Payment.select()
-    if request.args.get("source"):
-        query = query.where(Payment.source == request.args["source"])
-    status = request.args.get("status")
+    source = query_text("source")
+    if source:
+        query = query.where(Payment.source == source)
+    status = query_text("status")
     if status:
         if status not in PaymentStatus.ALL:
             raise field_error("status", f"must be one of {', '.join(PaymentStatus.ALL)}")
@@ -290,7 +306,7 @@ def admin_request(reference: str):
 
 
 def _waiting_payment(req: PaymentRequest, data: dict) -> int:
-    payment_id = integer(data, "payment_id", 1, 2**62)
+    payment_id = integer(data, "payment_id", 1, MAX_ID)
     if payment_id is not None:
         return payment_id
     best = (
@@ -318,9 +334,16 @@ def admin_confirm(reference: str):
 @api_access(API_STAFF)
 def admin_reject(reference: str):
     data = json_body()
-    reason = text(data, "reason", required=True, max_length=500)
+    reason = text(data, "reason", required=True, max_length=500, multiline=True)
+    notify_customer = data.get("notify_customer", False)
+    if not isinstance(notify_customer, bool):
+        raise field_error("notify_customer", "must be true or false")
+    message = text(data, "message", max_length=1000, multiline=True)
+    if message and not notify_customer:
+        raise field_error("message", "is sent only with notify_customer: true")
     req = ledger.find_request(reference)
-    payment = ledger.reject(_waiting_payment(req, data), req.reference, reason, actor=actor())
+    payment = ledger.reject(_waiting_payment(req, data), req.reference, reason, actor=actor(),
+                            notify_customer=notify_customer, message=message)
     return jsonify({**request_json(ledger.find_request(req.reference)), "rejected_payment": payment_json(payment)})
 
 

@@ -17,9 +17,9 @@ from typing import Any, Callable
 from flask import g, jsonify, make_response, request
 from peewee import IntegrityError
 
-from webapp import apikeys, db, money
+from webapp import apikeys, db, input_bounds, money
 from webapp.access import ROLE_RANK
-from webapp.models import IdempotencyRecord, Payment, PaymentRequest, Role
+from webapp.models import IdempotencyRecord, Payment, PaymentRequest, PaymentSighting, Role
 from webapp.views import error_body
 
 API_STAFF = "api:staff"
@@ -67,16 +67,45 @@ def actor() -> str:
 
 # ------------------------------------------------------------------ input
 
+MAX_BODY = 64 * 1024  # bytes of a JSON body; 413 above (a request with a full meta is ~20 KiB)
+MAX_META = 16 * 1024  # bytes of `meta` as compact JSON
+MAX_KEY_TEXT = 255  # Idempotency-Key, cursor and other short tokens
+_LONG_INT = 18  # JSON integers longer than this are read as Decimal (never int's slow path)
+
+
+def _json_int(text: str) -> int | Decimal:
+    return int(text) if len(text) <= _LONG_INT else Decimal(text)
+
+
+def _json_fraction(text: str) -> Decimal | float:
+    # "12.50" stays exact; an exponent form ("1e999999") is a float (inf here), which
+    # amounts refuse: decimal notation only.
+    return float(text) if "e" in text or "E" in text else Decimal(text)
+
 
 def json_body() -> dict[str, Any]:
-    """The request's JSON object, with numbers kept exact (Decimal)."""
+    """The request's JSON object, numbers kept exact (Decimal), shape checked.
+
+    400 for text that is not JSON, 413 above MAX_BODY (werkzeug, from the limit the API
+    sets on each request), 422 naming the field for nesting deeper than MAX_JSON_DEPTH
+    or text no column can store (NUL, unpaired surrogates).
+    """
+    cached = g.get("json_body")
+    if cached is not None:
+        return cached
     raw = request.get_data(cache=True)
     try:
-        data = json.loads(raw or b"{}", parse_float=Decimal)
+        data = json.loads(raw or b"{}", parse_float=_json_fraction, parse_int=_json_int)
+    except RecursionError:
+        raise field_error("body", f"is nested deeper than {input_bounds.MAX_JSON_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    problem = input_bounds.json_problem(data)
+    if problem:
+        raise field_error(*problem)
+    g.json_body = data
     return data
 
 
@@ -84,7 +113,9 @@ def field_error(field: str, problem: str) -> ApiError:
     return ApiError(422, "validation_failed", f"{field}: {problem}", {field: problem})
 
 
-def text(data: dict, field: str, *, required: bool = False, max_length: int = 255, default: str | None = None) -> str | None:
+def text(data: dict, field: str, *, required: bool = False, max_length: int = 255, default: str | None = None,
+         multiline: bool = False) -> str | None:
+    """A string field, stripped; 422 when too long or holding control characters (a note: `multiline`)."""
     value = data.get(field)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
@@ -93,8 +124,20 @@ def text(data: dict, field: str, *, required: bool = False, max_length: int = 25
     if not isinstance(value, str):
         raise field_error(field, "must be a string")
     value = value.strip()
-    if len(value) > max_length:
-        raise field_error(field, f"must be at most {max_length} characters")
+    problem = input_bounds.text_problem(value, max_length=max_length, multiline=multiline)
+    if problem:
+        raise field_error(field, problem)
+    return value
+
+
+def query_text(name: str, *, max_length: int = 100) -> str | None:
+    """A query-string parameter as text (None when absent or empty); 422 naming it when unusable."""
+    value = request.args.get(name)
+    if not value:
+        return None
+    problem = input_bounds.text_problem(value, max_length=max_length)
+    if problem:
+        raise field_error(name, problem)
     return value
 
 
@@ -122,10 +165,11 @@ def currency(data: dict, default: str) -> str:
 
 
 def timestamp(data: dict, field: str) -> datetime | None:
+    """An ISO 8601 time with its offset, in UTC; 422 naming the field otherwise or out of range."""
     value = data.get(field)
     if value is None:
         return None
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > input_bounds.MAX_TIME_TEXT:
         raise field_error(field, "must be an ISO 8601 time with an offset, like 2026-11-22T14:03:00+03:00")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -133,22 +177,62 @@ def timestamp(data: dict, field: str) -> datetime | None:
         raise field_error(field, f"{value!r} is not an ISO 8601 time") from None
     if parsed.tzinfo is None:
         raise field_error(field, "needs a UTC offset (…Z or …+03:00): a time without one is ambiguous")
-    return parsed.astimezone(timezone.utc)
+    try:
+        parsed = parsed.astimezone(timezone.utc)
+    except OverflowError:  # year 1 at +03:00, 9999-12-31 at -05:00
+        raise field_error(field, input_bounds.TIME_RANGE) from None
+    problem = input_bounds.time_problem(parsed)
+    if problem:
+        raise field_error(field, problem)
+    return parsed
 
 
-def integer(data: dict, field: str, low: int, high: int) -> int | None:
+def integer(data, field: str, low: int, high: int) -> int | None:
+    """A whole number in [low, high] from a JSON body or the query string; 422 naming the field."""
     value = data.get(field)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
         raise field_error(field, "must be a whole number")
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise field_error(field, "must be a whole number") from None
+    if isinstance(value, Decimal) and value.adjusted() >= 20:  # never written out: may be "1E+999999"
+        raise field_error(field, f"must be between {low} and {high}")
+    digits = value if isinstance(value, int) else str(value).strip()
+    if isinstance(digits, str) and not (digits.isascii() and digits.lstrip("-").isdigit()):
+        raise field_error(field, "must be a whole number")
+    number = int(digits) if isinstance(digits, int) or len(digits) <= 20 else high + 1  # no int() of huge text
     if not low <= number <= high:
         raise field_error(field, f"must be between {low} and {high}")
     return number
+
+
+def meta(data: dict) -> dict[str, Any]:
+    """`meta`: a JSON object of at most MAX_META bytes; keys up to 100 characters, none reserved."""
+    value = data.get("meta") or {}
+    if not isinstance(value, dict):
+        raise field_error("meta", "must be a JSON object")
+    for key in value:
+        if len(key) > 100 or input_bounds.text_problem(key, max_length=100):
+            raise field_error("meta", f"key {key[:40]!r}… must be at most 100 characters, without control characters")
+        if key.startswith("paywatch"):
+            raise field_error("meta", f"key {key!r}: keys starting with 'paywatch' are Paywatch's own")
+    try:
+        size = len(json.dumps(value, separators=(",", ":"), default=str, allow_nan=False).encode())
+    except ValueError:
+        raise field_error("meta", "numbers must be finite (no Infinity or NaN)") from None
+    if size > MAX_META:
+        raise field_error("meta", f"is {size} bytes as JSON; at most {MAX_META}")
+    # Exact numbers stay exact: a Decimal is kept as its text.
+    return {k: (str(v) if not isinstance(v, (str, int, bool, type(None), list, dict)) else v) for k, v in value.items()}
+
+
+def idempotency_key() -> str | None:
+    """The Idempotency-Key header: printable ASCII, at most 255 characters; 422 otherwise."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if len(key) > MAX_KEY_TEXT or not key.isascii() or not key.isprintable():
+        raise field_error("Idempotency-Key", f"must be 1–{MAX_KEY_TEXT} printable ASCII characters")
+    return key
 
 
 # ------------------------------------------------------------------ idempotency
@@ -261,6 +345,10 @@ def payment_json(payment: Payment) -> dict[str, Any]:
         "verified": payment.verified,
         "late": payment.late,
         "reason": payment.reason,
+        "provider": payment.provider,
+        "also_seen": [{"source": s.source, "source_ref": s.source_ref, "received_at": iso(s.received_at),
+                       "corroborates": s.corroborates} for s in payment.sightings.order_by(PaymentSighting.id)]
+        if payment.id else [],
     }
 
 
@@ -294,9 +382,16 @@ def encode_cursor(value: int) -> str:
 
 
 def decode_cursor(cursor: str | None) -> int | None:
+    """The id a `next_cursor` stands for; 422 naming `cursor` for anything this API did not give out."""
     if not cursor:
         return None
+    problem = "is not a cursor this API gave out"
+    if len(cursor) > 32 or not cursor.isascii():
+        raise field_error("cursor", problem)
     try:
-        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except ValueError:
-        raise ApiError(400, "invalid_cursor", "the cursor is not one this API gave out") from None
+        raise field_error("cursor", problem) from None
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= input_bounds.MAX_ID:
+        raise field_error("cursor", problem)
+    return int(text)

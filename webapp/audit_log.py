@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 from flask import Blueprint, Response, request, stream_with_context
 
-from webapp import settings
+from webapp import input_bounds, settings
 from webapp.access import access
 from webapp.htmx import render
 from webapp.models import Event, Role, User
@@ -69,6 +69,9 @@ def filtered(args: dict[str, str]) -> tuple[Any, dict[str, str]]:
             start = _local_day_start(text)
         except ValueError:
             errors[name] = "expected a date like 2025-01-31"
+            continue
+        if input_bounds.date_problem(start.date()):
+            errors[name] = input_bounds.date_problem(start.date())
             continue
         # Local midnights, so a day means the configured zone's day, whatever UTC says.
         query = query.where(Event.at >= start) if name == "from" else query.where(Event.at < start + timedelta(days=1))

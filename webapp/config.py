@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from webapp import money
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 
@@ -191,7 +193,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     region = region.upper() if region else None
     _check("PAYWATCH_PHONE_REGION", region, _region_ok, "expected a two-letter region like PK")
     currency = (_read(env, "PAYWATCH_CURRENCY") or "USD").upper()
-    _check("PAYWATCH_CURRENCY", currency, lambda c: len(c) == 3 and c.isalpha(), "expected an ISO code")
+    _check("PAYWATCH_CURRENCY", currency, lambda c: c in money.currencies(), "expected an ISO 4217 code")
     admin_email = _read(env, "PAYWATCH_ADMIN_EMAIL")
     _check("PAYWATCH_ADMIN_EMAIL", admin_email, lambda e: "@" in e, "expected an email address")
     wpp_url = _read(env, "WPPCONNECT_URL")

@@ -32,11 +32,11 @@ def _source(name: str | None) -> str | None:
     return None if name in NOT_A_SOURCE else name
 
 
-def payment_facts(payment: Payment) -> matching.PaymentFacts:
+def payment_facts(payment: Payment, *, corroborated_by: str | None = None) -> matching.PaymentFacts:
     return matching.PaymentFacts(
         amount_minor=payment.amount_minor, currency=payment.currency, received_at=payment.received_at,
         note=payment.note, sender_name=payment.sender_name, sender_phone=payment.sender_phone,
-        source=_source(payment.source), transaction_id=payment.transaction_id,
+        source=_source(payment.source), transaction_id=payment.transaction_id, corroborated_by=corroborated_by,
     )
 
 

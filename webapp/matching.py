@@ -4,13 +4,21 @@ Pure: plain dataclasses in, plain dataclasses out; no database, clock or Flask.
 
 Hard requirements (a request failing one is not a candidate):
 same currency; exact amount in minor units; status open ("pending"/"review"),
-or "expired" for a late payment; received inside `window()` =
-[created_at - skew, expires_at + grace]. A payment received after the window but
-no later than expires_at + late_lookback is a *late* candidate: it is scored as
-usual, flagged `late`, and can only go to review, in every mode (DESIGN: a
-payment for an expired request goes to review, never silently). A request marked
-"expired" whose payment was received inside the grace is not late: the money was
-in time, so it may be confirmed (the ledger must allow expired -> paid then).
+or "expired" for a late payment; received no earlier than created_at - skew.
+The time that counts is when the money moved (the provider's own time), clamped
+to `now` (a time in the future is a source's clock error). Money that moved after
+expires_at (up to late_lookback later) makes a *late* candidate: scored as usual,
+flagged `late`, and it can only go to review, in every mode (DESIGN: a payment
+for an expired request goes to review, never silently). A notice that arrives
+late for money that moved before expiry is not late: it may be confirmed, also
+when the sweep has marked the request "expired" meanwhile (the ledger allows
+expired -> paid then). `grace` only bounds how long after expiry the ledger
+keeps looking at an expired request for such late notices (lookup.py).
+
+Clock skew between a provider and us: a provider clock ahead of ours can only
+make money look later (late → review: the safe side); one behind ours makes it
+look earlier, which no receiver can detect — `skew` (5 min) is the allowance
+before a request's creation, none is given after its expiry.
 
 Points (each signal is one Evidence; the score is the sum, capped at 100):
 
@@ -29,6 +37,7 @@ Points (each signal is one Evidence; the score is the sum, capped at 100):
 | name_unique    | 25     | among several candidates with this amount, the only one    |
 |                |        | whose name is the payer's (exact, word order ignored)      |
 | source         | 15     | payment and request come from the same source              |
+| corroborated   | 10     | another source reported the same transaction               |
 | currency, amount, window | 0 | the hard requirements, listed so the UI shows them  |
 
 Defaults: auto_confirm_threshold 60, review_threshold 0, tie_margin 30, skew 5 min,
@@ -66,7 +75,7 @@ OPEN_STATUSES = frozenset({"pending", "review"})
 POINTS = {
     "reference": 100, "reference_near": 45, "transaction_id": 60, "phone": 60,
     "phone_partial": 15, "name": 35, "name_similar": 15, "amount_unique": 30,
-    "name_unique": 25, "source": 15,
+    "name_unique": 25, "source": 15, "corroborated": 10,
 }
 _MASK = re.compile(r"[*xX•#?]+")
 _NON_DIGIT = re.compile(r"\D")
@@ -86,6 +95,7 @@ class PaymentFacts:
     sender_phone: str | None = None  # E.164, or a masked form as the source shows it
     source: str | None = None
     transaction_id: str | None = None
+    corroborated_by: str | None = None  # another source that reported the same transaction
 
 
 @dataclass(frozen=True)
@@ -163,7 +173,9 @@ class MatchSettings:
 
 
 def window(request: RequestFacts, settings: MatchSettings) -> tuple[datetime, datetime | None]:
-    """(start, end) in which a payment counts as on time; end None = no expiry."""
+    """(start, end) of the request's lookup window (end: expiry + grace; None = no expiry).
+
+    Money that moved after expires_at is late even inside this window (see _hard)."""
     end = None if request.expires_at is None else request.expires_at + settings.grace
     return request.created_at - settings.skew, end
 
@@ -185,14 +197,11 @@ def _hard(payment: PaymentFacts, request: RequestFacts, received: datetime,
         return "already paid", False, ""
     if request.status not in OPEN_STATUSES and request.status != "expired":
         return f"request is {request.status}", False, ""
-    start, end = window(request, settings)
+    start, _ = window(request, settings)
     if received < start:
         return f"received {_minutes(request.created_at - received)} before the request", False, ""
-    if end is None or received <= end:
-        if request.expires_at is not None and received > request.expires_at:
-            return None, False, f"received {_minutes(received - request.expires_at)} after expiry, inside the grace"
+    if request.expires_at is None or received <= request.expires_at:
         return None, False, f"received {_minutes(received - request.created_at)} after the request"
-    assert request.expires_at is not None
     overdue = received - request.expires_at
     if received > request.expires_at + settings.late_lookback:
         return f"received {_minutes(overdue)} after expiry", False, ""
@@ -323,6 +332,9 @@ def _score(pay: _Payment, request: RequestFacts, same_amount_open: int,
         evidence.append(Evidence("source", POINTS["source"], f"both from source {request.source}"))
     else:
         evidence.append(Evidence("source", 0, "not from the request's source"))
+    if payment.corroborated_by:
+        evidence.append(Evidence("corroborated", POINTS["corroborated"],
+                                 f"the same transaction was also seen at {payment.corroborated_by}"))
     total = min(100, sum(e.points for e in evidence))
     return Candidate(request.id, request.reference, total, tuple(evidence), late=late,
                      decisive=is_quoted)

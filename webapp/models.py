@@ -79,9 +79,12 @@ class User(BaseModel):
     password_hash = CharField()
     role = CharField(default=Role.VIEWER)
     is_active = BooleanField(default=True)
-    session_version = IntegerField(default=1)  # bumped to log out every session
     created_at = UTCDateTimeField(default=utcnow)
     last_login_at = UTCDateTimeField(null=True)
+
+    # The key of the login session this instance was loaded through (webapp/login_sessions.py):
+    # Flask-Login keeps it in the cookie as the "user id", so a cookie names a session, not a user.
+    login_session_key: str | None = None
 
     # Flask-Login's interface.
     @property
@@ -93,10 +96,28 @@ class User(BaseModel):
         return False
 
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
+        if not self.login_session_key:
+            raise NotImplementedError("a user is logged in through webapp.login_sessions.start()")
+        return self.login_session_key
 
     def has_role(self, role: str) -> bool:
         return self.is_active and Role.RANK[self.role] >= Role.RANK[role]
+
+
+class LoginSession(BaseModel):
+    """A logged-in browser. Its cookie carries a random key; only the key's SHA-256 is stored."""
+
+    user = ForeignKeyField(User, backref="login_sessions", on_delete="CASCADE")
+    key_hash = CharField(unique=True)
+    created_at = UTCDateTimeField(default=utcnow)
+    last_seen_at = UTCDateTimeField(default=utcnow)
+    ended_at = UTCDateTimeField(null=True)
+    end_reason = CharField(null=True)  # logout, ended, password_changed, password_reset, deactivated, expired
+    ip = CharField(null=True)
+    user_agent = CharField(default="")
+
+    class Meta:
+        indexes = ((("user", "ended_at"), False),)
 
 
 class Agent(BaseModel):
@@ -179,9 +200,18 @@ class PaymentStatus:
 
 
 class Payment(BaseModel):
+    """Money seen at a source: one row per real transaction, however many channels report it.
+
+    `txn_norm` is the provider's transaction id in a comparable form (see
+    webapp.ledger.core.normalize_txn); (currency, txn_norm, amount_minor) is unique, so
+    a second report of the same money can only become a PaymentSighting of this row.
+    """
+
     source = CharField()
     source_ref = CharField()
     transaction_id = CharField(null=True, index=True)
+    txn_norm = CharField(null=True, index=True)
+    provider = CharField(null=True)  # whose transaction id it is, when the source knows (mpesa, iotec…)
     amount_minor = BigIntegerField(null=True)  # null only for evidence no rule could read
     currency = CharField(max_length=3, null=True)
     sender_name = CharField(default="")
@@ -206,7 +236,54 @@ class Payment(BaseModel):
             (("source", "source_ref"), True),
             (("amount_minor", "currency", "status"), False),
             (("request", "status"), False),
+            (("currency", "txn_norm", "amount_minor"), True),
         )
+
+
+class PaymentSighting(BaseModel):
+    """Another report of a payment's transaction (a second mail, the portal, the API…).
+
+    Kept with its raw evidence; (source, source_ref) is unique like a payment's, so
+    re-reading the report changes nothing. `corroborates`: it came from another source.
+    `conflict`: what it says that the payment does not (another amount…).
+    """
+
+    payment = ForeignKeyField(Payment, backref="sightings", on_delete="CASCADE")
+    source = CharField()
+    source_ref = CharField()
+    provider = CharField(null=True)
+    amount_minor = BigIntegerField(null=True)
+    currency = CharField(max_length=3, null=True)
+    received_at = UTCDateTimeField()
+    raw = TextField(default="")
+    verified = BooleanField(default=True)
+    corroborates = BooleanField(default=False)
+    conflict = TextField(null=True)
+    created_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("source", "source_ref"), True),)
+
+
+class Reversal(BaseModel):
+    """A provider's report that it pulled a transaction back, kept until its payment is seen.
+
+    Applied at once when the payment exists; otherwise applied when it arrives (the
+    payment then goes straight to review, never confirmed). One row per (source, txn).
+    """
+
+    source = CharField()
+    transaction_id = CharField()
+    txn_norm = CharField(index=True)
+    currency = CharField(max_length=3, null=True)
+    reason = TextField(default="")
+    raw = TextField(default="")
+    payment = ForeignKeyField(Payment, null=True, on_delete="SET NULL")
+    applied_at = UTCDateTimeField(null=True)
+    created_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("source", "txn_norm"), True),)
 
 
 class MatchCandidate(BaseModel):
@@ -383,7 +460,8 @@ class Event(BaseModel):
 
 
 MODELS = (
-    User, Agent, Lead, PaymentRequest, AmountReservation, Payment, MatchCandidate, RejectedPair,
+    User, LoginSession, Agent, Lead, PaymentRequest, AmountReservation, Payment, PaymentSighting, Reversal,
+    MatchCandidate, RejectedPair,
     Source, Notification, Template, Rule, Voucher, ApiKey, IdempotencyRecord,
     WebhookEndpoint, WebhookDelivery, Setting, Event,
 )

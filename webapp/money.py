@@ -1,10 +1,18 @@
 """Money as integer minor units plus an ISO 4217 currency.
 
 Amounts travel as decimal strings ("5000.00") at the edges and as integers inside.
+Every amount read from outside goes through `to_minor`: its text is checked with a
+bounded pattern before `Decimal` sees it, so no input costs more than a few
+microseconds, and it is refused above MAX_MINOR. Currencies are the ISO 4217 list
+that pycountry ships (kept current with the iso-codes project), less the codes that
+are not money one can be paid in, plus ioTec's sandbox currency.
 """
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import functools
+import math
+import re
+from decimal import Decimal
 
 # ISO 4217 minor-unit exponents that differ from 2. ITX is ioTec's sandbox currency.
 _EXPONENTS = {
@@ -12,11 +20,34 @@ _EXPONENTS = {
     "PYG": 0, "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0,
     "XPF": 0, "ITX": 0,
     "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+    "CLF": 4, "UYW": 4,
 }
+# In ISO 4217 but with no minor unit ("N.A."): metals, bond-market units, SDR, test and
+# "no currency" codes. Nobody pays a request in them.
+_NOT_MONEY = frozenset({"XAG", "XAU", "XPD", "XPT", "XBA", "XBB", "XBC", "XBD", "XDR", "XSU",
+                        "XUA", "XTS", "XXX", "XAD"})
+_EXTRA = frozenset({"ITX"})
+
+# The largest amount accepted anywhere, in minor units: 15 digits (9,999,999,999,999.99
+# in a two-decimal currency). A signed 64-bit column holds 9.2e18, so sums of thousands
+# of maximal amounts (balances, totals, charts) still fit.
+MAX_MINOR = 10**15 - 1
+_MAX_TEXT = 40  # characters of an amount's text looked at, spaces included
+# Decimal notation only: digits, an optional point and decimals. No sign, exponent,
+# grouping, NaN or Infinity. Matched on at most _MAX_TEXT characters, so it is cheap.
+_AMOUNT = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
 
 
 class MoneyError(ValueError):
     """An amount or currency that cannot be represented exactly."""
+
+
+@functools.cache
+def currencies() -> frozenset[str]:
+    """The three-letter codes Paywatch accepts (read from pycountry once, on first use)."""
+    import pycountry
+
+    return frozenset(c.alpha_3 for c in pycountry.currencies) - _NOT_MONEY | _EXTRA
 
 
 def exponent(currency: str) -> int:
@@ -25,35 +56,79 @@ def exponent(currency: str) -> int:
 
 
 def normalize_currency(currency: str) -> str:
-    """Return the upper-case three-letter code or raise MoneyError."""
-    code = (currency or "").strip().upper()
-    if len(code) != 3 or not code.isalpha():
-        raise MoneyError(f"currency must be a three-letter ISO code, got {currency!r}")
+    """Return the upper-case ISO 4217 code or raise MoneyError."""
+    code = (currency or "")[:8].strip().upper()
+    if len(code) != 3 or not code.isascii() or not code.isalpha():
+        raise MoneyError(f"currency must be a three-letter ISO code, got {currency[:20]!r}")
+    if code not in currencies():
+        raise MoneyError(f"{code} is not an ISO 4217 currency")
     return code
 
 
-def to_minor(amount: str | int | Decimal, currency: str) -> int:
-    """Parse a decimal amount ("5000.00", "5000", 5000) into minor units.
+def max_amount(currency: str) -> str:
+    """MAX_MINOR in `currency`'s decimal notation, for messages and docs."""
+    return to_decimal_string(MAX_MINOR, currency)
 
-    Raises MoneyError when the amount is not a number, is negative, or has more
-    decimals than the currency allows (no silent rounding of money).
+
+def to_minor(amount: str | int | Decimal, currency: str) -> int:
+    """Parse a decimal amount ("5000.00", "5000", 5000) into minor units, 0…MAX_MINOR.
+
+    Raises MoneyError when the amount is not plain decimal notation, is negative, has
+    more decimals than the currency allows (no silent rounding of money) or is too big.
     """
-    if isinstance(amount, float):
+    if isinstance(amount, bool) or isinstance(amount, float):
         raise MoneyError("amount must be a decimal string, not a float")
+    if isinstance(amount, int):
+        if amount < 0:
+            raise MoneyError(f"amount {amount} is negative")
+        if amount > MAX_MINOR:
+            raise MoneyError(f"amount is above the maximum of {max_amount(currency)} {currency.upper()}")
+        amount = str(amount)
+    elif isinstance(amount, Decimal):
+        if not amount.is_finite():
+            raise MoneyError("amount is not a finite number")
+        if amount.adjusted() > 20:  # checked before str(): "1E+999999" must not be written out
+            raise MoneyError(f"amount is above the maximum of {max_amount(currency)} {currency.upper()}")
+        amount = str(amount)
+    if not isinstance(amount, str):
+        raise MoneyError("amount must be a decimal string")
+    text = amount[: _MAX_TEXT + 1].strip()
+    shown = text[:24] + ("…" if len(text) > 24 else "")
+    if len(amount) > _MAX_TEXT:
+        raise MoneyError(f"amount {shown!r} is too long: at most {_MAX_TEXT} characters")
+    found = _AMOUNT.fullmatch(text)
+    if found is None:
+        if text.startswith("-") and _AMOUNT.fullmatch(text[1:]):
+            raise MoneyError(f"amount {shown!r} is negative")
+        raise MoneyError(f"amount {shown!r} is not a decimal number (digits, an optional point and decimals; "
+                         "no sign, exponent or separators)")
+    whole, fraction = found[1], found[2] or ""
+    digits = exponent(currency)
+    if fraction[digits:].strip("0"):
+        raise MoneyError(f"amount {shown!r} has more decimals than {currency.upper()} allows ({digits})")
+    minor = int(whole + fraction[:digits].ljust(digits, "0"))
+    if minor > MAX_MINOR:
+        raise MoneyError(f"amount {shown!r} is above the maximum of {max_amount(currency)} {currency.upper()}")
+    return minor
+
+
+def minor_of_double(value: object, currency: str) -> int | None:
+    """A JSON number a provider sends as a double (ioTec), in minor units; None unless exact and in range.
+
+    The shortest text that reads back as the same double is the decimal the sender meant
+    (10.1 is "10.1", not 10.0999…), so it is read through to_minor's rules.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if not 0 <= value <= MAX_MINOR:  # cheap for any int or float; to_minor checks the scale
+        return None
+    text = str(value) if isinstance(value, int) else repr(value)
     try:
-        value = Decimal(str(amount).strip())
-    except (InvalidOperation, ValueError):
-        raise MoneyError(f"amount {amount!r} is not a decimal number") from None
-    if not value.is_finite():
-        raise MoneyError(f"amount {amount!r} is not a finite number")
-    if value < 0:
-        raise MoneyError(f"amount {amount!r} is negative")
-    scaled = value.scaleb(exponent(currency))
-    if scaled != scaled.to_integral_value():
-        raise MoneyError(
-            f"amount {amount!r} has more decimals than {currency.upper()} allows"
-        )
-    return int(scaled)
+        return to_minor(text, currency)
+    except MoneyError:
+        return None
 
 
 def to_decimal_string(amount_minor: int, currency: str) -> str:

@@ -20,7 +20,7 @@ from wtforms import DateField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional, ValidationError
 
-from webapp import jobqueue, notify, reminders, settings, templates_text, whatsapp_state
+from webapp import input_bounds, jobqueue, notify, reminders, settings, templates_text, whatsapp_state
 from webapp.access import access, actor
 from webapp.htmx import is_partial_request, render
 from webapp.models import Agent, Notification, NotificationStatus, PaymentRequest, Role, Rule
@@ -53,7 +53,12 @@ class LogFilters(FlaskForm):
     date_from = DateField("From", name="from", validators=[Optional()])
     date_to = DateField("To", name="to", validators=[Optional()])
 
+    def validate_date_from(self, field) -> None:
+        if field.data and input_bounds.date_problem(field.data):
+            raise ValidationError(input_bounds.date_problem(field.data))
+
     def validate_date_to(self, field) -> None:
+        self.validate_date_from(field)
         if field.data and self.date_from.data and field.data < self.date_from.data:
             raise ValidationError("'To' is before 'From'.")
 

@@ -112,10 +112,13 @@ def request_ended(request: PaymentRequest, status: str) -> None:
     cancel_pending_alerts(request, status)
 
 
-def payment_rejected(request: PaymentRequest, payment: Payment, reason: str) -> list[str]:
+def payment_rejected(request: PaymentRequest, payment: Payment, message: str | None = None) -> list[str]:
+    """Tell the customer their payment was not accepted: staff's `message` (a template text,
+    checked by the caller) or the kind's template. Staff's internal reason never goes out."""
     subject = f"payment:{payment.id}:request:{request.reference}"
+    context = {"template": message} if message else {}
     new = _queue(Kind.REJECTED_CUSTOMER, request.customer_phone, subject, request=request, payment=payment,
-                 reason=reason)
+                 **context)
     return [new] if new else []
 
 

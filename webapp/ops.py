@@ -1,25 +1,46 @@
-"""Operators' pages: /healthz (what it checks: webapp/health.py), and rq-dashboard under /ops/rq for admins only.
+"""Operators' pages: /healthz (what it checks: webapp/health.py), /metrics, and rq-dashboard (0.9.0)
+under /ops/rq for admins only.
 
-rq-dashboard decision (see STACK.md): its blueprint is guarded by an app-level
-before_request (a guard on the blueprint itself breaks the second create_app()
-in one process). Its buttons POST without a CSRF token, so the blueprint is
-exempt from CSRF; what protects those POSTs instead is that only a logged-in
-admin reaches them, and our session cookie is SameSite=Lax, so a cross-site form
-cannot carry it.
+rq-dashboard decisions:
+
+- Admins only: an app-level before_request guards its blueprint (a guard on the
+  blueprint itself breaks the second create_app() in one process; STACK.md).
+- Every change is a POST with our CSRF token. Its state-changing routes (requeue a job,
+  requeue a queue's failed jobs, delete a job, empty a registry, compact a queue) are
+  exactly the ones that accept POST; the guard refuses any other method on them
+  (requeue-all also answered a plain GET), and Flask-WTF checks them like every POST:
+  the blueprint is not exempt. Its own script sends the header X-CSRFToken from a
+  cookie named `_csrf_token` when there is one, so its responses carry that cookie:
+  the session's CSRF token (the same one our pages put in their HTML), path /ops/rq,
+  SameSite=Strict, readable by script. A cross-site form or script has neither the
+  cookie nor the token, so its POST gets 400. The dashboard's buttons keep working
+  (rather than our own copies of them). tests/test_ops_dashboard.py pins its routes:
+  a new version's must be read again for what changes state.
+- Its own Content-Security-Policy (DASHBOARD_POLICY), the one place the strict policy
+  of webapp/views.py does not apply: the dashboard renders with one inline <script>,
+  underscore templates (eval: `new Function`) and inline style attributes. Its inline
+  script gets a per-response nonce as the page is served; scripts are allowed from
+  'self', that nonce and eval, never 'unsafe-inline'. That matters: its job page
+  writes a job's description and exception text into the page unescaped, and an
+  exception message can quote outside text (a mail, a portal page); markup injected
+  that way cannot run (no inline handlers, no nonce). Styles may be inline here.
 """
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timezone
 
 from flask import Blueprint, Flask, abort, jsonify, request
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 from redis.exceptions import RedisError
 
 from webapp import jobqueue
 from webapp.access import PUBLIC, access
-from webapp.extensions import csrf, login_manager
+from webapp.extensions import login_manager
 from webapp.health import health
 from webapp.models import Role
+from webapp.views import content_security_policy
 
 bp = Blueprint("ops", __name__)
 
@@ -32,23 +53,52 @@ def healthz():
     return jsonify(body), 200 if ok else 503
 
 
+DASHBOARD_PREFIX = "/ops/rq"
+DASHBOARD_CSRF_COOKIE = "_csrf_token"  # the cookie rq-dashboard's script reads its X-CSRFToken from
+DASHBOARD_POLICY = content_security_policy(script_src="'self' 'nonce-{nonce}' 'unsafe-eval'",
+                                           style_src="'self' 'unsafe-inline'")
+_INLINE_SCRIPT = '<script type="text/javascript">'  # rq_dashboard/base.html's one inline script
+
+
 def init_rq_dashboard(app: Flask) -> None:
     import rq_dashboard
 
     app.config["RQ_DASHBOARD_REDIS_URL"] = app.config["PAYWATCH"].redis_url
-    app.register_blueprint(rq_dashboard.blueprint, url_prefix="/ops/rq")
+    app.register_blueprint(rq_dashboard.blueprint, url_prefix=DASHBOARD_PREFIX)
     rq_dashboard.web.setup_rq_connection(app)
-    csrf.exempt(rq_dashboard.blueprint)
 
     @app.before_request
-    def _admins_only():
+    def _admins_only_and_changes_by_post():
         if request.blueprint != "rq_dashboard":
             return None
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
         if not current_user.has_role(Role.ADMIN):
             abort(403)
+        if request.url_rule is not None and "POST" in request.url_rule.methods and request.method != "POST":
+            abort(405, valid_methods=["POST"])
+        if (request.view_args or {}).get("instance_number", 0) != 0:
+            abort(404)  # one Redis: rq-dashboard raises (a 500) for an instance it does not have
         return None
+
+    # Scoped to the blueprint, so it runs before the app-wide headers (which then keep this policy).
+    app.after_request_funcs.setdefault("rq_dashboard", []).append(_dashboard_response)
+
+
+def _dashboard_response(response):
+    """The dashboard's policy with a fresh nonce on its inline script, and the CSRF cookie its script reads."""
+    nonce = secrets.token_urlsafe(16)
+    response.headers["Content-Security-Policy"] = DASHBOARD_POLICY.format(nonce=nonce)
+    if response.mimetype != "text/html" or response.direct_passthrough:
+        return response
+    page = response.get_data(as_text=True)
+    response.set_data(page.replace(_INLINE_SCRIPT, f'<script type="text/javascript" nonce="{nonce}">'))
+    if current_user.is_authenticated and current_user.has_role(Role.ADMIN):
+        from webapp import settings
+
+        response.set_cookie(DASHBOARD_CSRF_COOKIE, generate_csrf(), path=DASHBOARD_PREFIX, samesite="Strict",
+                            secure=settings().secure_cookies, httponly=False)
+    return response
 
 
 @bp.get("/metrics")

@@ -11,6 +11,8 @@ from typing import Any
 from flask import request
 from peewee import ModelSelect
 
+from webapp.input_bounds import MAX_ID
+
 DEFAULT_SIZE = 50
 MAX_SIZE = 200
 
@@ -27,8 +29,13 @@ class Page:
 
 
 def _int_arg(name: str) -> int | None:
+    """A positive id-sized number from the query string; None when absent or not one (a forged
+    `before` reads the first page rather than failing)."""
     value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
+    if not (0 < len(value) <= 19 and value.isascii() and value.isdigit()):
+        return None
+    number = int(value)
+    return number if 0 < number <= MAX_ID else None
 
 
 def keyset_page(query: ModelSelect, model, *, size: int | None = None) -> Page:

@@ -14,7 +14,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from webapp import ledger, matching
 from webapp.access import access, actor
 from webapp.htmx import render
-from webapp.models import MatchCandidate, Payment, PaymentRequest, Role
+from webapp.models import MatchCandidate, Payment, PaymentRequest, PaymentSighting, Role
 from webapp.money import display
 from webapp.pagination import filtered_page
 from webapp.payment_requests import actor_names, text_condition, timeline
@@ -89,9 +89,11 @@ def detail(payment_id: int):
     )
     subject = f"payment:{payment.id}"
     events = list(timeline([subject]))
+    sightings = list(PaymentSighting.select().where(PaymentSighting.payment == payment.id).order_by(PaymentSighting.id))
     return render(
         "pages/payments/detail.html", "partials/payments/evidence.html",
         p=payment, candidates=list(candidates), events=events, actors=actor_names(events), subject=subject,
+        sightings=sightings,
     )
 
 
@@ -112,13 +114,6 @@ def record():
     if not form.validate_on_submit():
         return _form_page(form, 400)
     transaction_id = (form.transaction_id.data or "").strip() or None
-    if transaction_id:
-        elsewhere = Payment.get_or_none(Payment.transaction_id == transaction_id, Payment.source != MANUAL)
-        if elsewhere is not None:
-            # The same money seen by a source already: a second row could pay a second request.
-            form.transaction_id.errors = [
-                f"Payment {elsewhere.id} from {elsewhere.source} already has this transaction id."]
-            return _form_page(form, 409)
     who = actor()
     observation = ledger.PaymentObservation(
         source=MANUAL,
@@ -137,6 +132,10 @@ def record():
 def _outcome(result: ledger.IngestResult) -> tuple[str, str]:
     """The flash (message, category) telling staff what matching decided."""
     payment = result.payment
+    if result.sighting:
+        return (f"That money is already payment {payment.id} (seen at {payment.source}, transaction "
+                f"{payment.transaction_id}); your entry is kept on it as another sighting and pays nothing "
+                f"twice (it is {payment.status}).", "warning")
     if not result.created:
         return (f"Payment {payment.id} with transaction id {payment.transaction_id} was already recorded; "
                 f"nothing changed (it is {payment.status}).", "warning")

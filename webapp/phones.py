@@ -47,3 +47,20 @@ def try_e164(raw: str | None, region: str | None = None) -> str | None:
 def whatsapp_digits(e164: str) -> str:
     """The digits-only international form wppconnect wants: "+256772123456" -> "256772123456"."""
     return e164.lstrip("+")
+
+
+_MASK = frozenset("*xX•#?")
+
+
+def same_number(a: str, b: str) -> bool:
+    """Whether two phones may be one number: the same digits, the same last 9 digits when one
+    is written locally, or a masked one ("0712***678") whose visible ends fit the other."""
+    if any(c in _MASK for c in a + b):
+        masked, full = (a, b) if any(c in _MASK for c in a) else (b, a)
+        parts = [p for p in "".join(c if c.isdigit() else ("*" if c in _MASK else "") for c in masked).split("*") if p]
+        digits = "".join(c for c in full if c.isdigit())
+        if not parts:
+            return True
+        return digits.endswith(parts[-1]) and parts[0].lstrip("0") in digits
+    da, db = ("".join(c for c in x if c.isdigit()) for x in (a, b))
+    return da == db or (min(len(da), len(db)) >= 9 and da[-9:] == db[-9:])

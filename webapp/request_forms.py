@@ -14,9 +14,9 @@ from typing import Any
 from flask_wtf import FlaskForm
 from wtforms import DateField, DateTimeLocalField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
-from webapp import money, phones, settings
+from webapp import input_bounds, money, phones, settings
 from webapp.models import Agent, PaymentStatus, RequestStatus, utcnow
 
 REFERENCE = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
@@ -25,6 +25,25 @@ RESERVED_REFERENCES = {"new"}  # /requests/new is the form, not a request
 
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+class Plain:
+    """At most `max_length` characters and no control characters (a multi-line field keeps tab and line breaks)."""
+
+    def __init__(self, max_length: int, *, multiline: bool = False):
+        self.max_length, self.multiline = max_length, multiline
+        self.field_flags = {"maxlength": max_length}
+
+    def __call__(self, form, field) -> None:
+        problem = input_bounds.text_problem(field.data or "", max_length=self.max_length, multiline=self.multiline)
+        if problem:
+            raise ValidationError(_sentence(problem) + ".")
+
+
+def _in_range(day: date | None) -> None:
+    problem = input_bounds.date_problem(day) if day else None
+    if problem:
+        raise ValidationError(problem)
 
 
 def _currency_default() -> str:
@@ -82,13 +101,13 @@ class _MoneyForm(FlaskForm):
 class RequestForm(_MoneyForm):
     """Staff create a request. After validate(): amount_minor, currency_code, phone, agent_id, expires_in."""
 
-    customer_name = StringField("Customer name", validators=[Length(max=200)])
-    customer_phone = StringField("Customer phone", validators=[Length(max=40)],
+    customer_name = StringField("Customer name", validators=[Plain(200)])
+    customer_phone = StringField("Customer phone", validators=[Plain(40)],
                                  render_kw={"inputmode": "tel", "autocomplete": "off"})
-    agent = StringField("Agent code", validators=[Length(max=64)], render_kw={"list": "agent-codes"})
+    agent = StringField("Agent code", validators=[Plain(64)], render_kw={"list": "agent-codes"})
     expires_in_minutes = IntegerField("Expires in (minutes)", validators=[
         Optional(), NumberRange(1, 60 * 24 * 90, "Between 1 minute and 90 days.")])
-    reference = StringField("Reference (leave empty to draw one)", validators=[Length(max=64)])
+    reference = StringField("Reference (leave empty to draw one)", validators=[Plain(64)])
 
     phone: str | None = None
     agent_id: int | None = None
@@ -122,13 +141,13 @@ class PaymentForm(_MoneyForm):
 
     received_at = DateTimeLocalField("Received at (local time; empty: now)", format="%Y-%m-%dT%H:%M",
                                      validators=[Optional()])
-    sender_name = StringField("Sender name", validators=[Length(max=200)])
-    sender_phone = StringField("Sender phone", validators=[Length(max=40)], render_kw={"inputmode": "tel"})
-    transaction_id = StringField("Provider transaction id", validators=[Length(max=128)],
+    sender_name = StringField("Sender name", validators=[Plain(200)])
+    sender_phone = StringField("Sender phone", validators=[Plain(40)], render_kw={"inputmode": "tel"})
+    transaction_id = StringField("Provider transaction id", validators=[Plain(128)],
                                  description="Recording the same id twice keeps one payment.")
-    note = StringField("Note / reference quoted", validators=[Length(max=2000)])
+    note = StringField("Note / reference quoted", validators=[Plain(2000)])
     evidence = TextAreaField("Evidence (paste the SMS, receipt or statement line)",
-                             validators=[Length(max=20000)], render_kw={"rows": 4})
+                             validators=[Plain(20000, multiline=True)], render_kw={"rows": 4})
 
     phone: str | None = None
 
@@ -136,8 +155,16 @@ class PaymentForm(_MoneyForm):
         self.phone = _parse_phone(field.data)
 
     def validate_received_at(self, field) -> None:
-        if field.data is not None and self.received_utc > utcnow() + timedelta(minutes=10):
+        if field.data is None:
+            return
+        try:
+            when = self.received_utc
+        except OverflowError:  # year 1 or 9999 shifted by the zone's offset
+            raise ValidationError(_sentence(input_bounds.TIME_RANGE) + ".") from None
+        if when > utcnow() + timedelta(minutes=10):
             raise ValidationError("That time is in the future.")
+        if input_bounds.time_problem(when):
+            raise ValidationError(_sentence(input_bounds.TIME_RANGE) + ".")
 
     @property
     def received_utc(self) -> datetime:
@@ -165,7 +192,7 @@ class _ListFilters(FlaskForm):
     amount_min = StringField("Min", name="min", render_kw={"inputmode": "decimal"})
     amount_max = StringField("Max", name="max", render_kw={"inputmode": "decimal"})
     currency = StringField("Currency", render_kw={"maxlength": 3, "placeholder": "default"})
-    q = StringField("Search", validators=[Length(max=100)])
+    q = StringField("Search", validators=[Plain(100)])
 
     def __init__(self, args):
         super().__init__(formdata=args)
@@ -203,7 +230,11 @@ class _ListFilters(FlaskForm):
     def validate_amount_max(self, field) -> None:
         self._amount("max", field)
 
+    def validate_date_from(self, field) -> None:
+        _in_range(field.data)
+
     def validate_date_to(self, field) -> None:
+        _in_range(field.data)
         if field.data and self.date_from.data and field.data < self.date_from.data:
             raise ValidationError("'To' is before 'From'.")
 
@@ -230,10 +261,10 @@ def _choices(values) -> list[SelectChoice]:
 class RequestFilters(_ListFilters):
     status = SelectField("Status", choices=_choices(RequestStatus.ALL), default="",
                          invalid_choice_message=f"Choose one of {', '.join(RequestStatus.ALL)}.")
-    agent = StringField("Agent code", render_kw={"list": "agent-codes"})
+    agent = StringField("Agent code", validators=[Plain(64)], render_kw={"list": "agent-codes"})
 
 
 class PaymentFilters(_ListFilters):
     status = SelectField("Status", choices=_choices(PaymentStatus.ALL), default="",
                          invalid_choice_message=f"Choose one of {', '.join(PaymentStatus.ALL)}.")
-    source = StringField("Source")
+    source = StringField("Source", validators=[Plain(64)])

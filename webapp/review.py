@@ -27,9 +27,10 @@ from typing import Callable
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from webapp import ledger
+from webapp import ledger, settings, templates_text
 from webapp.access import access, actor
 from webapp.htmx import is_partial_request, render
+from webapp.notify import Kind
 from webapp.models import MatchCandidate, Payment, PaymentRequest, PaymentStatus, RequestStatus, Role
 
 bp = Blueprint("review", __name__, url_prefix="/review")
@@ -127,7 +128,17 @@ def _queue(status: int = 200):
         version=queue_version(),
         can_act=current_user.has_role(Role.STAFF),
         confirmable=confirmable,
+        rejection=rejection,
     )
+
+
+def rejection(payment: Payment, req: PaymentRequest) -> dict:
+    """What the reject form offers about telling the customer: `why_not` (they may not be
+    told), else `text`, the message they would get, for staff to edit."""
+    why_not = ledger.why_not_tell_customer(payment, req)
+    if why_not:
+        return {"why_not": why_not}
+    return {"text": templates_text.rendered(Kind.REJECTED_CUSTOMER, req, payment, settings().zone)}
 
 
 @bp.get("/")
@@ -187,9 +198,12 @@ def confirm(payment_id: int):
 @access(Role.STAFF)
 def reject(payment_id: int):
     reference = _reference()
+    tell = request.form.get("notify_customer") == "1"
     return _decide(
-        lambda: ledger.reject(payment_id, reference, request.form.get("reason", ""), actor=actor()),
-        lambda payment: f"Rejected: payment {payment.id} does not pay {reference}.",
+        lambda: ledger.reject(payment_id, reference, request.form.get("reason", ""), actor=actor(),
+                              notify_customer=tell, message=request.form.get("message") if tell else None),
+        lambda payment: f"Rejected: payment {payment.id} does not pay {reference}."
+                        + (" The customer will be told." if tell else " The customer is not told."),
     )
 
 

@@ -27,8 +27,9 @@ DEFAULTS = {
     "payment_confirmed_agent": "Paid: {{ customer_name or 'a customer' }} paid {{ paid_amount }} for {{ reference }}.",
     "request_expired_customer": "Hello {{ customer_name or 'there' }}, payment request {{ reference }} for "
                                 "{{ amount }} has expired. Ask us for a new one if you still want to pay.",
-    "payment_rejected_customer": "Hello {{ customer_name or 'there' }}, we could not accept your payment for "
-                                 "{{ reference }}: {{ reason }}. Please contact us.",
+    "payment_rejected_customer": "Hello {{ customer_name or 'there' }}, we could not accept your payment "
+                                 "{% if paid_amount %}of {{ paid_amount }} {% endif %}for {{ reference }}. "
+                                 "Please contact us.",
     "payment_unmatched_admin": "Paywatch: a payment of {{ paid_amount }} from {{ sender or 'unknown' }} "
                                "({{ received_at }}) matches no request. Review it.",
     "admin_alert": "{{ text }}",
@@ -42,7 +43,7 @@ VARIABLES = {
     "agent_name": "the agent's name", "created_at": "when the request appeared (local time)",
     "expires_at": "when the request expires (local time)", "minutes": "minutes since the request appeared",
     "paid_amount": "the amount received", "sender": "who sent the payment", "received_at": "when it arrived",
-    "reason": "why staff rejected the payment", "voucher": "the voucher code handed out",
+    "voucher": "the voucher code handed out",
     "text": "the alert's text (admin alerts)",
 }
 
@@ -50,7 +51,7 @@ SAMPLE = {
     "reference": "PW-7KQ2M9", "amount": "UGX 50,000", "customer_name": "Jane Doe", "customer_phone": "+256772123456",
     "agent_name": "Sam Okello", "created_at": "2026-11-22 14:03", "expires_at": "2026-11-22 14:18", "minutes": 2,
     "paid_amount": "UGX 50,000", "sender": "JANE DOE", "received_at": "2026-11-22 14:05",
-    "reason": "the amount was for another booking", "voucher": "WIFI-4821", "text": "source acme-portal: column 'Amount' is missing",
+    "voucher": "WIFI-4821", "text": "source acme-portal: column 'Amount' is missing",
 }
 
 
@@ -104,10 +105,17 @@ def preview(body: str) -> str:
 
 def context_for(notification: Notification, zone, now: datetime | None = None) -> dict[str, Any]:
     """Variables for one notification, from fresh rows."""
+    request = PaymentRequest.get_by_id(notification.request_id) if notification.request_id else None
+    payment = Payment.get_by_id(notification.payment_id) if notification.payment_id else None
+    return context_of(request, payment, zone, now, dict(notification.context or {}))
+
+
+def context_of(request: PaymentRequest | None, payment: Payment | None, zone, now: datetime | None = None,
+               context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Variables about a request and a payment (either may be None), added to `context`."""
     now = now or utcnow()
-    context: dict[str, Any] = dict(notification.context or {})
-    if notification.request_id:
-        request = PaymentRequest.get_by_id(notification.request_id)
+    context = dict(context or {})
+    if request is not None:
         context.update(
             reference=request.reference, amount=money.display(request.amount_minor, request.currency),
             customer_name=request.customer_name, customer_phone=request.customer_phone,
@@ -118,8 +126,7 @@ def context_for(notification: Notification, zone, now: datetime | None = None) -
         voucher = next(iter(request.vouchers), None)
         if voucher is not None:
             context["voucher"] = voucher.code
-    if notification.payment_id:
-        payment = Payment.get_by_id(notification.payment_id)
+    if payment is not None:
         if payment.amount_minor is not None:
             context["paid_amount"] = money.display(payment.amount_minor, payment.currency)
         context.update(sender=payment.sender_name or payment.sender_phone or "",
@@ -129,3 +136,9 @@ def context_for(notification: Notification, zone, now: datetime | None = None) -
 
 def _local(value: datetime | None, zone) -> str:
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def rendered(kind: str, request: PaymentRequest | None, payment: Payment | None, zone) -> str:
+    """What a message of `kind` about these rows would say now (e.g. a text staff then edit)."""
+    body, _ = current(kind)
+    return render_text(body, context_of(request, payment, zone))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, url_for
+from flask_login import current_user
 
 from webapp import accounts
 from webapp.access import access, actor
@@ -86,7 +87,8 @@ def set_active(user_id: int, active: int):
 @access(Role.ADMIN)
 def reset_password(user_id: int):
     user = _user(user_id)
-    password = accounts.reset_password(user, actor=actor())
+    own = user.id == current_user.id  # admins resetting their own keep the session they are using
+    password = accounts.reset_password(user, actor=actor(), keep_session=current_user.login_session_key if own else None)
     # Shown once, in this response only: never stored, logged or put in the session cookie.
     response = _page(new_password=(user.email, password))
     response.headers["Cache-Control"] = "no-store"

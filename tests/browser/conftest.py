@@ -29,6 +29,7 @@ def browser(chromium_paths):
         f"--user-data-dir={tempfile.mkdtemp(prefix='pw-chromium-')}",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console messages: CSP violations
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     driver.implicitly_wait(0)
     yield driver
@@ -36,6 +37,44 @@ def browser(chromium_paths):
 
 
 def wait_until(driver, condition, timeout: float = 10):
+    """Poll `condition(driver)` until it is truthy.
+
+    htmx may replace an element between the moment a condition finds it and the moment it
+    reads it (StaleElementReferenceException): that counts as "not yet", and the next poll
+    finds the element afresh. So a condition must find what it reads itself, every time.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
+    return WebDriverWait(driver, timeout, poll_frequency=0.05,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+
+
+def text_of(driver, element_id: str) -> str | None:
+    """An element's text read in one script (no element handle that a swap could make stale)."""
+    return driver.execute_script("const e = document.getElementById(arguments[0]); return e && e.textContent.trim()",
+                                 element_id)
+
+
+def text_at(driver, css: str) -> str | None:
+    """The text of the first element matching `css`, read in one script."""
+    return driver.execute_script("const e = document.querySelector(arguments[0]); return e && e.textContent.trim()",
+                                 css)
+
+
+def csp_violations(driver) -> list[str]:
+    """What the browser console reported as blocked by the Content-Security-Policy since the last call."""
+    return [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]
+
+
+def log_in(browser, live_server, user) -> None:
+    """Log in through the form and wait for the dashboard."""
+    from selenium.webdriver.common.by import By
+
+    from tests.conftest import PASSWORD
+
+    browser.get(live_server.url + "/login")
+    browser.find_element(By.NAME, "email").send_keys(user.email)
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
+    wait_until(browser, lambda d: d.find_elements(By.ID, "counters"))

@@ -3,25 +3,11 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser.conftest import wait_until
-from tests.conftest import PASSWORD
+from tests.browser.conftest import log_in, text_at, text_of, wait_until
 from webapp import db
 from webapp.models import Agent
 
 pytestmark = pytest.mark.browser
-
-
-def text_of(driver, element_id):
-    return driver.execute_script("const e = document.getElementById(arguments[0]); return e && e.textContent.trim()",
-                                 element_id)
-
-
-def log_in(browser, live_server, user):
-    browser.get(live_server.url + "/login")
-    browser.find_element(By.NAME, "email").send_keys(user.email)
-    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
-    wait_until(browser, lambda d: d.find_elements(By.ID, "counters"))
 
 
 def agent_phone():
@@ -48,7 +34,7 @@ def test_staff_add_an_agent_and_edit_its_phone_in_place(browser, live_server, ma
     field.send_keys(Keys.CONTROL, "a")
     field.send_keys("0772", Keys.ENTER)
     wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"#{cell_id} small.error"))
-    assert "Phone:" in browser.find_element(By.CSS_SELECTOR, f"#{cell_id} small.error").text
+    assert "Phone:" in text_at(browser, f"#{cell_id} small.error")
     assert agent_phone() == "+256772123456"
 
     # Escape gives the unchanged cell back.

@@ -1,7 +1,7 @@
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.browser.conftest import wait_until
+from tests.browser.conftest import log_in, text_at, text_of, wait_until
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -16,10 +16,11 @@ def test_a_user_logs_in_sees_the_dashboard_and_logs_out(browser, live_server, ma
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
 
-    counters = wait_until(browser, lambda d: d.find_elements(By.ID, "counters"))
-    labels = [e.text for e in counters[0].find_elements(By.CSS_SELECTOR, ".label")]
+    wait_until(browser, lambda d: d.find_elements(By.ID, "counters"))
+    # Read in one script: the counters are a live element htmx replaces.
+    labels = browser.execute_script("return [...document.querySelectorAll('#counters .label')].map(e => e.textContent)")
     assert labels == ["Pending requests", "Payments today", "Review queue", "Failed notifications"]
-    assert browser.find_element(By.CSS_SELECTOR, "[data-counter=pending_requests] .value").text == "0"
+    assert text_at(browser, "[data-counter=pending_requests] .value") == "0"
     # htmx is loaded from our own static folder and keeps the counters live.
     assert browser.execute_script("return typeof htmx") == "object"
     assert browser.execute_script("return htmx.version").startswith("2.0.")
@@ -27,7 +28,7 @@ def test_a_user_logs_in_sees_the_dashboard_and_logs_out(browser, live_server, ma
     browser.find_element(By.CSS_SELECTOR, "details.dropdown summary").click()
     browser.find_element(By.ID, "logout").click()
     wait_until(browser, lambda d: d.find_elements(By.ID, "login-form"))
-    assert "logged out" in browser.find_element(By.ID, "flashes").text
+    assert "logged out" in text_of(browser, "flashes")
     browser.get(live_server.url + "/")
     wait_until(browser, lambda d: "/login" in d.current_url)
 
@@ -38,16 +39,12 @@ def test_the_dashboard_counters_refresh_by_polling(browser, live_server, make_us
     from webapp import db
     from webapp.models import PaymentRequest, utcnow
 
-    user = make_user("viewer")
-    browser.get(live_server.url + "/login")
-    browser.find_element(By.NAME, "email").send_keys(user.email)
-    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
-    wait_until(browser, lambda d: d.find_elements(By.ID, "counters"))
+    log_in(browser, live_server, make_user("viewer"))
     with db.database.connection_context():
         PaymentRequest.create(
             reference="PW-LIVE22", amount_minor=5000, requested_minor=5000, currency="UGX",
             expires_at=utcnow() + timedelta(minutes=15),
         )
-    value = "[data-counter=pending_requests] .value"
-    wait_until(browser, lambda d: d.find_element(By.CSS_SELECTOR, value).text == "1", timeout=15)
+    # The counters are replaced by every poll: the condition reads them afresh each time (it
+    # once held an element across a swap and failed with StaleElementReferenceException).
+    wait_until(browser, lambda d: text_at(d, "[data-counter=pending_requests] .value") == "1", timeout=30)

@@ -1,12 +1,10 @@
 from datetime import timedelta
 
 import pytest
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 
-from tests.browser.conftest import wait_until
-from tests.conftest import PASSWORD
+from tests.browser.conftest import log_in, text_of, wait_until
 from webapp import db
 from webapp.models import PaymentRequest, utcnow
 
@@ -19,21 +17,9 @@ def rows(driver):
         "return [...document.querySelectorAll('#requests-table tbody tr[id]')].map(e => e.id)")
 
 
-def text_of(driver, element_id):
-    return driver.execute_script("const e = document.getElementById(arguments[0]); return e && e.textContent.trim()",
-                                 element_id)
-
-
 def click(driver, by, value):
-    """Click what a poll may replace at any moment: retry on a stale element until the deadline."""
-    def attempt(d):
-        try:
-            d.find_element(by, value).click()
-            return True
-        except (StaleElementReferenceException, NoSuchElementException):
-            return False
-
-    wait_until(driver, attempt)
+    """Click what a poll may replace at any moment: wait_until finds it again after a swap."""
+    wait_until(driver, lambda d: d.find_element(by, value).click() or True)
 
 
 def test_staff_create_find_open_and_cancel_a_request(browser, live_server, make_user):
@@ -41,11 +27,7 @@ def test_staff_create_find_open_and_cancel_a_request(browser, live_server, make_
     with db.database.connection_context():
         PaymentRequest.create(reference="PW-OTHER2", amount_minor=9000, requested_minor=9000, currency="UGX",
                               customer_name="John Okello", expires_at=utcnow() + timedelta(minutes=15))
-    browser.get(live_server.url + "/login")
-    browser.find_element(By.NAME, "email").send_keys(user.email)
-    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
-    wait_until(browser, lambda d: d.find_elements(By.ID, "counters"))
+    log_in(browser, live_server, user)
 
     # Create from the form: the detail page tells the exact amount to pay.
     browser.get(live_server.url + "/requests/new")
@@ -54,9 +36,9 @@ def test_staff_create_find_open_and_cancel_a_request(browser, live_server, make_
     browser.find_element(By.NAME, "customer_phone").send_keys("0772 123456")
     browser.find_element(By.ID, "create-request").click()
     wait_until(browser, lambda d: d.find_elements(By.ID, "exact-amount"))
-    reference = browser.find_element(By.ID, "reference").text
-    assert browser.find_element(By.ID, "exact-amount").text == "UGX 12,500"
-    assert f"Request {reference} created: the customer pays exactly UGX 12,500." in browser.find_element(By.ID, "flashes").text
+    reference = text_of(browser, "reference")
+    assert text_of(browser, "exact-amount") == "UGX 12,500"
+    assert f"Request {reference} created: the customer pays exactly UGX 12,500." in text_of(browser, "flashes")
 
     # The list shows it; the text filter (htmx) narrows the table and keeps the URL.
     browser.get(live_server.url + "/requests/")
@@ -75,7 +57,7 @@ def test_staff_create_find_open_and_cancel_a_request(browser, live_server, make_
     click(browser, By.ID, "cancel-request")
     wait_until(browser, expected_conditions.alert_is_present()).accept()
     wait_until(browser, lambda d: text_of(d, "request-status-badge") == "cancelled")
-    assert f"Request {reference} cancelled." in browser.find_element(By.ID, "flashes").text
+    assert f"Request {reference} cancelled." in text_of(browser, "flashes")
     assert not browser.find_elements(By.ID, "cancel-request")
-    timeline = browser.find_element(By.ID, "timeline").text
+    timeline = text_of(browser, "timeline")
     assert "request.cancelled" in timeline and "customer changed their mind" in timeline

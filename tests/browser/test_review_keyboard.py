@@ -6,8 +6,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser.conftest import wait_until
-from tests.conftest import PASSWORD
+from tests.browser.conftest import log_in, wait_until
 from webapp import db, ledger
 from webapp.models import MatchCandidate, Payment, PaymentRequest, RejectedPair, utcnow
 
@@ -32,11 +31,7 @@ def _two_payments_in_review():
 
 
 def _open_the_queue(browser, live_server, user):
-    browser.get(live_server.url + "/login")
-    browser.find_element(By.NAME, "email").send_keys(user.email)
-    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
-    wait_until(browser, lambda d: d.find_elements(By.ID, "counters"))
+    log_in(browser, live_server, user)
     browser.get(live_server.url + "/review/")
 
 

@@ -1,25 +1,14 @@
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.browser.conftest import wait_until
-from tests.conftest import PASSWORD
+from tests.browser.conftest import log_in, text_of, wait_until
 from webapp import db, templates_text
 
 pytestmark = pytest.mark.browser
 
 
-def text_of(driver, element_id):
-    return driver.execute_script("const e = document.getElementById(arguments[0]); return e && e.textContent.trim()",
-                                 element_id)
-
-
 def test_staff_edit_a_template_with_a_live_preview(browser, live_server, make_user, app):
-    user = make_user("staff")
-    browser.get(live_server.url + "/login")
-    browser.find_element(By.NAME, "email").send_keys(user.email)
-    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
-    wait_until(browser, lambda d: d.find_elements(By.ID, "counters"))
+    log_in(browser, live_server, make_user("staff"))
 
     browser.get(live_server.url + "/notifications/templates/reminder")
     area = browser.find_element(By.ID, "template-body")
@@ -39,6 +28,6 @@ def test_staff_edit_a_template_with_a_live_preview(browser, live_server, make_us
     wait_until(browser, lambda d: (text_of(d, "preview-text") or "").endswith(f"by {sample['expires_at']}"))
     browser.find_element(By.ID, "save-template").click()
     wait_until(browser, lambda d: d.find_elements(By.ID, "templates-table"))
-    assert "Template reminder saved." in browser.find_element(By.ID, "flashes").text
+    assert "Template reminder saved." in text_of(browser, "flashes")
     with app.app_context(), db.database.connection_context():
         assert templates_text.current("reminder") == ("Hi {{ customer_name }}, pay {{ amount }} by {{ expires_at }}", True)

@@ -18,8 +18,9 @@ from webapp.ledger.core import (
     PaymentObservation,
     find_payment,
     find_request,
+    normalize_txn,
 )
-from webapp.ledger.decisions import confirm, link, reject
+from webapp.ledger.decisions import confirm, link, reject, why_not_tell_customer
 from webapp.ledger.money_in import ingest_payment, ingest_payments
 from webapp.ledger.observed import (
     ENDINGS,
@@ -35,5 +36,5 @@ __all__ = [
     "DECIDABLE", "ENDINGS", "PAYABLE", "REVERSED_REASON", "IngestResult", "LedgerError", "NewRequest",
     "ObserveResult", "PaymentObservation", "RequestObservation", "cancel_request", "confirm", "create_request",
     "expire_due", "find_payment", "find_request", "flag_reversal", "ingest_payment", "ingest_payments", "link",
-    "observe_request", "reject",
+    "normalize_txn", "observe_request", "reject", "why_not_tell_customer",
 ]

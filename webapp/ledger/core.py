@@ -3,6 +3,7 @@ and _settle(), the compare-and-set that pays a request with a payment.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from webapp import audit, db, matching, notify, sqlcache, vouchers
 from webapp.models import AmountReservation, MatchCandidate, Payment, PaymentRequest, PaymentStatus, RequestStatus
 from webapp.references import normalize
 
+REVERSED_REASON = "reversed at the provider"
 PAYABLE = (RequestStatus.PENDING, RequestStatus.REVIEW, RequestStatus.EXPIRED)
 DECIDABLE = (PaymentStatus.UNMATCHED, PaymentStatus.REVIEW, PaymentStatus.REJECTED)
 
@@ -56,13 +58,32 @@ class PaymentObservation:
     raw: str = ""
     parsed: bool = True
     verified: bool = True
+    provider: str | None = None  # whose transaction id it is (a parser's name, "iotec"…), when known
 
 
 @dataclass
 class IngestResult:
+    """`created` False: this report was stored before, or (`sighting`) the same money was
+    already a payment and this report was recorded on it as another sighting."""
+
     payment: Payment
     created: bool
     decision: matching.Decision | None = None
+    sighting: bool = False
+
+
+_NOT_ALNUM = re.compile(r"[^0-9A-Z]")
+
+
+def normalize_txn(transaction_id: str | None) -> str | None:
+    """A provider transaction id in the form Paywatch compares: letters and digits only,
+    upper case; None when too short or digit-free to name one transaction ("N/A", "1234").
+
+    (currency, normalized id, amount) is unique among payments: the same money reported
+    by a mail, an SMS copy, the portal, the gateway or the API is one payment.
+    """
+    key = _NOT_ALNUM.sub("", (transaction_id or "")[:256].upper())
+    return key if len(key) >= 6 and any(c.isdigit() for c in key) else None
 
 
 def _release_amount(request_id: int) -> None:

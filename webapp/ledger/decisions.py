@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from webapp import audit, db, matching, notify, sqlcache
+from webapp import audit, db, matching, notify, phones, sqlcache, templates_text
 from webapp.ledger.core import DECIDABLE, LedgerError, PAYABLE, _clear_candidates, _release_requests, _settle, find_payment, find_request
 from webapp.models import MatchCandidate, Payment, PaymentRequest, PaymentStatus, RejectedPair, RequestStatus, utcnow
 
@@ -49,18 +49,31 @@ def link(payment_id: int, reference: str, *, actor: str, user_id: int | None = N
     """Link an unmatched (or rejected) payment to a request by hand."""
     return confirm(payment_id, reference, actor=actor, user_id=user_id, now=now, how="linked")
 
-def reject(payment_id: int, reference: str, reason: str, *, actor: str, now: datetime | None = None) -> Payment:
+def reject(payment_id: int, reference: str, reason: str, *, actor: str, now: datetime | None = None,
+           notify_customer: bool = False, message: str | None = None) -> Payment:
     """Staff say this payment does not pay this request: the pair is never suggested again.
 
-    The request goes back to pending (its customer is told why); the payment stays in
-    review with its other candidates, or becomes rejected when none is left.
+    The request goes back to pending; the payment stays in review with its other
+    candidates, or becomes rejected when none is left. `reason` is internal (audit log,
+    review queue). The customer hears of it only when staff ask (`notify_customer`), with
+    `message` (staff's own text; the template's when left out) — and never about money
+    someone else sent: a payment from another phone than the customer's is refused
+    (LedgerError not_the_customers_money, 422).
     """
     reason = (reason or "").strip()
     if not reason:
         raise LedgerError("reason_required", "a rejection needs a reason", status=422)
+    message = (message or "").strip() or None
+    if message:
+        try:
+            templates_text.check(message)
+        except templates_text.TemplateError as exc:
+            raise LedgerError("invalid_message", f"message: {exc}", status=422) from None
     now = now or utcnow()
     with db.transaction():
         payment, request = find_payment(payment_id), find_request(reference)
+        if notify_customer:
+            _check_customer_paid(payment, request)
         if payment.status != PaymentStatus.REVIEW:
             raise LedgerError("invalid_state", f"payment {payment_id} is {payment.status}, not in review",
                               status_now=payment.status)
@@ -87,8 +100,27 @@ def reject(payment_id: int, reference: str, reason: str, *, actor: str, now: dat
             raise LedgerError("conflict", f"payment {payment_id} changed meanwhile; reload")
         _release_requests({request.id})
         audit.record("payment.rejected", f"payment:{payment.id}", actor=actor, request=request.reference,
-                     reason=reason)
+                     reason=reason, customer_told=notify_customer)
         audit.record("request.payment_rejected", f"request:{request.reference}", actor=actor,
-                     payment=payment.id, reason=reason)
-        notify.payment_rejected(request, payment, reason)
+                     payment=payment.id, reason=reason, customer_told=notify_customer)
+        if notify_customer:
+            notify.payment_rejected(request, payment, message)
     return sqlcache.by_id(Payment, payment_id)
+
+
+def why_not_tell_customer(payment: Payment, request: PaymentRequest) -> str | None:
+    """Why the customer of `request` may not be told about `payment` (None: they may)."""
+    if not request.customer_phone:
+        return f"{request.reference} has no customer phone"
+    sender = payment.sender_phone or ""
+    if sender and not phones.same_number(sender, request.customer_phone):
+        return (f"payment {payment.id} was sent from {sender}, not from {request.reference}'s customer "
+                f"({request.customer_phone}): Paywatch does not tell a customer about someone else's money")
+    return None
+
+
+def _check_customer_paid(payment: Payment, request: PaymentRequest) -> None:
+    why = why_not_tell_customer(payment, request)
+    if why is not None:
+        code = "no_customer_phone" if not request.customer_phone else "not_the_customers_money"
+        raise LedgerError(code, why, status=422)

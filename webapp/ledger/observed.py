@@ -4,10 +4,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from peewee import IntegrityError
+
 from webapp import audit, db, matching, notify, options, sqlcache
-from webapp.ledger.core import LedgerError, NewRequest, PAYABLE, _end, _settle
+from webapp.ledger.core import (
+    DECIDABLE,
+    PAYABLE,
+    REVERSED_REASON,
+    LedgerError,
+    NewRequest,
+    PaymentObservation,
+    _end,
+    _settle,
+    normalize_txn,
+)
+from webapp.ledger.money_in import find_stored, insert_payment, match_earlier_payments, seen_again
 from webapp.ledger.owed import _insert_request
-from webapp.models import MatchCandidate, Payment, PaymentRequest, PaymentStatus, RequestStatus, utcnow
+from webapp.models import (
+    MatchCandidate,
+    Payment,
+    PaymentRequest,
+    PaymentStatus,
+    RequestStatus,
+    Reversal,
+    utcnow,
+)
+
 
 @dataclass(frozen=True)
 class RequestObservation:
@@ -16,7 +38,7 @@ class RequestObservation:
     source: str  # the Source's name
     external_id: str
     status: str  # pending / paid / failed / expired / cancelled (already mapped from the source's words)
-    amount_minor: int | None = None
+    amount_minor: int | None = None  # for "paid": what the source says was paid; None when it cannot say exactly
     currency: str | None = None
     customer_name: str = ""
     customer_phone: str | None = None  # E.164
@@ -25,12 +47,15 @@ class RequestObservation:
     created_at: datetime | None = None
     transaction_id: str | None = None
     raw: str = ""
+    paid_at: datetime | None = None  # when the money moved, by the source's clock, when it says
+    amount_text: str | None = None  # the amount as the source wrote it (shown when it is not exact)
+    provider: str | None = None  # whose transaction id `transaction_id` is
 
 
 @dataclass
 class ObserveResult:
     request: PaymentRequest | None
-    change: str  # "created", "paid", "ended", "unchanged", "ignored"
+    change: str  # "created", "paid", "ended", "unchanged", "ignored", "review" (doubtful payment)
 
 
 ENDINGS = {"failed": RequestStatus.FAILED, "expired": RequestStatus.EXPIRED, "cancelled": RequestStatus.CANCELLED}
@@ -41,10 +66,25 @@ def observe_request(obs: RequestObservation, *, now: datetime | None = None) -> 
 
     A new pending one creates the request (agent by code, lead by phone under that agent,
     both created when new) and its pending alert; "paid" records the payment at that
-    source and pays the request (no matching: the source itself says so); an ending
-    status ends it. A request first seen already ended is recorded, not alerted.
+    source and pays the request (no matching: the source itself says so) — unless the
+    amount is not exactly what was asked, or the money moved after the request expired:
+    then the payment goes to review with the reason. An ending status ends the request.
+    A request first seen already ended is recorded, not alerted.
+
+    Two reports of one transaction at once (a gateway poll and its callback) leave one
+    payment: the loser of the insert race reads the winner's row and changes nothing.
     """
     now = now or utcnow()
+    for attempt in (1, 2):
+        try:
+            return _observe(obs, now)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _observe(obs: RequestObservation, now: datetime) -> ObserveResult:
     with db.transaction():
         request = PaymentRequest.get_or_none(PaymentRequest.source == obs.source,
                                              PaymentRequest.external_id == obs.external_id)
@@ -58,14 +98,16 @@ def observe_request(obs: RequestObservation, *, now: datetime | None = None) -> 
         if obs.status == "paid" and request.status in PAYABLE:
             # History read for the first time (already paid at the source) is recorded
             # quietly: nobody wants a confirmation for last month's payment.
-            _observed_payment(request, obs, now, announce=change != "created")
-            change = "paid"
+            outcome = _observed_paid(request, obs, now, first_sight=change == "created")
+            change = outcome if change == "unchanged" or outcome == "paid" else change
         elif obs.status in ENDINGS and request.status in RequestStatus.OPEN:
             if _end(request, ENDINGS[obs.status], RequestStatus.OPEN, now):
                 audit.record(f"request.{ENDINGS[obs.status]}", f"request:{request.reference}", actor=f"source:{obs.source}",
                              reported=obs.status)
                 notify.request_ended(request, ENDINGS[obs.status])
                 change = "ended" if change == "unchanged" else change
+    if change == "created" and request.status == RequestStatus.PENDING:
+        match_earlier_payments(request, now)
     return ObserveResult(sqlcache.by_id(PaymentRequest, request.id), change)
 
 
@@ -101,44 +143,128 @@ def _observed_request(obs: RequestObservation, now: datetime) -> PaymentRequest:
     return request
 
 
-def _observed_payment(request: PaymentRequest, obs: RequestObservation, now: datetime, *, announce: bool) -> None:
-    payment_id = sqlcache.insert(Payment, dict(
-        source=obs.source, source_ref=f"{obs.external_id}:paid", transaction_id=obs.transaction_id,
-        amount_minor=obs.amount_minor if obs.amount_minor is not None else request.amount_minor,
-        currency=obs.currency or request.currency, sender_name=obs.customer_name or "",
-        sender_phone=obs.customer_phone, received_at=now, raw=obs.raw or "", created_at=now,
-    ))
-    payment = sqlcache.by_id(Payment, payment_id)
-    audit.record("payment.received", f"payment:{payment_id}", actor=f"source:{obs.source}", source=obs.source,
-                 source_ref=payment.source_ref, amount_minor=payment.amount_minor, currency=payment.currency)
+def _observed_paid(request: PaymentRequest, obs: RequestObservation, now: datetime, *, first_sight: bool) -> str:
+    """The source says `request` is paid: pay it with that payment, or send the payment to review.
+
+    Returns "paid", "review" (amount not exact, late money, or the transaction already
+    pays another request) or "unchanged" (this payment was recorded before).
+    """
+    moved = min(obs.paid_at or now, now)
+    seen = PaymentObservation(
+        source=obs.source, source_ref=f"{obs.external_id}:paid", amount_minor=obs.amount_minor,
+        currency=obs.currency or request.currency, received_at=moved, sender_name=obs.customer_name or "",
+        sender_phone=obs.customer_phone, transaction_id=obs.transaction_id, raw=obs.raw or "",
+        parsed=obs.amount_minor is not None, provider=obs.provider,
+        note=f"{obs.source} reports {obs.external_id} ({request.reference}) paid",
+    )
+    actor = f"source:{obs.source}"
+    doubt = _amount_doubt(request, obs, seen.currency)
+    known, twin = find_stored(seen)
+    if known is not None:
+        return "unchanged"
+    if twin is not None:
+        if twin.status == PaymentStatus.CONFIRMED:
+            if twin.request_id == request.id:
+                seen_again(twin, seen, actor=actor, now=now)
+                return "unchanged"
+            other = sqlcache.by_id(PaymentRequest, twin.request_id).reference if twin.request_id else "another request"
+            doubt = f"its transaction {obs.transaction_id} already pays {other} (payment {twin.id})"
+            seen_again(twin, seen, actor=actor, now=now, conflict=f"{obs.source} says it pays {request.reference}",
+                       rematch=False)
+            return _doubtful(request, twin, doubt, now, actor=actor)
+        seen_again(twin, seen, actor=actor, now=now, rematch=False)
+        if twin.status not in DECIDABLE:
+            return "unchanged"
+        payment = twin
+    else:
+        payment = insert_payment(seen, now)
+        audit.record("payment.received", f"payment:{payment.id}", actor=actor, source=obs.source,
+                     source_ref=payment.source_ref, amount_minor=payment.amount_minor, currency=payment.currency)
+    late = not first_sight and moved > request.expires_at
+    if late and doubt is None:
+        doubt = (f"the money moved at {moved.isoformat(timespec='seconds')}, after {request.reference} expired "
+                 f"({request.expires_at.isoformat(timespec='seconds')}) (late)")
+    if doubt is not None:
+        return _doubtful(request, payment, doubt, now, actor=actor, late=late)
     evidence = (matching.Evidence("source", 100, f"{obs.source} reports {obs.external_id} paid"),)
     candidate = matching.Candidate(request.id, request.reference, 100, evidence)
-    if not _settle(payment, candidate, actor=f"source:{obs.source}", now=now, how="reported by source", fresh=True,
-                   announce=announce):
+    if not _settle(payment, candidate, actor=actor, now=now, how="reported by source", fresh=twin is None,
+                   announce=not first_sight):
         raise LedgerError("conflict", f"{request.reference} changed while {obs.source} reported it paid")
+    return "paid"
 
 
-# ---------------------------------------------------------------- reversals (mailbox, issue 5)
+def _amount_doubt(request: PaymentRequest, obs: RequestObservation, currency: str) -> str | None:
+    """Why the paid amount the source reports does not pay `request`, or None when it is exact."""
+    asked = f"{request.amount_minor} {request.currency} (minor units)"
+    if currency != request.currency:
+        return f"{obs.source} reports the payment in {currency}, the request asks {asked}"
+    if obs.amount_minor is None:
+        said = f"{obs.amount_text} {currency}" if obs.amount_text else "no amount"
+        return f"{obs.source} reports it paid with {said}, not an exact amount; the request asks {asked}"
+    if obs.amount_minor not in (request.amount_minor, request.requested_minor):
+        return f"{obs.source} reports {obs.amount_minor} {currency} (minor units) paid; the request asks {asked}"
+    return None
 
-REVERSED_REASON = "reversed at the provider"
+
+def _doubtful(request: PaymentRequest, payment: Payment, reason: str, now: datetime, *, actor: str,
+              late: bool = False) -> str:
+    """Never pay on a doubt. A payment still to be decided goes to review naming `request`
+    (confirmable only when its amount is the one asked: late money), and the request waits
+    in review (an expired one stays expired; staff may still confirm it). A payment that
+    already pays another request stays as it is: the request is flagged and admins told."""
+    if payment.status in DECIDABLE:
+        exact = payment.amount_minor in (request.amount_minor, request.requested_minor) and \
+            payment.currency == request.currency
+        sqlcache.update(Payment, {"status": PaymentStatus.REVIEW, "request": request.id, "reason": reason,
+                                  "late": late, "confidence": 100 if exact else 0},
+                        {"id": payment.id, "status": payment.status})
+        MatchCandidate.insert(
+            payment=payment.id, request=request.id, score=100 if exact else 0, late=late,
+            evidence=[{"signal": "source", "points": 100 if exact else 0, "detail": reason}],
+            mismatch=None if exact else reason, created_at=now,
+        ).on_conflict_ignore().execute()
+        sqlcache.update(PaymentRequest, {"status": RequestStatus.REVIEW},
+                        {"id": request.id, "status": RequestStatus.PENDING})
+        audit.record("payment.review", f"payment:{payment.id}", actor=actor, reason=reason, late=late,
+                     candidates=[request.reference])
+    PaymentRequest.update(flag="source_payment_doubtful").where(PaymentRequest.id == request.id).execute()
+    audit.record("request.payment_doubtful", f"request:{request.reference}", actor=actor, payment=payment.id,
+                 reason=reason)
+    notify.admin_alert(f"request:{request.reference}:doubtful:{payment.id}",
+                       f"Paywatch: {request.reference}: {reason}. Payment {payment.id} waits for staff.")
+    return "review"
+
+
+# ---------------------------------------------------------------- reversals
 
 
 def flag_reversal(source: str, transaction_id: str, *, reason: str = REVERSED_REASON,
-                  actor: str = "system") -> Payment | None:
-    """A provider pulled back transaction `transaction_id` seen at `source`: its payment goes to review.
+                  actor: str = "system", currency: str | None = None, raw: str = "") -> Payment | None:
+    """A provider pulled back transaction `transaction_id`: its payment goes to review.
 
-    A confirmed payment goes to review with reason "reversed at the provider" and its
-    request is flagged "payment_reversed" and back in review with that payment as its
-    candidate, so staff confirm (money back) or reject (request reopened); an
-    unmatched one goes to review too; one already in review or rejected keeps its
-    status and gets the reason. Returns the payment, or None when no payment has that
-    transaction id at that source. Idempotent: a second report changes nothing.
+    The payment is found by its transaction id whichever source reported it. A confirmed
+    payment goes to review with reason "reversed at the provider" and its request is
+    flagged "payment_reversed" and back in review with that payment as its candidate,
+    so staff confirm (money back) or reject (request reopened); an unmatched one goes to
+    review too; one already in review or rejected keeps its status and gets the reason.
+    When no payment has that transaction id yet, the reversal is kept and applied when
+    the payment arrives (it then goes to review, never confirmed); returns None then.
+    Idempotent: a second report changes nothing.
     """
     full = reason if reason.startswith(REVERSED_REASON) else f"{REVERSED_REASON}: {reason}"
+    key = normalize_txn(transaction_id)
     with db.transaction():
-        payment = (Payment.select().where(Payment.source == source, Payment.transaction_id == transaction_id)
-                   .order_by(Payment.id).first())
+        payment = _reversed_payment(source, transaction_id, key, currency)
+        if key is not None:
+            Reversal.insert(source=source, transaction_id=transaction_id[:255], txn_norm=key, currency=currency,
+                            reason=full, raw=raw[:20000], payment=payment.id if payment else None,
+                            applied_at=utcnow() if payment else None, created_at=utcnow(),
+                            ).on_conflict_ignore().execute()
         if payment is None:
+            if key is not None:
+                audit.record("reversal.pending", f"transaction:{transaction_id[:64]}", actor=actor, source=source,
+                             reason=full)
             return None
         if (payment.reason or "").startswith(REVERSED_REASON):
             return payment
@@ -160,6 +286,19 @@ def flag_reversal(source: str, transaction_id: str, *, reason: str = REVERSED_RE
         audit.record("payment.reversed", f"payment:{payment.id}", actor=actor, transaction_id=transaction_id,
                      status_before=payment.status, status=status, reason=full)
         notify.admin_alert(f"payment:{payment.id}:reversed",
-                           f"Paywatch: payment {payment.id} ({source}, {transaction_id}) was {full}; "
+                           f"Paywatch: payment {payment.id} ({payment.source}, {transaction_id}) was {full}; "
                            "it is in review")
     return sqlcache.by_id(Payment, payment.id)
+
+
+def _reversed_payment(source: str, transaction_id: str, key: str | None, currency: str | None) -> Payment | None:
+    """The payment a reversal names: by its comparable transaction id (any source), else by the
+    exact id at that source (ids too short to compare everywhere)."""
+    query = Payment.select().order_by(Payment.id)
+    if key is not None:
+        query = query.where(Payment.txn_norm == key)
+        if currency:
+            query = query.where(Payment.currency == currency)
+    else:
+        query = query.where(Payment.source == source, Payment.transaction_id == transaction_id)
+    return query.first()

@@ -7,6 +7,7 @@ from peewee import IntegrityError
 
 from webapp import audit, db, notify, options, sqlcache
 from webapp.ledger.core import LedgerError, NewRequest, _end, _status_of, find_request
+from webapp.ledger.money_in import match_earlier_payments
 from webapp.models import AmountReservation, PaymentRequest, RequestStatus, utcnow
 from webapp.references import new_reference
 
@@ -29,6 +30,8 @@ def create_request(new: NewRequest, *, actor: str = "system", now: datetime | No
             expires_at=request.expires_at.isoformat(), source=new.source,
         )
         notify.request_created(request, timedelta(seconds=values["pending_alert_seconds"]))
+        # Money may have come first (a customer who pays, then books): it is matched now.
+        match_earlier_payments(sqlcache.by_id(PaymentRequest, request.id), now)
     return sqlcache.by_id(PaymentRequest, request.id)
 
 def _insert_request(new: NewRequest, now: datetime, expires_at: datetime) -> PaymentRequest:
