@@ -4,8 +4,9 @@
 
 Runs the real processes on one machine: the sandbox IMAP server (pymap) and the
 sandbox WhatsApp server (in this process), `flask mailbox watch`, two
-`rq worker --with-scheduler` and `rqscheduler --interval 1`, on a fresh SQLite
-database and Redis database 12 (flushed). Three mailbox sources on three IMAP
+`rq worker --with-scheduler` and the scheduler process (`flask jobs scheduler`), on a fresh
+SQLite database and a throw-away redis-server of its own (BENCH_REDIS_URL names another;
+a database of a shared server is never flushed from here, since other stacks may live there). Three mailbox sources on three IMAP
 users: one with IDLE, two polled by rq-scheduler (interval_s 5 and 120). For each
 sample a request is created, then an MTN payment mail for it is appended at a
 random moment inside the window; the latency is from the server accepting the
@@ -32,9 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from redis import Redis  # noqa: E402
+from webapp.devstack import start_redis  # noqa: E402
 
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 MODES = {"idle": (True, 60), "poll5": (False, 5), "poll120": (False, 120)}
 
 
@@ -44,9 +44,10 @@ def main() -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="pw-latency-"))
-    Redis.from_url(REDIS_URL).flushdb()
+    local = None if os.environ.get("BENCH_REDIS_URL") else start_redis(work / "redis", persist=False)
+    redis_url = os.environ.get("BENCH_REDIS_URL") or local.url
     env = {**os.environ, "PAYWATCH_ENV": "test", "DATABASE_URL": f"sqlite:///{work / 'paywatch.db'}",
-           "REDIS_URL": REDIS_URL, "SECRET_KEY": "bench-secret-" + "x" * 20, "PAYWATCH_INSTANCE_PATH": str(work),
+           "REDIS_URL": redis_url, "SECRET_KEY": "bench-secret-" + "x" * 20, "PAYWATCH_INSTANCE_PATH": str(work),
            "PAYWATCH_TIMEZONE": "Africa/Kampala", "PAYWATCH_PHONE_REGION": "UG", "PAYWATCH_CURRENCY": "UGX",
            "PYTHONPATH": str(ROOT)}
     from sandbox.imap import append, start_imap
@@ -79,6 +80,8 @@ def main() -> None:
                 process.kill()
         whatsapp.stop()
         imap.stop()
+        if local:
+            local.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -111,13 +114,13 @@ def _prepare(env: dict, imap, work: Path, forwarder: str):
 
 
 def _start(env: dict, work: Path) -> list[subprocess.Popen]:
-    bin_dir = Path(sys.executable).parent
+    bin_dir, url = Path(sys.executable).parent, env["REDIS_URL"]
     commands = [
         [sys.executable, "-m", "flask", "--app", "wsgi", "mailbox", "watch", "--rescan-seconds", "5"],
-        [str(bin_dir / "rq"), "worker", "--with-scheduler", "-w", "jobs.worker.Worker", "--url", REDIS_URL,
+        [str(bin_dir / "rq"), "worker", "--with-scheduler", "-w", "jobs.worker.Worker", "--url", url,
          "fast", "default", "slow"],
-        [str(bin_dir / "rq"), "worker", "-w", "jobs.worker.Worker", "--url", REDIS_URL, "fast", "default", "slow"],
-        [str(bin_dir / "rqscheduler"), "--interval", "1", "--url", REDIS_URL],
+        [str(bin_dir / "rq"), "worker", "-w", "jobs.worker.Worker", "--url", url, "fast", "default", "slow"],
+        [sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "scheduler", "--interval", "1"],
     ]
     return [subprocess.Popen(c, cwd=ROOT, env=env, stdout=open(work / f"p{i}.log", "w"), stderr=subprocess.STDOUT)
             for i, c in enumerate(commands)]

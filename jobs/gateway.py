@@ -172,10 +172,14 @@ def _collect_again_if_lost(request: PaymentRequest, state: dict, now: datetime) 
     if not state.get("collect") or state.get("collect_state") not in ("queued", "unconfirmed"):
         return
     since = datetime.fromisoformat(state["collect_at"]) if state.get("collect_at") else request.created_at
-    if request.status in RequestStatus.OPEN and now - since >= COLLECT_RETRY \
+    # Still "queued" with no job in Redis (flushed, replaced, or down when the request was
+    # made): it never ran, so start it now rather than after COLLECT_RETRY.
+    job_id = sourcing.collect_job_id(request.id)
+    never_ran = state.get("collect_state") == "queued" and not jobqueue.is_live(job_id)
+    if request.status in RequestStatus.OPEN and (never_ran or now - since >= COLLECT_RETRY) \
             and state.get("collect_attempts", 0) < COLLECT_TRIES:
         save_state(request.id, collect_state="queued", collect_at=now)
-        jobqueue.enqueue("gateway_collect", request.id)
+        jobqueue.enqueue("gateway_collect", request.id, job_id=job_id)
 
 
 def run_pass(source_id: int, *, now: datetime | None = None, client: IotecClient | None = None) -> dict[str, Any]:

@@ -9,10 +9,12 @@ raises in idle_check (imapclient #519) — closes the connection and reconnects
 with exponential backoff (1 s doubling to 60 s). IDLE is re-issued every
 `interval_s` (at most 25 min, inside the 29-min limit of RFC 2177); each renewal
 is a round trip that proves the server alive and is recorded as the source's
-`last_contact_at`. A server without IDLE is polled every `interval_s` from here.
+`last_contact_at`, and asks for a fetch too: one that Redis lost (flushed, restarted)
+is made good within `interval_s`. While Redis does not answer, the IMAP connection
+stays and the fetch is asked for again every second. A server without IDLE is polled every `interval_s` from here.
 The Source table is re-read every `rescan_s`: sources added, removed, disabled
 or changed are picked up without a restart. Sources with `"idle": false` are left
-to rq-scheduler (webapp.jobqueue.register_sources).
+to rq-scheduler (webapp.jobqueue.sync_schedule).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from typing import Any
 
 from flask import Flask
 from imapclient import IMAPClient
+from redis.exceptions import RedisError
 
 from jobs.mailbox import MailboxError, close, connect, mailbox_config, request_fetch
 from webapp import db, sourcing
@@ -87,6 +90,7 @@ class SourceWatcher(threading.Thread):
         self.poll_s = max(interval_s, 5)
         self._stop_event = threading.Event()
         self._idling = False
+        self._fetch_owed = False  # a fetch Redis could not take yet
 
     def stop(self, join: bool = True) -> None:
         self._stop_event.set()
@@ -139,6 +143,8 @@ class SourceWatcher(threading.Thread):
             renew_at = time.monotonic() + self.renew_s
             while not self._stop_event.is_set() and time.monotonic() < renew_at:
                 responses = client.idle_check(timeout=_CHECK_S)
+                if self._fetch_owed:
+                    self._trigger("retry")
                 if responses:
                     if any(r and r[0] == b"BYE" for r in responses if isinstance(r, tuple)):
                         raise _Disconnected("the server said BYE")
@@ -146,8 +152,7 @@ class SourceWatcher(threading.Thread):
                 elif _at_eof(client):
                     raise _Disconnected("the server closed the connection")
             _, responses = client.idle_done()
-            if responses:
-                self._trigger("idle")
+            self._trigger("idle" if responses else "renew")
             self._record(ok=True, connected=True, mode="idle")
 
     def _poll_loop(self, client: IMAPClient) -> None:
@@ -157,8 +162,17 @@ class SourceWatcher(threading.Thread):
             self._record(ok=True, connected=True, mode="poll")
 
     def _trigger(self, why: str) -> None:
-        with self.app.app_context():
-            job_id = request_fetch(self.source_id)
+        try:
+            with self.app.app_context():
+                job_id = request_fetch(self.source_id)
+        except RedisError as exc:
+            # Keep the IMAP connection: the fetch is asked for again every second until Redis answers.
+            if not self._fetch_owed:
+                log.warning("mailbox %s: %s, but the fetch could not be queued (%s); retrying", self.source_name,
+                            why, exc)
+            self._fetch_owed = True
+            return
+        self._fetch_owed = False
         if job_id:
             log.info("mailbox %s: %s → fetch %s", self.source_name, why, job_id)
 

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
-
 from jobs import job
 from webapp import jobqueue, ledger, notify
 from webapp.models import IdempotencyRecord, Notification, NotificationStatus, utcnow
@@ -27,7 +24,6 @@ def purge_idempotency() -> int:
 
 SENDING_TIMEOUT = timedelta(seconds=90)
 OVERDUE = timedelta(seconds=10)
-LIVE = ("queued", "started", "deferred", "scheduled")
 
 
 @job
@@ -43,12 +39,11 @@ def resend_lost_notifications(batch: int = 1000) -> dict:
                .where(Notification.status == NotificationStatus.PENDING, Notification.due_at <= now - OVERDUE)
                .order_by(Notification.due_at).limit(batch))
     for row in overdue:
-        try:
-            status = Job.fetch(notify.send_job_id(row.id, row.due_at), connection=conn).get_status(refresh=False)
-        except NoSuchJobError:
-            status = None
-        if status not in LIVE:
-            jobqueue.enqueue("send_notification", row.id, job_id=f"{notify.send_job_id(row.id, row.due_at)}-sweep-{int(now.timestamp())}")
+        job_id = notify.send_job_id(row.id, row.due_at)
+        # One sweep job per row and due time: a sweep that finds the last one still waiting
+        # (workers busy or down) adds nothing, so outages do not pile up copies.
+        if not (jobqueue.is_live(job_id, conn) or jobqueue.is_live(f"{job_id}-sweep", conn)):
+            jobqueue.enqueue("send_notification", row.id, job_id=f"{job_id}-sweep")
             requeued += 1
     return {"stuck": stuck, "requeued": requeued}
 

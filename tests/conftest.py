@@ -60,6 +60,45 @@ def redis_url(redis_server):
     return redis_server[1]
 
 
+class RedisControl:
+    """The session's own redis-server, stopped, started again and flushed for real."""
+
+    def __init__(self, local, url: str):
+        self.local, self.url = local, url
+
+    @property
+    def running(self) -> bool:
+        return self.local.process.poll() is None
+
+    def stop(self) -> None:
+        self.local.stop()
+
+    def start(self) -> None:
+        """Start it again on the same port: a brand-new, empty Redis (it keeps no data)."""
+        if not self.running:
+            self.local.restart()
+
+    def flush(self) -> None:
+        from redis import Redis
+
+        conn = Redis.from_url(self.url)
+        try:
+            conn.flushdb()
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def redis_control(redis_server):
+    """Stop / start / flush the test Redis for real; whatever the test does, it runs again afterwards."""
+    local, url = redis_server
+    if local is None:
+        pytest.skip("PAYWATCH_TEST_REDIS_URL names a Redis this run did not start: it is never stopped")
+    control = RedisControl(local, url)
+    yield control
+    control.start()
+
+
 @pytest.fixture
 def redis_conn(redis_url):
     from redis import Redis
@@ -292,30 +331,61 @@ def whatsapp(environ):
     server.stop()
 
 
-@pytest.fixture
-def worker(environ, app):
-    """A real `rq worker --with-scheduler` running in the background for the test."""
-    import redis as redis_lib
-
-    env = {**os.environ, **environ}
-    log_path = Path(environ["PAYWATCH_INSTANCE_PATH"]).parent / "worker.log"
+def _background(environ, name: str, args: list[str]) -> subprocess.Popen:
+    """Start a process of this test's Paywatch (its output in <tmp>/<name>.log, as `process.log_path`)."""
+    log_path = Path(environ["PAYWATCH_INSTANCE_PATH"]).parent / f"{name}.log"
     log = open(log_path, "w")
-    process = subprocess.Popen(
-        [venv_bin("rq"), "worker", "--with-scheduler", "--url", environ["REDIS_URL"], "-w", "jobs.worker.Worker",
-         "fast", "default", "slow"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
-    )
-    conn = redis_lib.Redis.from_url(environ["REDIS_URL"])
-    from rq import Worker
+    process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **environ}, stdout=log, stderr=subprocess.STDOUT,
+                               text=True)
+    process.log_path, process.log_file = log_path, log
+    return process
 
-    wait_for(lambda: Worker.all(connection=conn) or process.poll() is not None, timeout=30, message="the worker to start")
-    assert process.poll() is None, log_path.read_text()
-    process.log_path = log_path
-    yield process
+
+def _stop(process: subprocess.Popen) -> None:
     process.terminate()
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
-    log.close()
+        process.wait()
+    process.log_file.close()
+
+
+@pytest.fixture
+def start_worker(environ, app):
+    """start_worker() runs one more real `rq worker --with-scheduler` in the background; all stop at the end."""
+    import redis as redis_lib
+    from rq import Worker
+
+    started: list[subprocess.Popen] = []
+    conn = redis_lib.Redis.from_url(environ["REDIS_URL"])
+
+    def start() -> subprocess.Popen:
+        process = _background(environ, f"worker-{len(started) + 1}", [
+            venv_bin("rq"), "worker", "--with-scheduler", "--url", environ["REDIS_URL"], "-w", "jobs.worker.Worker",
+            "fast", "default", "slow"])
+        started.append(process)
+        wait_for(lambda: process.pid in {w.pid for w in Worker.all(connection=conn)} or process.poll() is not None,
+                 timeout=30, message="the worker to start")
+        assert process.poll() is None, process.log_path.read_text()
+        return process
+
+    yield start
+    for process in started:
+        _stop(process)
     conn.close()
+
+
+@pytest.fixture
+def worker(start_worker):
+    """A real `rq worker --with-scheduler` running in the background for the test."""
+    return start_worker()
+
+
+@pytest.fixture
+def scheduler(environ, app):
+    """The recurring scheduler process (`flask --app wsgi jobs scheduler`) running for the test."""
+    process = _background(environ, "scheduler", [sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "scheduler",
+                                                 "--interval", "1"])
+    yield process
+    _stop(process)

@@ -305,6 +305,19 @@ def test_collect_stores_its_own_external_id_and_recovers_a_lost_answer(api_key, 
         assert len(control(sandbox, "/transactions", method="GET")["transactions"]) == 1
 
 
+def test_a_collect_redis_lost_is_started_by_the_next_pass(api_key, client, sandbox, env, redis_control, run_worker):
+    redis_control.stop()
+    created = post_request(client, api_key, gateway="iotec", collect=True)
+    assert created.status_code == 201, created.json
+    redis_control.start()  # empty: the collect job was never queued
+    with inside(env):
+        request = ledger.find_request(created.json["reference"])
+        gateway.run_pass(sourcing.get("iotec").id)
+    run_worker(("default",))
+    collections = control(sandbox, "/transactions", method="GET")["transactions"]
+    assert [c["externalId"] for c in collections] == [request.external_id]
+
+
 def test_a_refused_collect_fails_the_request(api_key, client, env):
     created = post_request(client, api_key, gateway="iotec", collect=True, amount="100").json  # ioTec minimum: 500
     with inside(env):
@@ -341,6 +354,13 @@ def test_callbacks_without_the_header_are_refused(gateway_source, client):
     assert callback(client, body).status_code == 401
     assert callback(client, body, {HEADER: "wrong"}).status_code == 401
     assert client.post("/hooks/gateway/unknown", json=body, headers={HEADER: HEADER_VALUE}).status_code == 404
+
+
+def test_a_callback_while_redis_is_down_is_503_and_welcomes_a_retry(gateway_source, client, redis_control):
+    redis_control.stop()
+    response = callback(client, {"id": "txn-1", "status": "Success"}, {HEADER: HEADER_VALUE})
+    assert response.status_code == 503 and response.headers["Retry-After"] == "30"
+    assert response.json["error"]["code"] == "queue_unavailable"
 
 
 def reread(env, response):

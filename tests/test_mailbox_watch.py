@@ -124,3 +124,22 @@ def test_a_source_added_while_watching_is_picked_up_and_a_removed_one_dropped(en
     add_source(environ, disabled, tmp_path)
     wait_for(lambda: "stopping source first" in Path(tmp_path / "watch.log").read_text(), timeout=20,
              message="the watcher to drop the disabled source")
+
+
+def test_mail_that_arrives_while_redis_is_down_is_read_once_it_is_back(environ, app, imap, watcher, worker,
+                                                                       tmp_path, redis_control):
+    add_source(environ, readme_source(imap), tmp_path)
+    wait_for(watching(app, "shop-mail"), timeout=20, message="the watcher to IDLE on the source")
+    request = a_request(app, 15000)
+    redis_control.stop()
+
+    append(imap, USER, PASSWORD, "INBOX", mtn_payment(15000, sender_name="Grace Kato", sender_phone=PHONE).raw)
+    wait_for(lambda: "could not be queued" in (tmp_path / "watch.log").read_text(), timeout=20,
+             message="the watcher to notice the mail")
+    source = in_db(app, lambda: Source.get(Source.name == "shop-mail"))
+    assert source.state["watch"]["connected"] and not source.last_error  # IMAP kept; Redis is not the mailbox's fault
+    redis_control.start()  # empty: no fetch was ever queued
+
+    wait_for(lambda: in_db(app, lambda: PaymentRequest.get_by_id(request.id).status) == "paid", timeout=60,
+             message="the request to be paid from the mail, once Redis is back")
+    assert watcher.poll() is None and worker.poll() is None

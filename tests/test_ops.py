@@ -1,10 +1,6 @@
-import os
-import subprocess
-
 from webapp import jobqueue
-from webapp.config import ROOT
 
-from tests.conftest import venv_bin, wait_for
+from tests.conftest import wait_for
 
 
 def test_healthz_is_503_without_workers_or_scheduler(client):
@@ -12,8 +8,14 @@ def test_healthz_is_503_without_workers_or_scheduler(client):
     assert response.status_code == 503
     body = response.get_json()
     assert body["database"]["ok"] and body["redis"]["ok"]
-    assert body["workers"] == {"ok": False, "count": 0}
-    assert body["scheduler"] == {"ok": False, "heartbeat_age_s": None}
+    assert body["workers"]["ok"] is False and body["workers"]["count"] == 0
+    assert body["workers"]["queues_without_worker"] == ["fast", "default", "slow"]
+    assert body["delayed_jobs"]["ok"] is False
+    assert all(q["scheduler"] is None for q in body["delayed_jobs"]["queues"].values())
+    scheduler = body["scheduler"]
+    assert scheduler["ok"] is False and scheduler["heartbeat_age_s"] is None
+    assert scheduler["process_heartbeat_age_s"] is None
+    assert sorted(scheduler["missing"]) == sorted(jobqueue.recurring_id(name) for name in jobqueue.RECURRING)
 
 
 def test_healthz_is_503_naming_redis_when_it_is_down(settings, app):
@@ -23,24 +25,34 @@ def test_healthz_is_503_naming_redis_when_it_is_down(settings, app):
     body = broken.test_client().get("/healthz").get_json()
     assert body["ok"] is False and body["redis"]["ok"] is False and "Connection" in body["redis"]["error"]
     assert body["database"]["ok"] is True
+    assert body["workers"] == {"ok": False, "count": None}
 
 
-def test_healthz_is_ok_with_a_worker_and_a_fresh_heartbeat(app, client, environ, redis_conn):
-    with app.app_context():
-        jobqueue.enqueue("heartbeat")
-    worker = subprocess.Popen(
-        [venv_bin("rq"), "worker", "--url", environ["REDIS_URL"], "-w", "jobs.worker.Worker", "fast"],
-        cwd=ROOT, env={**os.environ, **environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+def test_healthz_is_ok_with_a_worker_and_the_scheduler_process(client, worker, scheduler):
+    response = wait_for(lambda: (r := client.get("/healthz")).status_code == 200 and r, timeout=60,
+                        message="/healthz to turn 200")
+    body = response.get_json()
+    assert body["workers"]["count"] == 1 and body["workers"]["each"][0]["pid"] == worker.pid
+    assert body["workers"]["each"][0]["live"] and body["workers"]["each"][0]["heartbeat_age_s"] < 30
+    # rq's scheduler of delayed jobs runs in the worker, looking every 0.2 s (jobs/worker.py)
+    for held in body["delayed_jobs"]["queues"].values():
+        assert held["ok"] and held["poll_interval_s"] == 0.2 and held["heartbeat_age_s"] < 10
+    assert 0 <= body["scheduler"]["heartbeat_age_s"] < 30 and body["scheduler"]["missing"] == []
+    assert 0 <= body["scheduler"]["process_heartbeat_age_s"] < 30
+
+
+def test_a_worker_that_stopped_beating_is_not_counted(client, app, worker, redis_conn):
+    import signal
+
+    wait_for(lambda: client.get("/healthz").get_json()["workers"]["count"] == 1, timeout=30, message="one worker")
+    worker.send_signal(signal.SIGSTOP)  # alive to the OS, silent to Redis: still listed, no longer beating
     try:
-        response = wait_for(lambda: (r := client.get("/healthz")).status_code == 200 and r, timeout=30,
-                            message="/healthz to turn 200")
-        body = response.get_json()
-        assert body["workers"]["count"] == 1
-        assert 0 <= body["scheduler"]["heartbeat_age_s"] < 30
+        body = wait_for(lambda: (b := client.get("/healthz").get_json())["workers"]["count"] == 0 and b,
+                        timeout=90, interval=1.0, message="the silent worker to stop counting")
+        assert body["workers"]["registered"] == 1 and body["workers"]["each"][0]["live"] is False
     finally:
-        worker.terminate()
-        worker.wait(timeout=20)
+        worker.send_signal(signal.SIGCONT)
+    wait_for(lambda: client.get("/healthz").get_json()["workers"]["count"] == 1, timeout=30, message="it counts again")
 
 
 def test_metrics_are_for_admins_and_count_rows_by_status(client, login_as, app):

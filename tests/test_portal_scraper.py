@@ -343,23 +343,7 @@ AGENT_PHONE, CUSTOMER_PHONE = "+256700000011", "+256772123456"
 
 
 @pytest.fixture
-def own_queue(environ):
-    """A Redis database of this test's own for app and workers: tests running at the same time
-    flush database 15 and would drop the enqueued pass. Request it before `app`."""
-    import os
-
-    from redis import Redis
-
-    environ["REDIS_URL"] = environ["REDIS_URL"].rsplit("/", 1)[0] + f"/{1 + os.getpid() % 12}"
-    conn = Redis.from_url(environ["REDIS_URL"])
-    conn.flushdb()
-    yield
-    conn.flushdb()
-    conn.close()
-
-
-@pytest.fixture
-def e2e(own_queue, whatsapp, credentials, app, start_portal):
+def e2e(whatsapp, credentials, app, start_portal):
     with app.app_context(), db.database.connection_context():
         options.update({"pending_alert_seconds": 2, "send_gap_ms": 0}, actor="test")
         Agent.create(name="Sam", code="AG07", phone=AGENT_PHONE)

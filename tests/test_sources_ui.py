@@ -98,3 +98,32 @@ def test_only_admins_run_or_switch_sources(client, login_as, auth, domain, gatew
     assert client.post(f"/sources/{gateway.id}/enabled/0", headers=token).status_code == 403
     assert domain(lambda: Source.get_by_id(gateway.id).enabled) is True
     assert re.search(r"Run now|Disable", client.get("/sources/").get_data(as_text=True)) is None
+
+
+def test_run_now_says_so_when_the_job_queue_is_down(client, login_as, auth, gateway, redis_control):
+    login_as("admin")
+    token = {"X-CSRFToken": auth.csrf_token("/sources/")}
+    redis_control.stop()
+    response = client.post(f"/sources/{gateway.id}/run", headers=token)
+    assert response.status_code == 503
+    assert "Could not queue a pass of iotec: the job queue did not answer" in response.get_data(as_text=True)
+
+
+def test_a_source_disabled_while_redis_is_down_stays_disabled_and_its_schedule_follows(
+        client, login_as, auth, domain, gateway, redis_control, redis_conn):
+    from rq_scheduler import Scheduler
+
+    login_as("admin")
+    token = {"X-CSRFToken": auth.csrf_token("/sources/")}
+    scheduler = Scheduler(connection=redis_conn)
+    domain(jobqueue.sync_schedule, scheduler)
+    assert sourcing.schedule_id("iotec") in {job.id for job in scheduler.get_jobs()}
+    redis_control.stop()
+    response = client.post(f"/sources/{gateway.id}/enabled/0", headers=token, follow_redirects=True)
+    assert response.status_code == 200 and "the schedule follows it once the queue is back" in response.get_data(
+        as_text=True)
+    assert domain(lambda: Source.get_by_id(gateway.id).enabled) is False
+    redis_control.start()  # empty
+    domain(jobqueue.sync_schedule, scheduler)  # what the scheduler process does at once and every minute
+    ids = {job.id for job in scheduler.get_jobs()}
+    assert sourcing.schedule_id("iotec") not in ids and jobqueue.recurring_id("notification_sweep") in ids

@@ -69,6 +69,9 @@ def _configure(app: Flask, settings: Settings) -> None:
         RATELIMIT_STRATEGY="moving-window",
         RATELIMIT_HEADERS_ENABLED=True,
         RATELIMIT_KEY_PREFIX="paywatch-limits",
+        # Redis down: limits hold per process, in memory, until it answers again (never a 500 at login).
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 2, "socket_timeout": 5},
         MAX_CONTENT_LENGTH=10 * 1024 * 1024,
     )
 

@@ -41,8 +41,8 @@ from webapp.models import (
     RequestStatus,
     utcnow,
 )
+from webapp.health import health
 from webapp.input_bounds import MAX_ID
-from webapp.ops import health
 from webapp.views import error_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -166,9 +166,11 @@ def create_request():
         created = ledger.create_request(new, actor=actor())
         if (new.meta.get("paywatch_gateway") or {}).get("collect"):
             # After the commit: the externalId is stored before ioTec ever hears of it. With
-            # Redis down, the gateway's pass starts the collection later (jobs/gateway.py).
+            # Redis down, the gateway's next pass starts the collection (jobs/gateway.py).
+            from webapp.sourcing import collect_job_id
+
             try:
-                jobqueue.enqueue("gateway_collect", created.id)
+                jobqueue.enqueue("gateway_collect", created.id, job_id=collect_job_id(created.id))
             except RedisError:
                 pass
         return jsonify(request_json(created)), 201

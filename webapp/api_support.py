@@ -246,46 +246,75 @@ def _fingerprint(body: bytes) -> str:
     return hashlib.sha256(request.method.encode() + b" " + request.path.encode() + b"\n" + canonical).hexdigest()
 
 
+class _NotKept(Exception):
+    """A 5xx answer: its transaction is rolled back, so a retry runs afresh."""
+
+    def __init__(self, response):
+        super().__init__(response.status)
+        self.response = response
+
+
 def idempotent(view: Callable[[], Any], key: str | None):
     """Run `view` once per (API key, idempotency key), like Stripe.
 
-    Same key and same body → the first response again (header Idempotent-Replayed);
-    same key, other body → 409; the first call still running → 409; a 5xx is not kept.
+    The view runs in one transaction with the record of its answer: what it changed and
+    the answer a retry will get commit together or not at all, so neither a crash after
+    the commit nor a Redis that fails the jobs enqueued after it can lead a retry to do
+    the work twice. Same key and same body → the first response again (header
+    Idempotent-Replayed); same key, other body → 409; a 5xx is not kept (nothing it did
+    is). A retry that arrives while the first call runs waits for it, then replays.
     """
     if not key:
         return view()
     if len(key) > 255:
         raise field_error("Idempotency-Key", "must be at most 255 characters")
     fingerprint = _fingerprint(request.get_data(cache=True))
+    claimed = False
     try:
         with db.transaction():
+            # The unique (api_key, key) row: a concurrent call with the same key waits on it.
             record = IdempotencyRecord.create(api_key=g.api_key.id, key=key, fingerprint=fingerprint)
+            claimed = True
+            response = _answer(view)
+            IdempotencyRecord.update(status_code=response.status_code, body=response.get_data(as_text=True)).where(
+                IdempotencyRecord.id == record.id
+            ).execute()
     except IntegrityError:
-        record = IdempotencyRecord.get(IdempotencyRecord.api_key == g.api_key.id, IdempotencyRecord.key == key)
-        if record.fingerprint != fingerprint:
-            raise ApiError(409, "idempotency_key_reused",
-                           "this Idempotency-Key was used with a different request body", {"key": key}) from None
-        if record.status_code is None:
-            raise ApiError(409, "idempotency_in_progress",
-                           "a request with this Idempotency-Key is still being processed; retry shortly", {"key": key}) from None
-        replay = make_response(record.body, record.status_code)
-        replay.headers["Content-Type"] = "application/json"
-        replay.headers["Idempotent-Replayed"] = "true"
-        return replay
+        if claimed:
+            raise
+        return _replay(key, fingerprint)
+    except _NotKept as failure:
+        return failure.response
+    return response
+
+
+def _answer(view: Callable[[], Any]):
+    """The view's response; an ApiError's 4xx is an answer too (its changes rolled back)."""
     try:
-        response = make_response(view())
+        with db.transaction():
+            response = make_response(view())
+            if response.status_code >= 500:
+                raise _NotKept(response)
+            return response
     except ApiError as exc:
         response = make_response(error_response(exc))
-    except Exception:
-        IdempotencyRecord.delete().where(IdempotencyRecord.id == record.id).execute()
-        raise
     if response.status_code >= 500:
-        IdempotencyRecord.delete().where(IdempotencyRecord.id == record.id).execute()
-    else:
-        IdempotencyRecord.update(status_code=response.status_code, body=response.get_data(as_text=True)).where(
-            IdempotencyRecord.id == record.id
-        ).execute()
+        raise _NotKept(response)
     return response
+
+
+def _replay(key: str, fingerprint: str):
+    record = IdempotencyRecord.get(IdempotencyRecord.api_key == g.api_key.id, IdempotencyRecord.key == key)
+    if record.fingerprint != fingerprint:
+        raise ApiError(409, "idempotency_key_reused",
+                       "this Idempotency-Key was used with a different request body", {"key": key})
+    if record.status_code is None:  # a row an older version left while it ran
+        raise ApiError(409, "idempotency_in_progress",
+                       "a request with this Idempotency-Key is still being processed; retry shortly", {"key": key})
+    replay = make_response(record.body, record.status_code)
+    replay.headers["Content-Type"] = "application/json"
+    replay.headers["Idempotent-Replayed"] = "true"
+    return replay
 
 
 # ------------------------------------------------------------------ shapes

@@ -154,24 +154,45 @@ def _reschedule_sources() -> None:
         from rq_scheduler import Scheduler
 
         with db.database.connection_context():
-            ids = jobqueue.register_sources(Scheduler(connection=jobqueue.redis_connection()))
-        click.echo(f"scheduled {len(ids)} source job(s)")
-    except Exception as exc:  # Redis down: the source is saved; `jobs schedule` registers it later
-        click.echo(f"source saved, but its schedule was not registered ({type(exc).__name__}: {exc}); "
-                   "run `flask --app wsgi jobs schedule` when Redis is up")
+            changes = jobqueue.sync_schedule(Scheduler(connection=jobqueue.redis_connection()))
+        click.echo(f"schedule: {len(changes['added'])} job(s) registered, {len(changes['removed'])} removed")
+    except Exception as exc:  # Redis down: the source is saved; the scheduler process registers it later
+        click.echo(f"source saved; its schedule is registered by the scheduler process once Redis answers "
+                   f"({type(exc).__name__}: {exc})")
 
 
 @jobs_cli.command("schedule")
 def jobs_schedule() -> None:
-    """Register the recurring jobs with rq-scheduler (fixed ids; safe to repeat)."""
+    """Register the recurring jobs and source passes with rq-scheduler now (fixed ids; safe to repeat).
+
+    The scheduler process (`jobs scheduler`) does the same by itself at start and every minute.
+    """
     from rq_scheduler import Scheduler
 
-    scheduler = Scheduler(connection=jobqueue.redis_connection())
-    for job_id in jobqueue.register_recurring(scheduler):
-        click.echo(f"scheduled {job_id}")
     with db.database.connection_context():
-        for job_id in jobqueue.register_sources(scheduler):
-            click.echo(f"scheduled {job_id}")
+        changes = jobqueue.sync_schedule(Scheduler(connection=jobqueue.redis_connection()))
+    for job_id in changes["added"]:
+        click.echo(f"scheduled {job_id}")
+    for job_id in changes["kept"]:
+        click.echo(f"already scheduled {job_id}")
+    for job_id in changes["removed"]:
+        click.echo(f"removed {job_id}")
+
+
+@jobs_cli.command("scheduler")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="How often due recurring jobs are moved to their queues (seconds).")
+def jobs_scheduler(interval: float) -> None:
+    """The scheduler process: runs the recurring jobs, and keeps them registered by itself
+    (at start, every minute, and when Redis answers again after an outage)."""
+    import importlib
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    run = importlib.import_module("jobs.scheduler").run  # by name: webapp never imports jobs
+    click.echo(f"scheduler: recurring jobs every {interval:g} s (Ctrl-C stops)")
+    run(current_app._get_current_object(), stop, interval=interval)
 
 
 @jobs_cli.command("run")
@@ -180,7 +201,12 @@ def jobs_run(name: str) -> None:
     """Enqueue job NAME now (for cron)."""
     if name not in jobqueue.JOBS:
         raise click.ClickException(f"unknown job {name!r}; known: {', '.join(sorted(jobqueue.JOBS))}")
-    job = jobqueue.enqueue(name)
+    from redis.exceptions import RedisError
+
+    try:
+        job = jobqueue.enqueue(name)
+    except RedisError as exc:
+        raise click.ClickException(f"{name} not enqueued: Redis did not answer ({type(exc).__name__}: {exc})") from None
     click.echo(f"enqueued {name} as {job.id}")
 
 

@@ -100,6 +100,11 @@ def transaction():
             callback()
 
 
+def in_transaction() -> bool:
+    """True inside transaction() (callbacks then wait for the outermost commit)."""
+    return getattr(_local, "stack", None) is not None
+
+
 def after_commit(callback: Callable[[], T]) -> T | None:
     """Run `callback` now when outside transaction(), else after the outermost commit."""
     stack = getattr(_local, "stack", None)

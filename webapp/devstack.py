@@ -55,6 +55,14 @@ def free_port() -> int:
 class LocalRedis:
     process: subprocess.Popen
     url: str
+    data_dir: Path | None = None
+    persist: bool = True
+
+    def restart(self) -> None:
+        """Start it again (after stop()) on the same port and data directory."""
+        parts = urlsplit(self.url)
+        db = int((parts.path or "/0").lstrip("/") or 0)
+        self.process = start_redis(self.data_dir, parts.port, persist=self.persist, db=db).process
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -84,7 +92,7 @@ def start_redis(data_dir: Path, port: int | None = None, *, persist: bool = True
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if redis_answers(url, timeout=0.5):
-            return LocalRedis(process, url)
+            return LocalRedis(process, url, data_dir, persist)
         if process.poll() is not None:
             break
         time.sleep(0.05)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 
 from flask import Blueprint, jsonify, request
+from redis.exceptions import RedisError
 
 from webapp import jobqueue
 from webapp.access import PUBLIC, access
@@ -27,7 +28,8 @@ def _error(status: int, code: str, message: str):
 @bp.post("/gateway/<name>")
 @access(PUBLIC)
 def gateway_callback(name: str):
-    """202 and a re-read queued; 401 without the static header; 404 for an unknown source."""
+    """202 and a re-read queued; 401 without the static header; 404 for an unknown source; 503 when
+    the job queue does not answer."""
     source = gateway_source(name)
     config = (source.config or {}) if source else {}
     header_name, header_env = config.get("callback_header_name"), config.get("callback_header_env")
@@ -49,5 +51,12 @@ def gateway_callback(name: str):
     external_id = str(body["externalId"])[:128] if body.get("externalId") else None
     if not (transaction_id or external_id):
         return _error(400, "bad_callback", "the body names no transaction (id or externalId)")
-    jobqueue.enqueue("gateway_reread", source.id, transaction_id, external_id)
+    try:
+        jobqueue.enqueue("gateway_reread", source.id, transaction_id, external_id)
+    except RedisError:
+        # Nothing is stored from a callback: the source's next poll reads the transaction anyway.
+        response = _error(503, "queue_unavailable", "the job queue did not answer; the transaction is read by "
+                          "the next poll, and a retried callback is welcome")
+        response[0].headers["Retry-After"] = "30"
+        return response
     return jsonify({"success": True, "queued": {"id": transaction_id, "external_id": external_id}}), 202

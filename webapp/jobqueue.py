@@ -5,22 +5,37 @@ latency: `fast` (notifications, webhooks), `default` (ingest, matching), `slow`
 (portal scraping, big mailbox fetches). enqueue()/enqueue_in() called inside
 `db.transaction()` wait for the outermost commit, so a job never runs before the
 rows it reads exist (and never runs at all for a rolled-back change).
+
+Redis is not the record. A job enqueued after a commit only wakes up work its rows
+already describe (a due notification, a gateway collect): when Redis does not answer
+then, the change stands, a warning is logged, and the sweeps and source passes find
+the rows again. Outside a transaction a Redis error reaches the caller.
+
+The recurring jobs and source passes live in rq-scheduler's Redis keys; sync_schedule()
+puts back what is missing (the scheduler process runs it every minute, jobs/scheduler.py).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 
 from webapp import db
 
 log = logging.getLogger(__name__)
 
 QUEUES = ("fast", "default", "slow")
-HEARTBEAT_KEY = "paywatch:heartbeat:scheduler"
+HEARTBEAT_KEY = "paywatch:heartbeat:scheduler"  # written by the heartbeat job: scheduler and workers both run
+SCHEDULER_BEAT_KEY = "paywatch:heartbeat:scheduler-process"  # written by the scheduler process's own loop
+SCHEDULER_BEAT_TTL = 120
+WORKER_BEAT_S = 5  # an idle jobs.worker.Worker beats this often (webapp/health.py judges by it)
 
 
 @dataclass(frozen=True)
@@ -50,8 +65,8 @@ JOBS: dict[str, JobSpec] = {
     "portal_pass": JobSpec("jobs.portal.run_pass", "slow", 300),
 }
 
-# Recurring jobs (name -> interval in seconds), registered with rq-scheduler under
-# fixed ids by `flask --app wsgi jobs schedule`.
+# Recurring jobs (name -> interval in seconds), kept registered with rq-scheduler under
+# fixed ids by the scheduler process (sync_schedule) and by `flask --app wsgi jobs schedule`.
 RECURRING: dict[str, int] = {
     "heartbeat": 5,
     "expire_requests": 30,
@@ -68,7 +83,8 @@ def redis_connection(url: str | None = None) -> Redis:
     """One client per URL per process (the URL of the current app by default)."""
     url = url or _current_url()
     if url not in _redis:
-        _redis[url] = Redis.from_url(url, socket_connect_timeout=2, health_check_interval=30)
+        # A Redis that hangs (not just refuses) must not hang a web request: 5 s, then RedisError.
+        _redis[url] = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
     return _redis[url]
 
 
@@ -100,8 +116,26 @@ def _job_options(name: str, job_id: str | None) -> tuple[JobSpec, dict]:
     return spec, options
 
 
+def _submit(name: str, put: Callable[[], Job]) -> Job | None:
+    """put() now (a Redis error raises), or after the outermost commit (a Redis error is logged:
+    the committed rows are the record, and the sweeps and source passes pick them up again)."""
+    if not db.in_transaction():
+        return put()
+
+    def after_commit() -> Job | None:
+        try:
+            return put()
+        except RedisError as exc:
+            log.warning("job %s not queued, Redis did not answer (%s: %s); its rows are kept and the sweeps "
+                        "pick them up once Redis is back", name, type(exc).__name__, exc)
+            return None
+
+    db.after_commit(after_commit)
+    return None
+
+
 def enqueue(name: str, *args, job_id: str | None = None, connection: Redis | None = None):
-    """Enqueue job `name` now, or right after the current transaction commits."""
+    """Enqueue job `name` now (returns the Job), or right after the current transaction commits."""
     spec, options = _job_options(name, job_id)
 
     def put():
@@ -112,7 +146,7 @@ def enqueue(name: str, *args, job_id: str | None = None, connection: Redis | Non
         pipe.execute()
         return job
 
-    return db.after_commit(put)
+    return _submit(name, put)
 
 
 def enqueue_at(name: str, when: datetime, *args, job_id: str | None = None, connection: Redis | None = None):
@@ -133,7 +167,19 @@ def enqueue_at(name: str, when: datetime, *args, job_id: str | None = None, conn
         pipe.execute()
         return job
 
-    return db.after_commit(put)
+    return _submit(name, put)
+
+
+LIVE = ("queued", "started", "deferred", "scheduled")
+
+
+def is_live(job_id: str, connection: Redis | None = None) -> bool:
+    """True when Redis holds job `job_id` waiting or running (False after a flush or once it ended)."""
+    try:
+        status = Job.fetch(job_id, connection=connection or redis_connection()).get_status(refresh=False)
+    except NoSuchJobError:
+        return False
+    return status in LIVE
 
 
 def enqueue_in(name: str, delay: timedelta, *args, **kwargs):
@@ -150,60 +196,76 @@ def run_inline(name: str, *args):
     return getattr(importlib.import_module(module), func)(*args)
 
 
-def register_sources(scheduler) -> list[str]:
-    """(Re)register one recurring pass per enabled source that is polled, under fixed ids.
+# ------------------------------------------------------------------ the recurring schedule
 
-    Mailbox sources with IDLE are driven by the watcher process instead.
-    """
-    from webapp.models import Source
-    from webapp.sourcing import PASS_JOBS, schedule_id
+SCHEDULE_PREFIXES = ("paywatch-recurring-", "paywatch-source-")
+SCHEDULE_LOCK = "paywatch:schedule:sync"
 
-    for job in scheduler.get_jobs():
-        if job.id.startswith("paywatch-source-"):
-            scheduler.cancel(job)
-    registered = []
-    now = datetime.now(timezone.utc)
-    for source in Source.select().where(Source.enabled == True):  # noqa: E712
-        name = PASS_JOBS.get(source.kind)
-        if name not in JOBS or (source.kind == "mailbox" and (source.config or {}).get("idle", True)):
-            continue
-        spec = JOBS[name]
-        scheduler.schedule(
-            scheduled_time=now, func=spec.func, args=[source.id], interval=source.interval_s, repeat=None,
-            id=schedule_id(source.name), queue_name=spec.queue, timeout=spec.timeout,
-            result_ttl=source.interval_s * 2,
-        )
-        registered.append(schedule_id(source.name))
-    return registered
+
+@dataclass(frozen=True)
+class Recurring:
+    """One job rq-scheduler should hold: a fixed id, what it runs, and how often."""
+    id: str
+    func: str
+    queue: str
+    timeout: int
+    interval: int
+    args: tuple = ()
+
+    def matches(self, job: Job) -> bool:
+        return (job.func_name == self.func and tuple(job.args or ()) == self.args and job.origin == self.queue
+                and job.timeout == self.timeout and job.meta.get("interval") == self.interval)
 
 
 def recurring_id(name: str) -> str:
     return f"paywatch-recurring-{name}"
 
 
-def register_recurring(scheduler) -> list[str]:
-    """(Re)register every RECURRING job with rq-scheduler under its fixed id.
+def wanted_schedule() -> list[Recurring]:
+    """Every RECURRING job, and one pass per enabled source that is polled (reads the database).
 
-    Old registrations with our ids are cancelled first, so running this twice
-    leaves one copy of each job. Returns the ids registered.
+    Mailbox sources with IDLE are driven by the watcher process instead.
     """
-    ours = {recurring_id(name) for name in JOBS}
-    for job in scheduler.get_jobs():
-        if job.id in ours or job.id.startswith("paywatch-recurring-"):
-            scheduler.cancel(job)
-    registered = []
-    now = datetime.now(timezone.utc)
-    for name, interval in RECURRING.items():
+    from webapp.models import Source
+    from webapp.sourcing import PASS_JOBS, schedule_id
+
+    wanted = [Recurring(recurring_id(name), JOBS[name].func, JOBS[name].queue, JOBS[name].timeout, interval)
+              for name, interval in RECURRING.items()]
+    for source in Source.select().where(Source.enabled == True).order_by(Source.id):  # noqa: E712
+        name = PASS_JOBS.get(source.kind)
+        if name not in JOBS or (source.kind == "mailbox" and (source.config or {}).get("idle", True)):
+            continue
         spec = JOBS[name]
-        scheduler.schedule(
-            scheduled_time=now,
-            func=spec.func,
-            interval=interval,
-            repeat=None,
-            id=recurring_id(name),
-            queue_name=spec.queue,
-            timeout=spec.timeout,
-            result_ttl=interval * 2,  # short, or one failure blocks a unique job for long
-        )
-        registered.append(recurring_id(name))
-    return registered
+        wanted.append(Recurring(schedule_id(source.name), spec.func, spec.queue, spec.timeout, source.interval_s,
+                                (source.id,)))
+    return wanted
+
+
+def sync_schedule(scheduler) -> dict[str, list[str]]:
+    """Make rq-scheduler hold exactly wanted_schedule(), under fixed ids.
+
+    Missing or changed jobs are registered (due now), ours that are no longer wanted
+    (a source removed or disabled) are cancelled, and the rest are left alone, so their
+    next run keeps its time. Several processes may run it at once (a Redis lock takes
+    them in turn; the ids are fixed, so nothing is ever doubled). Needs the database
+    and Redis; returns {"added": ids, "removed": ids, "kept": ids}.
+    """
+    wanted = {r.id: r for r in wanted_schedule()}
+    with scheduler.connection.lock(SCHEDULE_LOCK, timeout=30, blocking_timeout=30):
+        held = {job.id: job for job in scheduler.get_jobs() if job.id.startswith(SCHEDULE_PREFIXES)}
+        removed = sorted(set(held) - set(wanted))
+        for job_id in removed:
+            scheduler.cancel(held[job_id])
+        added, kept = [], []
+        now = datetime.now(timezone.utc)
+        for r in wanted.values():
+            if r.id in held and r.matches(held[r.id]):
+                kept.append(r.id)
+                continue
+            scheduler.schedule(
+                scheduled_time=now, func=r.func, args=list(r.args), interval=r.interval, repeat=None, id=r.id,
+                queue_name=r.queue, timeout=r.timeout,
+                result_ttl=r.interval * 2,  # short, or one failure blocks a unique job for long
+            )
+            added.append(r.id)
+    return {"added": added, "removed": removed, "kept": kept}

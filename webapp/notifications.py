@@ -15,6 +15,7 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from peewee import JOIN
+from redis.exceptions import RedisError
 from wtforms import DateField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional, ValidationError
@@ -402,8 +403,8 @@ def session_view() -> dict[str, Any]:
     }
 
 
-def _session_page():
-    return render("pages/notifications/whatsapp.html", "partials/notifications/session.html",
+def _session_page(status: int = 200):
+    return render("pages/notifications/whatsapp.html", "partials/notifications/session.html", status=status,
                   state=session_view(), is_admin=current_user.has_role(Role.ADMIN))
 
 
@@ -427,7 +428,12 @@ def whatsapp_state_partial():
 def whatsapp_action(action: str):
     if action not in SESSION_ACTIONS:
         abort(404, f"There is no session action {action!r}.")
-    jobqueue.enqueue("whatsapp_session", SESSION_ACTIONS[action])
+    try:
+        jobqueue.enqueue("whatsapp_session", SESSION_ACTIONS[action])
+    except RedisError as exc:  # the action is nothing but this job: say so, change nothing
+        flash(f"Could not ask the WhatsApp server to {action} the session: the job queue did not answer "
+              f"({type(exc).__name__}). Try again in a minute.", "error")
+        return _session_page(status=503)
     flash(f"Asked the WhatsApp server to {action} the session; the state below follows its answer.", "success")
     return redirect(url_for("notifications.whatsapp"))
 

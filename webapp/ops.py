@@ -1,4 +1,5 @@
-"""Operators' pages: /healthz, /metrics, and rq-dashboard (0.9.0) under /ops/rq for admins only.
+"""Operators' pages: /healthz (what it checks: webapp/health.py), /metrics, and rq-dashboard (0.9.0)
+under /ops/rq for admins only.
 
 rq-dashboard decisions:
 
@@ -27,49 +28,21 @@ rq-dashboard decisions:
 from __future__ import annotations
 
 import secrets
-import time
 from datetime import datetime, timezone
 
 from flask import Blueprint, Flask, abort, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from redis.exceptions import RedisError
-from rq import Worker
 
 from webapp import jobqueue
 from webapp.access import PUBLIC, access
-from webapp.db import database
 from webapp.extensions import login_manager
+from webapp.health import health
 from webapp.models import Role
 from webapp.views import content_security_policy
 
 bp = Blueprint("ops", __name__)
-
-HEARTBEAT_MAX_AGE = 30  # seconds; the heartbeat job runs every 5
-
-
-def health() -> tuple[dict, bool]:
-    """Each part's state, and whether all of them are up."""
-    checks: dict[str, dict] = {}
-    try:
-        database.execute_sql("SELECT 1")
-        checks["database"] = {"ok": True}
-    except Exception as exc:  # any driver error means "down"; the message says which
-        checks["database"] = {"ok": False, "error": type(exc).__name__ + ": " + str(exc)[:200]}
-    try:
-        conn = jobqueue.redis_connection()
-        conn.ping()
-        checks["redis"] = {"ok": True}
-        workers = Worker.all(connection=conn)
-        checks["workers"] = {"ok": bool(workers), "count": len(workers)}
-        beat = conn.get(jobqueue.HEARTBEAT_KEY)
-        age = None if beat is None else round(time.time() - float(beat), 1)
-        checks["scheduler"] = {"ok": age is not None and age <= HEARTBEAT_MAX_AGE, "heartbeat_age_s": age}
-    except RedisError as exc:
-        checks["redis"] = {"ok": False, "error": type(exc).__name__ + ": " + str(exc)[:200]}
-        checks["workers"] = {"ok": False, "count": None}
-        checks["scheduler"] = {"ok": False, "heartbeat_age_s": None}
-    return checks, all(part["ok"] for part in checks.values())
 
 
 @bp.get("/healthz")

@@ -2,7 +2,8 @@
 
 Viewers read; admins run a pass now (the kind's job from sourcing.PASS_JOBS, enqueued
 only when webapp.jobqueue.JOBS has it) and enable / disable a source
-(sourcing.set_enabled, audited; the schedules are registered again afterwards).
+(sourcing.set_enabled, audited; the schedules are synced again afterwards, and the
+scheduler process does so every minute anyway).
 """
 from __future__ import annotations
 
@@ -88,12 +89,12 @@ def set_enabled(source_id: int, enabled: int):
 
 
 def _reschedule(name: str) -> None:
-    """Register the recurring passes again, so a disabled source stops and an enabled one starts."""
+    """Sync the recurring passes now, so a disabled source stops and an enabled one starts."""
     try:
         from rq_scheduler import Scheduler
 
-        jobqueue.register_sources(Scheduler(connection=jobqueue.redis_connection()))
-    except Exception as exc:  # the change is saved; `flask jobs schedule` registers it later
-        log.warning("source %s: schedules not registered again: %s", name, exc)
-        flash("The change is saved, but the schedules were not registered again (the job queue did not answer); "
-              "run `flask --app wsgi jobs schedule`.", "warning")
+        jobqueue.sync_schedule(Scheduler(connection=jobqueue.redis_connection()))
+    except Exception as exc:  # the change is saved; the scheduler process syncs within a minute of Redis answering
+        log.warning("source %s: schedules not synced now: %s", name, exc)
+        flash("The change is saved. The job queue did not answer, so the schedule follows it once the queue "
+              "is back (within a minute).", "warning")

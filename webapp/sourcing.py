@@ -193,6 +193,11 @@ def all_freshness() -> list[Freshness]:
 GATEWAY_META_KEY = "paywatch_gateway"
 
 
+def collect_job_id(request_id: int) -> str:
+    """The fixed job id of a request's gateway collect: a pass can tell whether Redis still holds it."""
+    return f"gateway-collect-{request_id}"
+
+
 def gateway_source(name: str | None) -> Source | None:
     """The enabled gateway source called `name`, else None."""
     if not name:
@@ -210,7 +215,7 @@ def schedule_id(name: str) -> str:
 def set_enabled(name: str, enabled: bool, *, actor: str) -> Source:
     """Enable or disable source `name` (audited when it changes); SourceError when there is none.
 
-    The caller re-registers the schedules (jobqueue.register_sources) after this commits.
+    The caller syncs the schedules (jobqueue.sync_schedule) after this commits.
     """
     with db.transaction():
         source = get(name)
