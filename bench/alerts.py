@@ -30,11 +30,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sandbox.server import ServerThread  # noqa: E402
-from sandbox.whatsapp import connect_session, make_app as make_whatsapp  # noqa: E402
-from webapp import create_app, db, ledger, options  # noqa: E402
+from sandbox.whatsapp import connect_session  # noqa: E402
+from sandbox.whatsapp import make_app as make_whatsapp
+from webapp import create_app  # noqa: E402
 from webapp.config import load_settings  # noqa: E402
-from webapp.devstack import start_redis  # noqa: E402
-from webapp.models import PaymentRequest, utcnow  # noqa: E402
+from webapp.domain import ledger, options
+from webapp.plumbing.devstack import start_redis  # noqa: E402
+from webapp.storage import db
+from webapp.storage.models import PaymentRequest, utcnow  # noqa: E402
 
 SECRET, SESSION = "bench-secret", "paywatch"
 
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             with db.database.connection_context():
                 # Pacing is the subject of other tests; here it would only measure the caps.
                 options.update({"send_gap_ms": 0, "cap_per_minute": 10000, "cap_per_hour": 100000,
-                                "cap_per_day": 1000000})
+                                "cap_per_day": 1000000}, actor="bench")
         bin_dir = Path(sys.executable).parent
         for _ in range(args.workers):
             workers.append(subprocess.Popen(

@@ -135,12 +135,14 @@ class Stack:
     # ------------------------------------------------------------------ set-up
 
     def up(self) -> None:
-        from sandbox.gateway import DEFAULT_WALLET_ID, make_app as make_gateway, start_ticker
+        from sandbox.gateway import DEFAULT_WALLET_ID, start_ticker
+        from sandbox.gateway import make_app as make_gateway
         from sandbox.imap import start_imap
         from sandbox.portal import make_app as make_portal
         from sandbox.server import ServerThread
-        from sandbox.whatsapp import connect_session, make_app as make_whatsapp
-        from webapp.devstack import free_port, start_redis
+        from sandbox.whatsapp import connect_session
+        from sandbox.whatsapp import make_app as make_whatsapp
+        from webapp.plumbing.devstack import free_port, start_redis
 
         self.redis_port = free_port()
         self.redis = start_redis(self.work / "redis", self.redis_port, persist=False)
@@ -190,7 +192,9 @@ class Stack:
         return f"{self.args.database_url}{sep}options={quote(f'-csearch_path={self.schema}')}"
 
     def _prepare(self, wallet_id: str) -> None:
-        from webapp import apikeys, create_app, db, options, sourcing
+        from webapp import create_app
+        from webapp.domain import apikeys, options, sources
+        from webapp.storage import db
 
         app = create_app()
         with app.app_context(), db.database.connection_context():
@@ -199,11 +203,11 @@ class Stack:
                             "cap_per_day": 1000000, "cap_per_recipient_hour": 1000, "cap_per_recipient_day": 1000},
                            actor="chaos")
             self.key = apikeys.create("chaos", "staff")[1]
-            sourcing.save({"kind": "mailbox", "name": "shop-mail", "interval_s": 30, "config": {
+            sources.save({"kind": "mailbox", "name": "shop-mail", "interval_s": 30, "config": {
                 "host": self.imap.host, "port": self.imap.port, "ssl": False, "idle": True,
                 "username_env": "SHOP_IMAP_USER", "password_env": "SHOP_IMAP_PASSWORD",
                 "trusted_senders": ["sms-relay@shop.example"]}}, actor="chaos")
-            sourcing.save({"kind": "gateway", "name": "gw", "interval_s": 3, "config": {
+            sources.save({"kind": "gateway", "name": "gw", "interval_s": 3, "config": {
                 "provider": "iotec", "auth_url": self.gateway.url, "api_url": self.gateway.url,
                 "client_id_env": "IOTEC_CLIENT_ID", "client_secret_env": "IOTEC_CLIENT_SECRET",
                 "wallet_id": wallet_id, "currency": "ITX",
@@ -211,7 +215,7 @@ class Stack:
             portal = json.loads((ROOT / "sandbox" / "demo" / "portal.json").read_text())
             portal.update(name="acme-portal", interval_s=5)
             portal["config"]["base_url"] = self.portal.url
-            sourcing.save(portal, actor="chaos")
+            sources.save(portal, actor="chaos")
         done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "schedule"], cwd=ROOT,
                               env=self.env, capture_output=True, text=True, timeout=60)
         if done.returncode:
@@ -404,7 +408,7 @@ class Stack:
         run.note("WhatsApp faults off", start)
 
     def redis_outage(self, run: Run, start: float) -> None:
-        from webapp.devstack import start_redis
+        from webapp.plumbing.devstack import start_redis
 
         self.redis.stop()
         run.note("Redis stopped", start)
@@ -421,7 +425,8 @@ class Stack:
 
     def _watch_resume(self, run: Run, start: float) -> None:
         """After the last disruption: the moment every kind of work is flowing again."""
-        from webapp import create_app, db
+        from webapp import create_app
+        from webapp.storage import db
 
         app = create_app()
         deadline = time.time() + SETTLE_S
@@ -441,7 +446,8 @@ class Stack:
 
     def settle(self, run: Run) -> float | None:
         """Wait until the work is done; returns seconds from the last disruption to work resumed."""
-        from webapp import create_app, db
+        from webapp import create_app
+        from webapp.storage import db
 
         app = create_app()
         deadline = time.time() + SETTLE_S
@@ -454,7 +460,8 @@ class Stack:
         return None if run.resumed_at is None else run.resumed_at - run.last_disruption
 
     def invariants(self, run: Run, resumed: float | None) -> dict:
-        from webapp import create_app, db
+        from webapp import create_app
+        from webapp.storage import db
 
         app = create_app()
         with app.app_context(), db.database.connection_context():
@@ -469,8 +476,9 @@ class Stack:
 
 def _state(run: Run) -> dict:
     """Whether work has resumed (sends flowing, sources passing) and whether it has all settled."""
-    from webapp.models import Notification, NotificationStatus, Payment, Source, utcnow
     from datetime import timedelta
+
+    from webapp.storage.models import Notification, NotificationStatus, Payment, Source, utcnow
 
     now = utcnow()
     overdue = Notification.select().where(
@@ -503,10 +511,11 @@ def _aware(epoch: float):
 
 
 def _invariants(run: Run, whatsapp_url: str) -> dict:
+    from datetime import timedelta
+
     from peewee import fn
 
-    from webapp.models import Notification, NotificationStatus, Payment, PaymentRequest, PaymentSighting, utcnow
-    from datetime import timedelta
+    from webapp.storage.models import Notification, NotificationStatus, Payment, PaymentRequest, PaymentSighting, utcnow
 
     lost = duplicated = 0
     for money in run.money:

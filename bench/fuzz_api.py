@@ -2,7 +2,7 @@
 
     python bench/fuzz_api.py [--requests 20000] [--seed 1]
 
-Starts, on one machine: a throw-away redis-server (webapp.devstack.start_redis), a fresh
+Starts, on one machine: a throw-away redis-server (webapp.plumbing.devstack.start_redis), a fresh
 SQLite database (migrated), an admin API key, and `gunicorn wsgi:app` with the project's
 gunicorn.conf.py (2 workers × 4 threads, 30-s worker timeout). Requests are drawn by
 hypothesis from sandbox/hostile.py (huge/deep/odd JSON, wrong types, boundary numbers,
@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from sandbox.hostile import HostileRequest, api_routes, hostile_request  # noqa: E402
-from webapp.devstack import free_port, start_redis  # noqa: E402
+from webapp.plumbing.devstack import free_port, start_redis  # noqa: E402
 
 BIN = ROOT / ".venv" / "bin"
 

@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from webapp.devstack import start_redis  # noqa: E402
+from webapp.plumbing.devstack import start_redis  # noqa: E402
 
 MODES = {"idle": (True, 60), "poll5": (False, 5), "poll120": (False, 120)}
 
@@ -53,7 +53,8 @@ def main() -> None:
     from sandbox.imap import append, start_imap
     from sandbox.mail import SMS_FORWARDER, mtn_payment
     from sandbox.server import ServerThread
-    from sandbox.whatsapp import connect_session, make_app as make_whatsapp
+    from sandbox.whatsapp import connect_session
+    from sandbox.whatsapp import make_app as make_whatsapp
 
     imap = start_imap(users={mode: "pw" for mode in MODES})
     whatsapp = ServerThread(make_whatsapp("bench-secret", step_seconds=0.01, ack_delays=None)).start()
@@ -95,14 +96,16 @@ def _args():
 
 
 def _prepare(env: dict, imap, work: Path, forwarder: str):
-    from webapp import create_app, db, options, sourcing
+    from webapp import create_app
+    from webapp.domain import options, sources
+    from webapp.storage import db
 
     app = create_app()
     with app.app_context(), db.database.connection_context():
         db.upgrade()
         options.update({"send_gap_ms": 0, "cap_per_hour": 100000, "cap_per_day": 1000000}, actor="bench")
         for mode, (idle, interval) in MODES.items():
-            sourcing.save({"kind": "mailbox", "name": f"bench-{mode}", "interval_s": interval, "config": {
+            sources.save({"kind": "mailbox", "name": f"bench-{mode}", "interval_s": interval, "config": {
                 "host": imap.host, "port": imap.port, "ssl": False, "idle": idle, "providers": ["mtn_ug"],
                 "username_env": f"BENCH_IMAP_{mode.upper()}", "password_env": "BENCH_IMAP_PASSWORD",
                 "trusted_senders": [forwarder]}}, actor="bench")
@@ -127,8 +130,8 @@ def _start(env: dict, work: Path) -> list[subprocess.Popen]:
 
 
 def _wait_watching(app) -> None:
-    from webapp import db
-    from webapp.models import Source
+    from webapp.storage import db
+    from webapp.storage.models import Source
 
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -149,7 +152,8 @@ def _plan(args) -> list[tuple[float, str]]:
 
 def _deliver(app, imap, samples, append, render) -> dict[str, tuple[str, float]]:
     """Create each request, then append its mail at its moment; phone → (mode, append accepted at)."""
-    from webapp import db, ledger
+    from webapp.domain import ledger
+    from webapp.storage import db
 
     sent: dict[str, tuple[str, float]] = {}
     start = time.time()

@@ -27,10 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from webapp import create_app, db, ledger  # noqa: E402
+from webapp import create_app  # noqa: E402
 from webapp.config import load_settings  # noqa: E402
-from webapp.devstack import start_redis  # noqa: E402
-from webapp.models import Payment, PaymentRequest, utcnow  # noqa: E402
+from webapp.domain import ledger
+from webapp.plumbing.devstack import start_redis  # noqa: E402
+from webapp.storage import db
+from webapp.storage.models import Payment, PaymentRequest, utcnow  # noqa: E402
 
 
 def build_app(database_url: str, workdir: Path, redis_url: str):

@@ -36,8 +36,10 @@ def main() -> None:
                       SECRET_KEY="bench-" + "x" * 32, PAYWATCH_INSTANCE_PATH=str(tmp / "instance"),
                       PAYWATCH_PHONE_REGION="UG", PAYWATCH_CURRENCY="UGX", PAYWATCH_TIMEZONE="Africa/Kampala",
                       BENCH_PORTAL_USER="demo", BENCH_PORTAL_PASSWORD="demo-pass")
-    from webapp import create_app, db, sourcing
     from jobs import portal as scraper
+    from webapp import create_app
+    from webapp.domain import sources
+    from webapp.storage import db
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per page fetch otherwise
     server = ServerThread(make_app(page_size=args.page_size)).start()
@@ -68,7 +70,7 @@ def main() -> None:
     app = create_app()
     with app.app_context(), db.database.connection_context():
         db.upgrade()
-        source, _ = sourcing.save({"kind": "portal", "name": "bench", "config": config}, actor="bench")
+        source, _ = sources.save({"kind": "portal", "name": "bench", "config": config}, actor="bench")
 
         def scrape(label: str) -> None:
             requests.post(f"{control}/stats/reset", timeout=5)

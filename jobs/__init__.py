@@ -38,7 +38,7 @@ def job(func: Callable) -> Callable:
     def run(*args, **kwargs):
         from flask import current_app, has_app_context
 
-        from webapp.db import database
+        from webapp.storage.db import database
 
         # Run inline (flask CLI `sources run`, tests): use the app already in charge.
         app = current_app._get_current_object() if has_app_context() else bootstrap()

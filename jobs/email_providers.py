@@ -32,7 +32,7 @@ from typing import Iterable
 
 from jobs.email_text import sms_id_key
 from jobs.email_values import ValueReadError, zone
-from webapp.money import MoneyError, normalize_currency
+from webapp.domain.money import MoneyError, normalize_currency
 
 BUILTIN_DIR = Path(__file__).with_name("providers")
 KINDS = ("received", "reversal", "not_money")

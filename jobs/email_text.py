@@ -27,7 +27,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from bs4 import BeautifulSoup
 
 from jobs.email_values import clean_spaces
-from webapp.input_bounds import time_problem
+from webapp.domain.input_bounds import time_problem
 
 _BLOCK_TAGS = (
     "p", "div", "br", "tr", "td", "th", "li", "ul", "ol", "table", "tbody", "thead",

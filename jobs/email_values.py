@@ -1,7 +1,7 @@
 """Reading amounts, currencies and dates out of notification text.
 
 Pure functions, no I/O. Amounts become integer minor units through
-`webapp.money.to_minor`, so nothing is ever rounded; dates become aware UTC
+`webapp.domain.money.to_minor`, so nothing is ever rounded; dates become aware UTC
 datetimes read in the provider's time zone. Formats follow
 shared/providers.md §1.7 (amounts) and §1.8 (dates).
 """
@@ -12,8 +12,8 @@ from datetime import date, datetime, time, timezone, tzinfo
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from webapp.input_bounds import EARLIEST, LATEST, time_problem
-from webapp.money import MoneyError, exponent, normalize_currency, to_minor
+from webapp.domain.input_bounds import EARLIEST, LATEST, time_problem
+from webapp.domain.money import MoneyError, exponent, normalize_currency, to_minor
 
 
 class ValueReadError(ValueError):

@@ -45,9 +45,16 @@ from typing import Iterable
 
 from jobs.email_providers import Provider, Rule, load_providers, sender_matches
 from jobs.email_text import header_date, inner_forward, read_mail, sms_in, source_ref
-from jobs.email_values import (ValueReadError, as_decimal_string, on_day_at,
-                               parse_amount, parse_local_datetime, read_currency, zone)
-from webapp.phones import try_e164
+from jobs.email_values import (
+    ValueReadError,
+    as_decimal_string,
+    on_day_at,
+    parse_amount,
+    parse_local_datetime,
+    read_currency,
+    zone,
+)
+from webapp.domain.phones import try_e164
 
 __all__ = ["ParsedMail", "parse_message", "load_providers", "explain"]
 

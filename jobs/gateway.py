@@ -1,6 +1,6 @@
 """Gateway sources: polling ioTec collections until they end, starting collections, callbacks.
 
-Jobs (names in webapp.jobqueue.JOBS):
+Jobs (names in webapp.plumbing.jobqueue.JOBS):
 - `gateway_poll(source_id)`: the source's recurring pass, every `interval_s`. It reads the
   source's requests still open (and expired ones within the grace period, `match_grace_minutes`)
   and polls those due. Schedule by age of the request: every `interval_s` for its first
@@ -33,9 +33,11 @@ from typing import Any
 
 from jobs import job
 from jobs.iotec import Collection, GatewayError, IotecClient
-from webapp import audit, db, jobqueue, ledger, notify, options, sourcing
-from webapp.sourcing import GATEWAY_META_KEY as META_KEY
-from webapp.models import PaymentRequest, RequestStatus, Source, SourceKind, utcnow
+from webapp.domain import audit, ledger, options, outbox, sources
+from webapp.domain.sources import GATEWAY_META_KEY as META_KEY
+from webapp.plumbing import jobqueue
+from webapp.storage import db
+from webapp.storage.models import PaymentRequest, RequestStatus, Source, SourceKind, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +148,7 @@ def _reversed(source: Source, request: PaymentRequest, view: Collection) -> str:
         if flagged:
             audit.record("request.gateway_rolled_back", f"request:{request.reference}",
                          actor=f"source:{source.name}", transaction=view.id)
-            notify.admin_alert(f"gateway_rolled_back:{request.reference}",
+            outbox.admin_alert(f"gateway_rolled_back:{request.reference}",
                                f"Paywatch: {request.reference} was paid, then ioTec rolled it back ({view.id}). "
                                "Check it before delivering anything more.")
     return "reversed" if flagged else "unchanged"
@@ -174,7 +176,7 @@ def _collect_again_if_lost(request: PaymentRequest, state: dict, now: datetime) 
     since = datetime.fromisoformat(state["collect_at"]) if state.get("collect_at") else request.created_at
     # Still "queued" with no job in Redis (flushed, replaced, or down when the request was
     # made): it never ran, so start it now rather than after COLLECT_RETRY.
-    job_id = sourcing.collect_job_id(request.id)
+    job_id = sources.collect_job_id(request.id)
     never_ran = state.get("collect_state") == "queued" and not jobqueue.is_live(job_id)
     if request.status in RequestStatus.OPEN and (never_ran or now - since >= COLLECT_RETRY) \
             and state.get("collect_attempts", 0) < COLLECT_TRIES:
@@ -191,8 +193,8 @@ def run_pass(source_id: int, *, now: datetime | None = None, client: IotecClient
     try:
         client = client or make_client(source)
     except GatewayError as exc:
-        sourcing.record_pass(source.id, ok=False, error=str(exc), now=now)
-        sourcing.raise_alarm(source.id, "gateway_config", str(exc), now=now)
+        sources.record_pass(source.id, ok=False, error=str(exc), now=now)
+        sources.raise_alarm(source.id, "gateway_config", str(exc), now=now)
         return {"source": source.name, "error": str(exc)}
     watched = list(watched_requests(source, now))
     due = [r for r in watched if is_due(r, now, source.interval_s)][:MAX_PER_PASS]
@@ -213,11 +215,11 @@ def run_pass(source_id: int, *, now: datetime | None = None, client: IotecClient
             counts["conflict"] += 1
             log.info("gateway %s: %s changed meanwhile: %s", source.name, request.reference, exc.message)
     if refused:
-        sourcing.raise_alarm(source.id, "gateway_auth", f"ioTec refuses our credentials: {refused}", now=now)
+        sources.raise_alarm(source.id, "gateway_auth", f"ioTec refuses our credentials: {refused}", now=now)
     else:
-        sourcing.clear_alarm(source.id, "gateway_auth")
+        sources.clear_alarm(source.id, "gateway_auth")
     contact = len(due) > len(errors)
-    sourcing.record_pass(source.id, ok=not errors, error="; ".join(errors)[:2000] or None, now=now,
+    sources.record_pass(source.id, ok=not errors, error="; ".join(errors)[:2000] or None, now=now,
                          **({"last_contact_at": now} if contact else {}), watched=len(watched))
     return {"source": source.name, "watched": len(watched), "polled": len(due), "errors": errors, **counts}
 

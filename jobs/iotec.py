@@ -24,8 +24,8 @@ from urllib.parse import quote
 
 import requests
 
-from webapp import money
 from webapp.config import ConfigError, secret
+from webapp.domain import money
 
 REFRESH_EARLY_S = 60
 TIMEOUT_S = 15

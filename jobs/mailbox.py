@@ -36,8 +36,10 @@ from jobs import job
 from jobs.email_providers import Provider, ProviderError, load_providers, sender_matches
 from jobs.email_text import read_mail
 from jobs.emails import ParsedMail, explain, parse_message
-from webapp import config as app_config, jobqueue, ledger, sourcing
-from webapp.models import Source, SourceKind, utcnow
+from webapp import config as app_config
+from webapp.domain import ledger, sources
+from webapp.plumbing import jobqueue
+from webapp.storage.models import Source, SourceKind, utcnow
 
 log = logging.getLogger("jobs.mailbox")
 
@@ -177,8 +179,8 @@ def request_fetch(source_id: int) -> str | None:
     the job when it starts, before it searches, so mail arriving after that point
     enqueues the next pass and none is lost. A marker whose job Redis lost is replaced.
     """
-    from rq.job import Job
     from rq.exceptions import NoSuchJobError
+    from rq.job import Job
 
     redis = jobqueue.redis_connection()
     job_id = f"mailbox-fetch-{source_id}-{time.time_ns()}"
@@ -238,7 +240,7 @@ def _guarded_pass(source: Source) -> dict[str, Any]:
         client = connect(cfg)
     except MailboxError as exc:
         return _failed(source, exc)
-    sourcing.clear_alarm(source.id, "login")
+    sources.clear_alarm(source.id, "login")
     try:
         return _pass(source, cfg, providers, client)
     except (OSError, IMAPClientError) as exc:
@@ -250,9 +252,9 @@ def _guarded_pass(source: Source) -> dict[str, Any]:
 
 def _failed(source: Source, exc: MailboxError) -> dict[str, Any]:
     log.warning("mailbox %s: %s", source.name, exc)
-    sourcing.record_pass(source.id, ok=False, error=str(exc), progress={"running": False})
+    sources.record_pass(source.id, ok=False, error=str(exc), progress={"running": False})
     if exc.permanent:
-        sourcing.raise_alarm(source.id, "login" if "login" in str(exc) else "config", str(exc))
+        sources.raise_alarm(source.id, "login" if "login" in str(exc) else "config", str(exc))
         return {"source": source.name, "ok": False, "error": str(exc)}
     raise exc
 
@@ -274,7 +276,7 @@ def _pass(source: Source, cfg: MailboxConfig, providers: list[Provider], client:
     started, last_mail = utcnow(), (source.state or {}).get("last_mail_at")
     progress = {"running": True, "done": 0, "total": len(uids), "started_at": started.isoformat(),
                 "finished_at": None}
-    sourcing.record_pass(source.id, ok=True, progress=progress, last_contact_at=started)
+    sources.record_pass(source.id, ok=True, progress=progress, last_contact_at=started)
     batches = 0
     for chunk in _chunks(uids, cfg.batch_size):
         newest = _batch(source, cfg, providers, client, chunk, this_pass)
@@ -283,7 +285,7 @@ def _pass(source: Source, cfg: MailboxConfig, providers: list[Provider], client:
             last_mail = max(filter(None, (last_mail, newest.isoformat())))
         _save_cursor(source.id, {"uidvalidity": validity, "last_uid": chunk[-1], "counts": dict(base + this_pass)})
         progress = {**progress, "done": progress["done"] + len(chunk)}
-        sourcing.record_pass(source.id, ok=True, progress=progress, counts=dict(base + this_pass),
+        sources.record_pass(source.id, ok=True, progress=progress, counts=dict(base + this_pass),
                              last_contact_at=utcnow(), last_mail_at=last_mail)
     if not uids and cursor.get("uidvalidity") != validity:  # first pass, or a reset, on an empty folder
         _save_cursor(source.id, {"uidvalidity": validity, "last_uid": 0, "counts": dict(base)})
@@ -291,7 +293,7 @@ def _pass(source: Source, cfg: MailboxConfig, providers: list[Provider], client:
                "uidvalidity_changed": reset, "messages": len(uids), "batches": batches,
                "kinds": dict(+this_pass)}
     done = {**progress, "running": False, "finished_at": utcnow().isoformat()}
-    sourcing.record_pass(source.id, ok=True, progress=done, last_fetch=summary, last_contact_at=utcnow(),
+    sources.record_pass(source.id, ok=True, progress=done, last_fetch=summary, last_contact_at=utcnow(),
                          counts=dict(base + this_pass))
     return summary
 

@@ -14,7 +14,7 @@ is made good within `interval_s`. While Redis does not answer, the IMAP connecti
 stays and the fetch is asked for again every second. A server without IDLE is polled every `interval_s` from here.
 The Source table is re-read every `rescan_s`: sources added, removed, disabled
 or changed are picked up without a restart. Sources with `"idle": false` are left
-to rq-scheduler (webapp.jobqueue.sync_schedule).
+to rq-scheduler (webapp.domain.sources.sync_schedule).
 """
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ from imapclient import IMAPClient
 from redis.exceptions import RedisError
 
 from jobs.mailbox import MailboxError, close, connect, mailbox_config, request_fetch
-from webapp import db, sourcing
-from webapp.models import Source, SourceKind, utcnow
+from webapp.domain import sources
+from webapp.storage import db
+from webapp.storage.models import Source, SourceKind, utcnow
 
 log = logging.getLogger("jobs.mailbox_watch")
 
@@ -184,7 +185,7 @@ class SourceWatcher(threading.Thread):
             log.warning("mailbox %s: %s", self.source_name, error)
         try:
             with self.app.app_context(), db.database.connection_context():
-                sourcing.record_pass(self.source_id, ok=ok, error=error, watch=watch_state, **extra)
+                sources.record_pass(self.source_id, ok=ok, error=error, watch=watch_state, **extra)
         except Exception as exc:  # the watch goes on without its bookkeeping
             log.warning("mailbox %s: cannot record state: %s", self.source_name, exc)
 

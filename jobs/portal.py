@@ -27,10 +27,11 @@ from bs4 import BeautifulSoup
 
 from jobs import job
 from jobs.portal_browser import LoginRefused, PortalBrowser, PortalError, Throttled
-from jobs.portal_table import (ConfigProblem, PortalConfig, Unparseable, find_columns, header_cells,
-                               parse_row, cells)
-from webapp import db, ledger, settings, sourcing
-from webapp.models import Source, utcnow
+from jobs.portal_table import ConfigProblem, PortalConfig, Unparseable, cells, find_columns, header_cells, parse_row
+from webapp.config import settings
+from webapp.domain import ledger, sources
+from webapp.storage import db
+from webapp.storage.models import Source, utcnow
 
 MAX_BACKOFF_S = 3600
 
@@ -54,10 +55,10 @@ def scrape(source_id: int, *, now: datetime | None = None) -> dict[str, Any]:
     try:
         cfg = PortalConfig.from_source(source.config or {})
     except ConfigProblem as exc:
-        sourcing.raise_alarm(source_id, "config_invalid", f"config: {exc}")
-        sourcing.record_pass(source_id, ok=False, error=f"config: {exc}", now=now)
+        sources.raise_alarm(source_id, "config_invalid", f"config: {exc}")
+        sources.record_pass(source_id, ok=False, error=f"config: {exc}", now=now)
         return {**summary, "error": f"config: {exc}"}
-    sourcing.clear_alarm(source_id, "config_invalid")
+    sources.clear_alarm(source_id, "config_invalid")
     browser = PortalBrowser(cfg, cursor.get("cookies"))
     reader = PassReader(source, cfg, browser, cursor, now)
     try:
@@ -69,13 +70,13 @@ def scrape(source_id: int, *, now: datetime | None = None) -> dict[str, Any]:
         cursor["backoff"] = {"until": until.isoformat(), "delay": delay, "error": str(exc)}
         return _failed(source_id, cursor, browser, reader, summary, str(exc), now, backoff_until=until)
     except LoginRefused as exc:
-        sourcing.raise_alarm(source_id, "login_refused", f"login refused: {exc}")
+        sources.raise_alarm(source_id, "login_refused", f"login refused: {exc}")
         return _failed(source_id, cursor, browser, reader, summary, f"login refused: {exc}", now)
     except ColumnsMissing as exc:
         for key in set(cfg.columns) - set(exc.missing):
-            sourcing.clear_alarm(source_id, f"column_missing:{key}")
+            sources.clear_alarm(source_id, f"column_missing:{key}")
         for key, header in exc.missing.items():
-            sourcing.raise_alarm(source_id, f"column_missing:{key}",
+            sources.raise_alarm(source_id, f"column_missing:{key}",
                                  f"column {header!r} ({key}) is missing from the payments table")
         return _failed(source_id, cursor, browser, reader, summary, str(exc), now)
     except PortalError as exc:
@@ -83,21 +84,21 @@ def scrape(source_id: int, *, now: datetime | None = None) -> dict[str, Any]:
     finally:
         cookies = browser.cookies()
         browser.close()
-    sourcing.clear_alarm(source_id, "login_refused")
+    sources.clear_alarm(source_id, "login_refused")
     for key in cfg.columns:
-        sourcing.clear_alarm(source_id, f"column_missing:{key}")
+        sources.clear_alarm(source_id, f"column_missing:{key}")
     bad = {k: t["note"] for k, t in reader.tracked.items() if t["why"] == "unparseable"}
     if bad:
         examples = "; ".join(list(bad.values())[:3])
-        sourcing.raise_alarm(source_id, "rows_unparseable", f"{len(bad)} row(s) cannot be read, e.g. {examples}")
+        sources.raise_alarm(source_id, "rows_unparseable", f"{len(bad)} row(s) cannot be read, e.g. {examples}")
     else:
-        sourcing.clear_alarm(source_id, "rows_unparseable")
+        sources.clear_alarm(source_id, "rows_unparseable")
     cursor.update(reader.new_cursor(), cookies=cookies, backoff=None)
     _save_cursor(source_id, cursor)
     summary.update(reader.counts, fetches=browser.fetches, logins=browser.logins,
                    tracked_pending=sum(1 for t in reader.tracked.values() if t["why"] == "pending"),
                    backlog_segments=len(reader.segments))
-    sourcing.record_pass(source_id, ok=True, now=now, last_contact_at=now, backoff_until=None,
+    sources.record_pass(source_id, ok=True, now=now, last_contact_at=now, backoff_until=None,
                          progress={k: summary[k] for k in ("pages", "rows", "created", "paid", "ended")})
     return summary
 
@@ -115,8 +116,8 @@ def _failed(source_id: int, cursor: dict, browser: PortalBrowser, reader: "PassR
     cursor["cookies"] = browser.cookies()
     _save_cursor(source_id, cursor)
     if browser.pages_ok:
-        sourcing.clear_alarm(source_id, "login_refused")
-    sourcing.record_pass(source_id, ok=False, error=error, now=now, backoff_until=backoff_until,
+        sources.clear_alarm(source_id, "login_refused")
+    sources.record_pass(source_id, ok=False, error=error, now=now, backoff_until=backoff_until,
                          last_contact_at=now if browser.fetches else None)
     return {**summary, **reader.counts, "fetches": browser.fetches, "logins": browser.logins,
             "error": error, **({"backoff_until": backoff_until.isoformat()} if backoff_until else {})}

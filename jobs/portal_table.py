@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bs4 import BeautifulSoup, Tag
 
-from webapp import input_bounds, money, phones
-from webapp.ledger import RequestObservation
+from webapp.domain import input_bounds, money, phones
+from webapp.domain.ledger import RequestObservation
 
 FIELDS = ("external_id", "created_at", "amount", "currency", "status", "customer_name",
           "customer_phone", "agent_code", "reference", "transaction_id")

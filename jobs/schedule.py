@@ -1,10 +1,10 @@
-"""The recurring jobs (their intervals live in webapp.jobqueue.RECURRING)."""
+"""The recurring jobs (their intervals live in webapp.plumbing.jobqueue.RECURRING)."""
 from __future__ import annotations
 
 import time
 
 from jobs import job
-from webapp import jobqueue
+from webapp.plumbing import jobqueue
 
 
 @job

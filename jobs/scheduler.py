@@ -1,9 +1,9 @@
 """The recurring scheduler process (`flask --app wsgi jobs scheduler`): rq-scheduler's loop,
 made to outlive Redis and to put the recurring schedule back by itself.
 
-rq-scheduler keeps the recurring jobs (webapp.jobqueue.RECURRING, the source passes)
+rq-scheduler keeps the recurring jobs (webapp.plumbing.jobqueue.RECURRING, the source passes)
 only in Redis, and its own `rqscheduler` command exits at the first Redis error. This
-process registers whatever is missing (webapp.jobqueue.sync_schedule: fixed ids, the rest
+process registers whatever is missing (webapp.domain.sources.sync_schedule: fixed ids, the rest
 left alone) when it starts, every minute, and at once when Redis lost its data: its own
 heartbeat key (jobqueue.SCHEDULER_BEAT_KEY, also read by /healthz), written every loop,
 is then missing, after an error or not (a FLUSHDB raises none). So a flushed, restarted or
@@ -21,7 +21,9 @@ from peewee import DatabaseError
 from redis.exceptions import RedisError
 from rq_scheduler import Scheduler
 
-from webapp import db, jobqueue
+from webapp.domain import sources
+from webapp.plumbing import jobqueue
+from webapp.storage import db
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def _sync(app: Flask, scheduler: Scheduler) -> bool:
     """Register what is missing; False when the database did not answer (Redis errors raise)."""
     try:
         with app.app_context(), db.database.connection_context():
-            changes = jobqueue.sync_schedule(scheduler)
+            changes = sources.sync_schedule(scheduler)
     except DatabaseError as exc:
         log.warning("scheduler: cannot read the sources (%s); the schedule is checked again in %.0f s",
                     exc, RETRY_SYNC_S)

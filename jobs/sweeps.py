@@ -4,8 +4,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from jobs import job
-from webapp import jobqueue, ledger, notify
-from webapp.models import IdempotencyRecord, Notification, NotificationStatus, utcnow
+from webapp.domain import ledger, outbox
+from webapp.plumbing import jobqueue
+from webapp.storage.models import IdempotencyRecord, Notification, NotificationStatus, utcnow
 
 IDEMPOTENCY_KEPT = timedelta(hours=48)  # promised: at least 24 h
 
@@ -39,7 +40,7 @@ def resend_lost_notifications(batch: int = 1000) -> dict:
                .where(Notification.status == NotificationStatus.PENDING, Notification.due_at <= now - OVERDUE)
                .order_by(Notification.due_at).limit(batch))
     for row in overdue:
-        job_id = notify.send_job_id(row.id, row.due_at)
+        job_id = outbox.send_job_id(row.id, row.due_at)
         # One sweep job per row and due time: a sweep that finds the last one still waiting
         # (workers busy or down) adds nothing, so outages do not pile up copies.
         if not (jobqueue.is_live(job_id, conn) or jobqueue.is_live(f"{job_id}-sweep", conn)):
@@ -51,6 +52,6 @@ def resend_lost_notifications(batch: int = 1000) -> dict:
 @job
 def run_reminder_rules() -> int:
     """Queue the reminders of every rule whose cron time has come (runs every minute)."""
-    from webapp import reminders
+    from webapp.domain import reminders
 
     return reminders.run_due()

@@ -45,8 +45,10 @@ from datetime import UTC, datetime, timedelta
 
 from jobs import job
 from jobs.wppconnect import ChatMessage, Client, WhatsAppError
-from webapp import db, notify, options, pacing, settings, templates_text, whatsapp_state
-from webapp.models import Notification, NotificationStatus, PaymentRequest, RequestStatus, utcnow
+from webapp.config import settings
+from webapp.domain import message_texts, options, outbox, pacing, whatsapp_session
+from webapp.storage import db
+from webapp.storage.models import Notification, NotificationStatus, PaymentRequest, RequestStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,7 @@ def send_notification(notification_id: int) -> str:
     now = utcnow()
     early = (row.due_at - now).total_seconds()
     if early > WAIT_INSIDE_JOB:
-        notify.schedule_send(row.id, row.due_at)
+        outbox.schedule_send(row.id, row.due_at)
         return f"not due for {early:.1f}s: re-enqueued"
     if early > 0:
         time.sleep(early)  # never before the due time
@@ -106,7 +108,7 @@ def _deliver(row: Notification, now: datetime) -> str:
         _cancel(row, reason)
         return f"cancelled: {reason}"
     values = options.current()
-    body, enabled = templates_text.current(row.kind)
+    body, enabled = message_texts.current(row.kind)
     if (row.context or {}).get("template"):
         body = row.context["template"]  # a reminder rule's text, or what staff wrote to a customer
     if not enabled:
@@ -118,7 +120,7 @@ def _deliver(row: Notification, now: datetime) -> str:
     hold = pacing.hold_until(row, now, values, settings().zone) or _gap(now, values)
     if hold:
         return _postpone(row, hold[0], hold[1])
-    text = templates_text.render_text(body, templates_text.context_for(row, settings().zone, now))
+    text = message_texts.render_text(body, message_texts.context_for(row, settings().zone, now))
     # Written before the call: whatever happens to this process, the row tells a later
     # run what may have gone out, and since when.
     claimed = (Notification.update(status=NotificationStatus.SENDING, claimed_at=now, attempts=Notification.attempts + 1,
@@ -135,8 +137,8 @@ def _deliver(row: Notification, now: datetime) -> str:
                         sent_at=utcnow(), last_error=None, unconfirmed_since=None, checks=0).where(
         Notification.id == row.id).execute()
     _mark_send()
-    if whatsapp_state.get().get("session") != "CONNECTED":
-        whatsapp_state.update(session="CONNECTED", last_error=None)
+    if whatsapp_session.get().get("session") != "CONNECTED":
+        whatsapp_session.update(session="CONNECTED", last_error=None)
     return f"sent as {result.provider_id}"
 
 
@@ -145,7 +147,7 @@ def _ready_client(row: Notification, now: datetime) -> Client | str:
     wpp = client()
     if wpp is None:
         return _postpone(row, now + NOT_CONFIGURED_DELAY, "WhatsApp is not configured (WPPCONNECT_URL)")
-    paused = whatsapp_state.paused_reason()
+    paused = whatsapp_session.paused_reason()
     if paused and not _auth_works(wpp):
         return _postpone(row, now + PAUSED_CHECK, f"sending paused: {paused}")
     return wpp
@@ -233,7 +235,7 @@ def _failed_check(row: Notification, exc: WhatsAppError, now: datetime) -> str:
 
 def _pointless(row: Notification) -> str | None:
     """Why a message no longer makes sense (a pending alert for a request paid or ended meanwhile)."""
-    if row.kind not in notify.Kind.REMINDERS or not row.request_id:
+    if row.kind not in outbox.Kind.REMINDERS or not row.request_id:
         return None
     status = PaymentRequest.select(PaymentRequest.status).where(PaymentRequest.id == row.request_id).scalar()
     if status != RequestStatus.PENDING:
@@ -252,7 +254,7 @@ def _postpone(row: Notification, until: datetime, reason: str) -> str:
         moved = Notification.update(due_at=until, last_error=reason).where(
             Notification.id == row.id, Notification.status == NotificationStatus.PENDING).execute()
         if moved:
-            notify.schedule_send(row.id, until)
+            outbox.schedule_send(row.id, until)
     return f"postponed to {until.isoformat(timespec='seconds')}: {reason}"
 
 
@@ -279,12 +281,12 @@ def _failed_try(row: Notification, text: str, exc: WhatsAppError, now: datetime)
 def _session_trouble(row: Notification, exc: WhatsAppError, now: datetime, **changes) -> str | None:
     """A refused token pauses sending, a disconnected session postpones: neither counts as a try."""
     if exc.kind == "config":
-        if whatsapp_state.pause(exc.message):
-            notify.admin_alert(f"whatsapp-paused:{now.isoformat()}", f"Paywatch: WhatsApp sending is paused: {exc.message}")
+        if whatsapp_session.pause(exc.message):
+            outbox.admin_alert(f"whatsapp-paused:{now.isoformat()}", f"Paywatch: WhatsApp sending is paused: {exc.message}")
         _back_to_pending(row, now + PAUSED_CHECK, exc.message, **changes)
         return f"paused: {exc.message}"
     if exc.kind == "disconnected":
-        whatsapp_state.update(session="DISCONNECTED", last_error=exc.message)
+        whatsapp_session.update(session="DISCONNECTED", last_error=exc.message)
         _reconnect()
         _back_to_pending(row, now + DISCONNECTED_DELAY, exc.message, **changes)
         return "session disconnected: postponed"
@@ -295,7 +297,7 @@ def _back_to_pending(row: Notification, due: datetime, error: str, **changes) ->
     with db.transaction():
         Notification.update(status=NotificationStatus.PENDING, due_at=due, last_error=error, **changes).where(
             Notification.id == row.id, Notification.status == NotificationStatus.SENDING).execute()
-        notify.schedule_send(row.id, due)
+        outbox.schedule_send(row.id, due)
 
 
 def _auth_works(wpp: Client) -> bool:
@@ -304,26 +306,26 @@ def _auth_works(wpp: Client) -> bool:
         wpp.session_state()
     except WhatsAppError as exc:
         return exc.kind != "config"
-    whatsapp_state.resume(actor="system")
+    whatsapp_session.resume(actor="system")
     return True
 
 
 def _reconnect() -> None:
     """wppconnect restores a linked session on start-session; ask at most once a minute."""
-    from webapp import jobqueue
+    from webapp.plumbing import jobqueue
 
     conn = jobqueue.redis_connection()
     if conn.set("paywatch:whatsapp:reconnect", "1", nx=True, ex=60):
         try:
             state = client().start_session()
-            whatsapp_state.update(session=state.status, qrcode=state.qrcode)
+            whatsapp_session.update(session=state.status, qrcode=state.qrcode)
         except WhatsAppError as exc:
             log.warning("start-session failed: %s", exc.message)
 
 
 def _gap(now: datetime, values: dict) -> tuple[datetime, str] | None:
     """A short, jittered pause between two sends (per Paywatch, across workers)."""
-    from webapp import jobqueue
+    from webapp.plumbing import jobqueue
 
     gap_ms = values["send_gap_ms"]
     if not gap_ms:
@@ -339,7 +341,7 @@ def _gap(now: datetime, values: dict) -> tuple[datetime, str] | None:
 
 
 def _mark_send() -> None:
-    from webapp import jobqueue
+    from webapp.plumbing import jobqueue
 
     jobqueue.redis_connection().set(GAP_KEY, time.time(), ex=3600)
 
@@ -372,7 +374,7 @@ def session_action(action: str) -> dict:
     """The session page's buttons: "status", "start", "close"; stores what the server says."""
     wpp = client()
     if wpp is None:
-        return whatsapp_state.update(session="NOT CONFIGURED", last_error="WPPCONNECT_URL is not set")
+        return whatsapp_session.update(session="NOT CONFIGURED", last_error="WPPCONNECT_URL is not set")
     try:
         if action == "start":
             state = wpp.start_session()
@@ -384,8 +386,8 @@ def session_action(action: str) -> dict:
             state = wpp.session_state()
     except WhatsAppError as exc:
         if exc.kind == "config":
-            whatsapp_state.pause(exc.message)
-        return whatsapp_state.update(last_error=exc.message, checked_at=utcnow().isoformat())
-    return whatsapp_state.update(session=state.status, qrcode=state.qrcode, last_error=None,
+            whatsapp_session.pause(exc.message)
+        return whatsapp_session.update(last_error=exc.message, checked_at=utcnow().isoformat())
+    return whatsapp_session.update(session=state.status, qrcode=state.qrcode, last_error=None,
                                  checked_at=utcnow().isoformat())
 

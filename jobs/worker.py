@@ -47,7 +47,7 @@ from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
 from jobs import bootstrap
-from webapp.jobqueue import WORKER_BEAT_S
+from webapp.plumbing.jobqueue import WORKER_BEAT_S
 
 SCHEDULER_POLL_S = 0.2  # how often delayed jobs are looked for
 TICK_S = WORKER_BEAT_S  # how often a worker beats while idle, and checks its scheduler
@@ -58,7 +58,7 @@ def _import_jobs() -> None:
     instead of importing them (Jinja, requests, …) for every single job."""
     import importlib
 
-    from webapp.jobqueue import JOBS
+    from webapp.plumbing.jobqueue import JOBS
 
     for spec in JOBS.values():
         importlib.import_module(spec.func.rpartition(".")[0])

@@ -20,7 +20,8 @@ from datetime import datetime, timezone
 
 import requests
 
-from sandbox.gateway import make_app as make_gateway, start_ticker
+from sandbox.gateway import make_app as make_gateway
+from sandbox.gateway import start_ticker
 from sandbox.imap import start_imap, start_mail_traffic
 from sandbox.portal import make_app as make_portal
 from sandbox.server import ServerThread

@@ -21,12 +21,12 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
 from imapclient import IMAPClient
+from proxyprotocol.reader import ProxyProtocolReader
 from pymap.backend.dict import DictBackend
-from pymap.concurrent import Subsystem
 from pymap.backend.dict import Identity as DictIdentity
+from pymap.concurrent import Subsystem
 from pymap.imap import IMAPServer
 from pymap.user import Passwords, UserMetadata
-from proxyprotocol.reader import ProxyProtocolReader
 
 _START_TIMEOUT_S = 10.0
 

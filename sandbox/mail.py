@@ -15,10 +15,25 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from sandbox import mail_world as world  # India and global providers
-from sandbox.mail_mime import (DIGITS as _DIGITS, FORWARDER, SMS_FORWARDER, UPPER as _UPPER, Sample,
-                               alternative, esc, html_page, message_id, moment, sms_forward)
-from sandbox.mail_mime import code as _code, expect as _expect, grouped as _grouped
-from sandbox.mail_mime import money as _money, person as _name, FIRST as _FIRST
+from sandbox.mail_mime import DIGITS as _DIGITS
+from sandbox.mail_mime import FIRST as _FIRST
+from sandbox.mail_mime import (
+    FORWARDER,
+    SMS_FORWARDER,
+    Sample,
+    alternative,
+    esc,
+    html_page,
+    message_id,
+    moment,
+    sms_forward,
+)
+from sandbox.mail_mime import UPPER as _UPPER
+from sandbox.mail_mime import code as _code
+from sandbox.mail_mime import expect as _expect
+from sandbox.mail_mime import grouped as _grouped
+from sandbox.mail_mime import money as _money
+from sandbox.mail_mime import person as _name
 
 # --- M-Pesa (KE, SMS) ---------------------------------------------------------
 

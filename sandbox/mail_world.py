@@ -4,9 +4,25 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from sandbox.mail_mime import (DIGITS, FORWARDER, UPPER, Sample, alternative, code, esc, expect,
-                               gmail_forward, grouped, html_only, html_page, message_id, money,
-                               moment, person, plain)
+from sandbox.mail_mime import (
+    DIGITS,
+    FORWARDER,
+    UPPER,
+    Sample,
+    alternative,
+    code,
+    esc,
+    expect,
+    gmail_forward,
+    grouped,
+    html_only,
+    html_page,
+    message_id,
+    moment,
+    money,
+    person,
+    plain,
+)
 
 # --- HDFC, ICICI, Kotak (IN) ---------------------------------------------------------
 

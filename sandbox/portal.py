@@ -28,7 +28,16 @@ from jinja2 import DictLoader
 from werkzeug.serving import make_server
 
 from sandbox.portal_input import (
-    CONFIG_FIELDS, FAULT_FIELDS, PAYMENT_FIELDS, STATUSES, BadInput, Payment, _checked, _flag, _labels, _number,
+    CONFIG_FIELDS,
+    FAULT_FIELDS,
+    PAYMENT_FIELDS,
+    STATUSES,
+    BadInput,
+    Payment,
+    _checked,
+    _flag,
+    _labels,
+    _number,
     _require,
 )
 from sandbox.portal_markup import SKINS, TEMPLATES

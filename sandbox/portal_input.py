@@ -8,7 +8,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-
 STATUSES = ("Pending", "Completed", "Failed", "Expired", "Cancelled")
 COLUMN_KEYS = ("id", "created", "customer", "phone", "agent", "amount", "currency", "status", "reference")
 

@@ -65,8 +65,20 @@ from typing import Callable
 from flask import Flask, Response, current_app, g, jsonify, request
 
 from sandbox.whatsapp_state import (
-    CLOSED, CONNECTED, DISCONNECTED, FAULT_KINDS, HISTORY_FAULTS, PNG_B64, QRCODE, SEND_ERROR,
-    SEND_FAULTS, STATES, Fault, Refusal, SandboxState, contact_ids,
+    CLOSED,
+    CONNECTED,
+    DISCONNECTED,
+    FAULT_KINDS,
+    HISTORY_FAULTS,
+    PNG_B64,
+    QRCODE,
+    SEND_ERROR,
+    SEND_FAULTS,
+    STATES,
+    Fault,
+    Refusal,
+    SandboxState,
+    contact_ids,
 )
 
 NOT_PRESENT = {"message": "Token is not present. Check your header and try again"}

@@ -21,9 +21,10 @@ from urllib.parse import quote
 import psycopg2
 import pytest
 
-from webapp import create_app, db
+from webapp import create_app
 from webapp.config import ROOT, load_settings
-from webapp.devstack import start_redis
+from webapp.plumbing.devstack import start_redis
+from webapp.storage import db
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -191,7 +192,7 @@ def ctx(app):
 @pytest.fixture
 def make_request(domain):
     """Create a request through the ledger: make_request(5000, customer_phone=…, now=…)."""
-    from webapp import ledger
+    from webapp.domain import ledger
 
     def make(amount_minor=5000, now=None, **fields):
         new = ledger.NewRequest(amount_minor=amount_minor, currency=fields.pop("currency", "UGX"), source="ui", **fields)
@@ -203,11 +204,11 @@ def make_request(domain):
 @pytest.fixture
 def make_user(app):
     """Create a user with PASSWORD: make_user("staff") -> User."""
-    from webapp import accounts
+    from webapp.domain import accounts
 
     def make(role: str = "staff", email: str | None = None, name: str = ""):
         with db.database.connection_context():
-            return accounts.create_user(email or f"{role}-{secrets.token_hex(3)}@example.com", PASSWORD, role, name)
+            return accounts.create_user(email or f"{role}-{secrets.token_hex(3)}@example.com", PASSWORD, role, name, actor="test")
 
     return make
 
@@ -310,7 +311,8 @@ def whatsapp(environ):
     import requests
 
     from sandbox.server import ServerThread
-    from sandbox.whatsapp import connect_session, make_app as make_whatsapp
+    from sandbox.whatsapp import connect_session
+    from sandbox.whatsapp import make_app as make_whatsapp
 
     secret, session = "sandbox-secret-key", "paywatch"
     server = ServerThread(make_whatsapp(secret, step_seconds=0.01, ack_delays=None)).start()

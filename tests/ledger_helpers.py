@@ -4,8 +4,8 @@ from __future__ import annotations
 import itertools
 from datetime import datetime, timedelta
 
-from webapp import ledger
-from webapp.models import Event, utcnow
+from webapp.domain import ledger
+from webapp.storage.models import Event, utcnow
 
 _refs = itertools.count(1)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 def race(environ: dict, barrier, results, call: str, args: tuple, kwargs: dict) -> None:
     """Build the app from `environ`, wait at `barrier`, run ledger.<call>(*args, **kwargs); report the outcome."""
-    from webapp import create_app, db, ledger
+    from webapp import create_app
     from webapp.config import load_settings
+    from webapp.domain import ledger
+    from webapp.storage import db
 
     app = create_app(load_settings(environ))
     with app.app_context(), db.database.connection_context():

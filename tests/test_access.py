@@ -3,13 +3,13 @@ import re
 
 import pytest
 
-from webapp.access import LEVELS, PUBLIC
-from webapp.models import Role
+from webapp.storage.models import Role
+from webapp.web.access import LEVELS, PUBLIC
 
 # Routes not decorated with @access, and what guards them instead.
 GUARDED_ELSEWHERE = {
     "static": "public static files",
-    "rq_dashboard": "app-level before_request in webapp/ops.py (admins only)",
+    "rq_dashboard": "app-level before_request in webapp/web/ops.py (admins only)",
 }
 RANK = {PUBLIC: -1, Role.VIEWER: 0, Role.STAFF: 1, Role.ADMIN: 2}
 API = ("api:staff", "api:admin")
@@ -76,7 +76,8 @@ def test_the_rq_dashboard_is_for_admins_only(client, login_as, role, expected):
 
 
 def test_api_routes_refuse_a_missing_key_and_accept_a_staff_key(app, client):
-    from webapp import apikeys, db
+    from webapp.domain import apikeys
+    from webapp.storage import db
 
     with app.app_context(), db.database.connection_context():
         key = apikeys.create("walk", "staff")[1]

@@ -5,8 +5,8 @@ from datetime import timedelta, timezone
 
 import pytest
 
-from webapp import agent_book
-from webapp.models import Agent, Event, Lead, Notification, PaymentRequest, utcnow
+from webapp.domain import agents
+from webapp.storage.models import Agent, Event, Lead, Notification, PaymentRequest, utcnow
 
 HTMX = {"HX-Request": "true"}
 UTC = timezone.utc
@@ -18,7 +18,7 @@ def staff(login_as, auth):
     return {"X-CSRFToken": auth.csrf_token("/agents/")}
 
 
-def agents(domain):
+def agent_rows(domain):
     return domain(lambda: [(a.code, a.name, a.phone, a.is_active) for a in Agent.select().order_by(Agent.code)])
 
 
@@ -33,7 +33,7 @@ def test_staff_add_an_agent_with_a_local_number_read_in_the_configured_region(cl
     response = client.post("/agents/", data={"name": " Amina  Nakato ", "phone": "0772 123456", "code": " AG7 "},
                            headers=staff)
     assert response.status_code == 302
-    assert agents(domain) == [("AG7", "Amina Nakato", "+256772123456", True)]
+    assert agent_rows(domain) == [("AG7", "Amina Nakato", "+256772123456", True)]
     [(subject, actor, details)] = events(domain, "agent.created")
     assert subject == "agent:AG7" and actor.startswith("user:") and details["phone"] == "+256772123456"
     page = client.get("/agents/").get_data(as_text=True)
@@ -53,19 +53,19 @@ def test_a_bad_field_is_refused_and_named(client, staff, domain, form, field, wo
     page = response.get_data(as_text=True)
     error = re.search(rf'<small class="error" id="error-{field}">([^<]+)</small>', page)
     assert error and words in error.group(1)
-    assert agents(domain) == []
+    assert agent_rows(domain) == []
 
 
 def test_a_duplicate_code_is_refused_naming_the_code(client, staff, domain):
-    domain(agent_book.create_agent, "Amina", "+256772123456", "AG7", actor="test")
+    domain(agents.create_agent, "Amina", "+256772123456", "AG7", actor="test")
     response = client.post("/agents/", data={"name": "Other", "phone": "0772000111", "code": "AG7"}, headers=staff)
     assert response.status_code == 400
     assert "another agent already has code &#39;AG7&#39;" in response.get_data(as_text=True)
-    assert len(agents(domain)) == 1
+    assert len(agent_rows(domain)) == 1
 
 
 def test_viewers_read_the_list_but_cannot_add_or_edit(client, login_as, auth, domain):
-    agent = domain(agent_book.create_agent, "Amina", "+256772123456", "AG7", actor="test")
+    agent = domain(agents.create_agent, "Amina", "+256772123456", "AG7", actor="test")
     login_as("viewer")
     page = client.get("/agents/").get_data(as_text=True)
     assert "AG7" in page and "agent-create" not in page and "cell-edit" not in page
@@ -78,7 +78,7 @@ def test_viewers_read_the_list_but_cannot_add_or_edit(client, login_as, auth, do
 
 
 def test_a_click_on_a_cell_gives_an_input_and_escape_gives_the_cell_back(client, staff, domain):
-    agent = domain(agent_book.create_agent, "Amina", "+256772123456", "AG7", actor="test")
+    agent = domain(agents.create_agent, "Amina", "+256772123456", "AG7", actor="test")
     editor = client.get(f"/agents/{agent.id}/cell/phone/edit", headers=HTMX).get_data(as_text=True)
     assert 'class="inline-edit"' in editor and 'name="value" value="+256772123456"' in editor and "autofocus" in editor
     assert f'data-cancel-url="/agents/{agent.id}/cell/phone"' in editor
@@ -87,43 +87,43 @@ def test_a_click_on_a_cell_gives_an_input_and_escape_gives_the_cell_back(client,
 
 
 def test_inline_edit_saves_a_good_phone_and_shows_the_error_for_a_bad_one(client, staff, domain):
-    agent = domain(agent_book.create_agent, "Amina", "+256772123456", "AG7", actor="test")
+    agent = domain(agents.create_agent, "Amina", "+256772123456", "AG7", actor="test")
     bad = client.post(f"/agents/{agent.id}/cell/phone", data={"value": "0772"}, headers={**staff, **HTMX})
     assert bad.status_code == 200  # htmx swaps 2xx only: the editor comes back with its error
     body = bad.get_data(as_text=True)
     assert 'role="alert"' in body and "Phone: " in body and 'value="0772"' in body
-    assert agents(domain)[0][2] == "+256772123456"
+    assert agent_rows(domain)[0][2] == "+256772123456"
 
     good = client.post(f"/agents/{agent.id}/cell/phone", data={"value": "0701 234567"}, headers={**staff, **HTMX})
     assert good.status_code == 200 and "inline-edit" not in good.get_data(as_text=True)
-    assert agents(domain)[0][2] == "+256701234567"
+    assert agent_rows(domain)[0][2] == "+256701234567"
     [(_, _, details)] = events(domain, "agent.changed")
     assert details == {"phone": ["+256772123456", "+256701234567"]}
 
 
 def test_inline_edit_of_the_code_refuses_a_taken_one(client, staff, domain):
-    domain(agent_book.create_agent, "Amina", "+256772123456", "AG7", actor="test")
-    other = domain(agent_book.create_agent, "Brian", "+256772123457", "AG8", actor="test")
+    domain(agents.create_agent, "Amina", "+256772123456", "AG7", actor="test")
+    other = domain(agents.create_agent, "Brian", "+256772123457", "AG8", actor="test")
     response = client.post(f"/agents/{other.id}/cell/code", data={"value": "AG7"}, headers={**staff, **HTMX})
     assert "another agent already has code" in response.get_data(as_text=True)
-    assert [a[0] for a in agents(domain)] == ["AG7", "AG8"]
+    assert [a[0] for a in agent_rows(domain)] == ["AG7", "AG8"]
     # Without htmx the same refusal is a 400.
     assert client.post(f"/agents/{other.id}/cell/code", data={"value": "AG7"}, headers=staff).status_code == 400
 
 
 def test_staff_deactivate_and_reactivate_an_agent(client, staff, domain):
-    agent = domain(agent_book.create_agent, "Amina", "+256772123456", "AG7", actor="test")
+    agent = domain(agents.create_agent, "Amina", "+256772123456", "AG7", actor="test")
     row = client.post(f"/agents/{agent.id}/active/0", headers={**staff, **HTMX}).get_data(as_text=True)
     assert row.startswith(f'<tr id="agent-{agent.id}" class="muted"') and "Activate" in row
-    assert agents(domain)[0][3] is False
+    assert agent_rows(domain)[0][3] is False
     assert client.post(f"/agents/{agent.id}/active/1", headers=staff).status_code == 302
-    assert agents(domain)[0][3] is True
+    assert agent_rows(domain)[0][3] is True
     assert [e[0] for e in events(domain, "agent.deactivated")] == ["agent:AG7"]
     assert len(events(domain, "agent.activated")) == 1
 
 
 def test_staff_add_a_lead_on_the_agent_page(client, staff, domain):
-    agent = domain(agent_book.create_agent, "Amina", "+256772123456", "AG7", actor="test")
+    agent = domain(agents.create_agent, "Amina", "+256772123456", "AG7", actor="test")
     response = client.post(f"/agents/{agent.id}/leads", data={"lead_name": "Grace", "lead_phone": "0772 999888"},
                            headers=staff)
     assert response.status_code == 302
@@ -157,21 +157,21 @@ def test_csv_import_reports_every_rejected_line_and_never_duplicates(client, sta
     assert set(rejected) == {"4", "5", "6", "7", "8"}
     assert "empty" in rejected["4"] and "Phone" in rejected["5"] and "Name" in rejected["6"]
     assert "repeats line 2" in rejected["7"] and "expected 3 columns" in rejected["8"]
-    assert agents(domain) == [("AG1", "Amina Nakato", "+256772123456", True),
+    assert agent_rows(domain) == [("AG1", "Amina Nakato", "+256772123456", True),
                               ("AG2", "Brian Ouma", "+256701234567", True)]
 
     again = upload().get_data(as_text=True)
     assert re.search(r'id="import-created">0<', again) and re.search(r'id="import-unchanged">2<', again)
-    assert len(agents(domain)) == 2
+    assert len(agent_rows(domain)) == 2
     assert [e[2]["created"] for e in events(domain, "agents.imported")] == [2, 0]
 
 
 def test_a_leads_file_is_recognised_by_its_header_and_updates_names(client, staff, domain):
-    domain(agent_book.create_agent, "Amina", "+256772123456", "AG1", actor="test")
+    domain(agents.create_agent, "Amina", "+256772123456", "AG1", actor="test")
     text = "agent_code,phone,name\nAG1,0772 555444,Grace\nNOPE,0772 555445,Joy\n"
-    first = domain(agent_book.import_csv, text, actor="test")
+    first = domain(agents.import_csv, text, actor="test")
     assert (first.kind, first.created, first.rejected) == ("leads", 1, [(3, "Agent code: no agent has code 'NOPE'.")])
-    second = domain(agent_book.import_csv, text.replace("Grace", "Grace N."), actor="test")
+    second = domain(agents.import_csv, text.replace("Grace", "Grace N."), actor="test")
     assert (second.created, second.updated) == (0, 1)
     assert domain(lambda: [(lead.name, lead.phone) for lead in Lead.select()]) == [("Grace N.", "+256772555444")]
 
@@ -192,7 +192,7 @@ def test_the_cli_imports_and_prints_rejected_lines(app, runner, domain, tmp_path
     path.write_text("Amina N.,0772123456,AG1\n")  # no header: name,phone,code
     result = runner.invoke(args=["agents", "import", str(path)])
     assert "imported 0, updated 1, unchanged 0, rejected 0" in result.output
-    assert agents(domain)[0][:2] == ("AG1", "Amina N.")
+    assert agent_rows(domain)[0][:2] == ("AG1", "Amina N.")
 
 
 # ---------------------------------------------------------------- the agent page
@@ -206,8 +206,8 @@ def _request(agent, reference, status, created, paid=None, amount=10000, currenc
 
 def test_the_agent_page_shows_conversion_median_time_to_pay_collections_and_alerts(client, login_as, domain):
     now = utcnow()
-    agent = domain(agent_book.create_agent, "Amina", "+256772123456", "AG7", actor="test")
-    other = domain(agent_book.create_agent, "Brian", "+256772123457", "AG8", actor="test")
+    agent = domain(agents.create_agent, "Amina", "+256772123456", "AG7", actor="test")
+    other = domain(agents.create_agent, "Brian", "+256772123457", "AG8", actor="test")
 
     def seed():
         t = now - timedelta(days=1)
@@ -235,7 +235,7 @@ def test_the_agent_page_shows_conversion_median_time_to_pay_collections_and_aler
 
 
 def test_an_agent_with_nothing_yet_shows_dashes(client, login_as, domain):
-    agent = domain(agent_book.create_agent, "Amina", "+256772123456", "AG7", actor="test")
+    agent = domain(agents.create_agent, "Amina", "+256772123456", "AG7", actor="test")
     login_as("viewer")
     stats = client.get(f"/agents/{agent.id}/stats", headers=HTMX).get_data(as_text=True)
     assert stats.startswith('<section id="agent-stats"') and 'hx-trigger="every 10s"' in stats

@@ -3,8 +3,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from webapp import apikeys, db
-from webapp.models import ApiKey, Payment, PaymentRequest
+from webapp.domain import apikeys
+from webapp.storage import db
+from webapp.storage.models import ApiKey, Payment, PaymentRequest
 
 
 @pytest.fixture
@@ -256,7 +257,7 @@ def test_reject_through_the_api_needs_a_reason_and_reopens_the_request(api):
 
 
 def test_reject_tells_the_customer_only_when_asked_and_never_the_reason(api, app):
-    from webapp.models import Notification
+    from webapp.storage.models import Notification
 
     one, two, payment = review_case(api)
     api.post(f"/admin/requests/{one}/reject", {"reason": "Wrong customer — amount coincidence"})

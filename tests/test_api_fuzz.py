@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox.hostile import api_routes, hostile_request
-from webapp import apikeys, db
+from webapp.domain import apikeys
+from webapp.storage import db
 
 
 @pytest.fixture

@@ -7,8 +7,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from webapp import audit, audit_log, db
-from webapp.models import Event
+from webapp.domain import audit
+from webapp.storage import db
+from webapp.storage.models import Event
+from webapp.web import audit_log
 
 UTC = timezone.utc
 

@@ -1,7 +1,6 @@
-from webapp import db
-from webapp.models import Event, User
-
 from tests.conftest import PASSWORD
+from webapp.storage import db
+from webapp.storage.models import Event, User
 
 
 def events(action):

@@ -5,8 +5,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from webapp import db, reports
-from webapp.models import Agent, PaymentRequest, utcnow
+from webapp.domain import reports
+from webapp.storage import db
+from webapp.storage.models import Agent, PaymentRequest, utcnow
 
 HTMX = {"HX-Request": "true"}
 KAMPALA = ZoneInfo("Africa/Kampala")  # the test environment's PAYWATCH_TIMEZONE (UTC+3)

@@ -3,8 +3,9 @@ from datetime import datetime
 import pytest
 from playhouse.migrations import Runner
 
-from webapp import db, jobqueue
-from webapp.models import MODELS, Event, PaymentRequest, utcnow
+from webapp.plumbing import jobqueue
+from webapp.storage import db
+from webapp.storage.models import MODELS, Event, PaymentRequest, utcnow
 
 
 def test_migrations_create_every_model_on_an_empty_database(app):

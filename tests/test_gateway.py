@@ -11,9 +11,10 @@ from jobs import gateway
 from jobs.iotec import GatewayError, IotecClient, forget_tokens
 from sandbox.gateway import DEFAULT_WALLET_ID, make_app
 from sandbox.server import ServerThread
-from webapp import apikeys, db, ledger, sourcing
-from webapp.sourcing import GATEWAY_META_KEY as META_KEY
-from webapp.models import Payment, PaymentRequest, utcnow
+from webapp.domain import apikeys, ledger, sources
+from webapp.domain.sources import GATEWAY_META_KEY as META_KEY
+from webapp.storage import db
+from webapp.storage.models import Payment, PaymentRequest, utcnow
 
 HEADER, HEADER_VALUE = "X-Iotec-Secret", "callback-secret-123"
 ENV = {"IOTEC_CLIENT_ID": "sandbox-client", "IOTEC_CLIENT_SECRET": "sandbox-secret",
@@ -50,7 +51,7 @@ def gateway_source(env, sandbox):
               "wallet_id": DEFAULT_WALLET_ID, "currency": "ITX",
               "callback_header_name": HEADER, "callback_header_env": "IOTEC_CALLBACK_SECRET"}
     with inside(env):
-        return sourcing.save({"kind": "gateway", "name": "iotec", "interval_s": 5, "config": config}, actor="test")[0]
+        return sources.save({"kind": "gateway", "name": "iotec", "interval_s": 5, "config": config}, actor="test")[0]
 
 
 @pytest.fixture
@@ -133,7 +134,7 @@ def test_bad_credentials_raise_a_permanent_error_and_an_alarm(source, sandbox, m
     registered("EXT-1")
     summary = gateway.run_pass(source.id)
     assert "invalid_client" in summary["errors"][0]
-    assert "gateway_auth" in sourcing.get("iotec").state["alarms"]
+    assert "gateway_auth" in sources.get("iotec").state["alarms"]
 
 
 def test_both_ioTec_error_shapes_are_read(source, sandbox):
@@ -291,7 +292,7 @@ def test_the_api_registers_a_request_for_a_gateway_and_refuses_bad_ones(api_key,
 def test_collect_stores_its_own_external_id_and_recovers_a_lost_answer(api_key, client, sandbox, env):
     created = post_request(client, api_key, gateway="iotec", collect=True).json
     with inside(env):
-        source = sourcing.get("iotec")
+        source = sources.get("iotec")
         request = ledger.find_request(created["reference"])
         assert request.external_id.startswith("PW-") and request.meta[META_KEY]["collect_state"] == "queued"
         control(sandbox, "/faults", {"mode": "drop", "count": 2, "path": "/api/collections"})  # collect + lookup
@@ -312,7 +313,7 @@ def test_a_collect_redis_lost_is_started_by_the_next_pass(api_key, client, sandb
     redis_control.start()  # empty: the collect job was never queued
     with inside(env):
         request = ledger.find_request(created.json["reference"])
-        gateway.run_pass(sourcing.get("iotec").id)
+        gateway.run_pass(sources.get("iotec").id)
     run_worker(("default",))
     collections = control(sandbox, "/transactions", method="GET")["transactions"]
     assert [c["externalId"] for c in collections] == [request.external_id]
@@ -329,7 +330,7 @@ def test_a_refused_collect_fails_the_request(api_key, client, env):
 def test_a_request_registered_through_the_api_is_paid_within_one_interval(api_key, client, sandbox, env):
     created = post_request(client, api_key, gateway="iotec", collect=True).json
     with inside(env):
-        source, request = sourcing.get("iotec"), ledger.find_request(created["reference"])
+        source, request = sources.get("iotec"), ledger.find_request(created["reference"])
         start = utcnow()
         gateway.run_collect(request.id, now=start)
         txn = fresh(request).meta[META_KEY]["id"]
@@ -368,7 +369,7 @@ def reread(env, response):
     assert response.status_code == 202, response.json
     queued = response.json["queued"]
     with inside(env):
-        return gateway.run_reread(sourcing.get("iotec").id, queued["id"], queued["external_id"])
+        return gateway.run_reread(sources.get("iotec").id, queued["id"], queued["external_id"])
 
 
 def test_a_callback_is_checked_against_the_api_not_believed(gateway_source, sandbox, client, env):

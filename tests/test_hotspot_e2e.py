@@ -4,11 +4,14 @@ on WhatsApp — real worker, sandbox ioTec gateway, sandbox wppconnect server.""
 import pytest
 import requests
 
-from sandbox.gateway import DEFAULT_WALLET_ID, make_app as make_gateway
+from sandbox.gateway import DEFAULT_WALLET_ID
+from sandbox.gateway import make_app as make_gateway
 from sandbox.server import ServerThread
-from webapp import apikeys, db, jobqueue, options, sourcing, vouchers
-from webapp.models import PaymentRequest, Voucher
 from tests.conftest import wait_for
+from webapp.domain import apikeys, options, sources, vouchers
+from webapp.plumbing import jobqueue
+from webapp.storage import db
+from webapp.storage.models import PaymentRequest, Voucher
 
 pytestmark = pytest.mark.slow
 SECRETS = {"IOTEC_CLIENT_ID": "sandbox-client", "IOTEC_CLIENT_SECRET": "sandbox-secret"}
@@ -26,11 +29,11 @@ def gateway_server(environ, monkeypatch):
 
 def test_a_gateway_request_is_paid_and_its_voucher_delivered(whatsapp, gateway_server, app, client, worker):
     with app.app_context(), db.database.connection_context():
-        options.update({"send_gap_ms": 0})
+        options.update({"send_gap_ms": 0}, actor="test")
         config = {"provider": "iotec", "auth_url": gateway_server.url, "api_url": gateway_server.url,
                   "client_id_env": "IOTEC_CLIENT_ID", "client_secret_env": "IOTEC_CLIENT_SECRET",
                   "wallet_id": DEFAULT_WALLET_ID, "currency": "ITX"}
-        source = sourcing.save({"kind": "gateway", "name": "hotspot", "interval_s": 5, "config": config},
+        source = sources.save({"kind": "gateway", "name": "hotspot", "interval_s": 5, "config": config},
                                actor="test")[0]
         vouchers.import_codes("wifi-1h", ["WIFI-AAA1", "WIFI-AAA2"], actor="test")
         key = apikeys.create("hotspot", "staff")[1]

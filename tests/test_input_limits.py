@@ -1,7 +1,7 @@
 """Strict, cheap input: every hostile value is a clear 4xx naming the field, never a 500 or a stall.
 
 The API, the staff forms and filters, the mail parser (and its CLI), the portal table and
-the gateway's amount all hold input to the same bounds (webapp/money.py, webapp/input_bounds.py).
+the gateway's amount all hold input to the same bounds (webapp/domain/money.py, webapp/domain/input_bounds.py).
 """
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from webapp.api.inputs import MAX_META, encode_cursor
 
 from jobs import iotec, portal_table
 from jobs.email_text import MAX_MAIL_BYTES, read_mail
 from jobs.emails import parse_message
 from sandbox.mail import SMS_FORWARDER
 from sandbox.mail_mime import plain, sms_forward
-from webapp import apikeys, db, money
-from webapp.api_support import MAX_META, encode_cursor
-from webapp.models import IdempotencyRecord, Payment, PaymentRequest
+from webapp.domain import apikeys, money
+from webapp.storage import db
+from webapp.storage.models import IdempotencyRecord, Payment, PaymentRequest
 
 BIG_ID = 2**63
 REQUEST = {"amount": "5000", "currency": "UGX", "customer_name": "Jane Doe"}

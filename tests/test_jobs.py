@@ -2,7 +2,8 @@ import importlib
 
 from rq_scheduler import Scheduler
 
-from webapp import jobqueue
+from webapp.domain import sources
+from webapp.plumbing import jobqueue
 
 
 def test_every_registered_job_imports():
@@ -46,39 +47,40 @@ def test_scheduling_twice_keeps_one_copy_of_each_recurring_job(runner, redis_con
 
 
 def test_syncing_the_schedule_adds_what_is_missing_and_leaves_the_rest_alone(app, redis_conn):
-    from webapp import db, sourcing
+    from webapp.domain import sources
+    from webapp.storage import db
 
     scheduler = Scheduler(connection=redis_conn)
     with app.app_context(), db.database.connection_context():
-        source = sourcing.save({"kind": "gateway", "name": "iotec", "interval_s": 60, "config": {
+        source = sources.save({"kind": "gateway", "name": "iotec", "interval_s": 60, "config": {
             "provider": "iotec", "auth_url": "http://x", "api_url": "http://x", "client_id_env": "A",
             "client_secret_env": "B"}}, actor="test")[0]
-        first = jobqueue.sync_schedule(scheduler)
+        first = sources.sync_schedule(scheduler)
         due = dict(scheduler.get_jobs(with_times=True))
-        again = jobqueue.sync_schedule(scheduler)
+        again = sources.sync_schedule(scheduler)
         assert again["added"] == [] and sorted(again["kept"]) == sorted(first["added"])
         assert dict(scheduler.get_jobs(with_times=True)) == due  # next runs keep their time
         redis_conn.delete(f"rq:job:{jobqueue.recurring_id('heartbeat')}")  # a job Redis lost
-        sourcing.save({"kind": "gateway", "name": "iotec", "interval_s": 30, "config": source.config}, actor="test")
-        changed = jobqueue.sync_schedule(scheduler)
-        assert sorted(changed["added"]) == sorted([jobqueue.recurring_id("heartbeat"), sourcing.schedule_id("iotec")])
+        sources.save({"kind": "gateway", "name": "iotec", "interval_s": 30, "config": source.config}, actor="test")
+        changed = sources.sync_schedule(scheduler)
+        assert sorted(changed["added"]) == sorted([jobqueue.recurring_id("heartbeat"), sources.schedule_id("iotec")])
         passes = {job.id: job for job in scheduler.get_jobs()}
-        assert passes[sourcing.schedule_id("iotec")].meta["interval"] == 30
-        sourcing.set_enabled("iotec", False, actor="test")
-        assert jobqueue.sync_schedule(scheduler)["removed"] == [sourcing.schedule_id("iotec")]
+        assert passes[sources.schedule_id("iotec")].meta["interval"] == 30
+        sources.set_enabled("iotec", False, actor="test")
+        assert sources.sync_schedule(scheduler)["removed"] == [sources.schedule_id("iotec")]
 
 
 def test_several_processes_syncing_at_once_keep_one_copy_of_each_job(app, redis_conn):
     import threading
 
-    from webapp import db
+    from webapp.storage import db
 
     start = threading.Barrier(4)
 
     def sync():
         with app.app_context(), db.database.connection_context():
             start.wait()
-            jobqueue.sync_schedule(Scheduler(connection=redis_conn))
+            sources.sync_schedule(Scheduler(connection=redis_conn))
 
     threads = [threading.Thread(target=sync) for _ in range(4)]
     for thread in threads:

@@ -4,8 +4,9 @@ from datetime import timedelta
 
 import pytest
 
-from webapp import ledger, options
-from webapp.models import (
+from tests.ledger_helpers import actions, ago, fresh, new_request, observe, pay
+from webapp.domain import ledger, options
+from webapp.storage.models import (
     AmountReservation,
     Event,
     MatchCandidate,
@@ -14,7 +15,6 @@ from webapp.models import (
     RejectedPair,
     utcnow,
 )
-from tests.ledger_helpers import actions, ago, fresh, new_request, observe, pay
 
 
 def kinds(**where):
@@ -41,7 +41,7 @@ def test_a_request_can_override_its_lifetime(ctx):
 
 
 def test_a_new_request_queues_the_pending_alert_for_customer_and_agent(ctx):
-    from webapp.models import Agent
+    from webapp.storage.models import Agent
 
     agent = Agent.create(name="Sam", code="A1", phone="+256700000001")
     request = new_request(agent_id=agent.id)
@@ -59,7 +59,7 @@ def test_a_taken_reference_is_refused(ctx):
 
 
 def test_unique_amounts_move_a_clashing_request_by_one_minor_unit_and_release_it_when_it_ends(ctx):
-    options.update({"unique_amounts": True, "unique_amount_max_steps": 2})
+    options.update({"unique_amounts": True, "unique_amount_max_steps": 2}, actor="test")
     first, second, third = new_request(5000), new_request(5000), new_request(5000)
     assert [first.amount_minor, second.amount_minor, third.amount_minor] == [5000, 5001, 5002]
     assert second.requested_minor == 5000
@@ -276,11 +276,11 @@ def test_a_cancelled_request_cannot_be_paid(ctx):
 
 
 def test_modes_come_from_the_settings(ctx):
-    options.update({"verification_mode": "manual"})
+    options.update({"verification_mode": "manual"}, actor="test")
     request = new_request(phone="+256772123456")
     result = pay(5000, phone="+256772123456")
     assert result.decision.action == "review" and fresh(request).status == "review"
-    options.update({"verification_mode": "automated"})
+    options.update({"verification_mode": "automated"}, actor="test")
     new_request(7000, phone=None), new_request(7000, phone=None)
     assert pay(7000).decision.action == "unmatched"
 

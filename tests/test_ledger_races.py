@@ -6,9 +6,9 @@ import multiprocessing
 
 import pytest
 
-from webapp.models import Payment, PaymentRequest
 from tests.ledger_helpers import ago, new_request, observe, pay
 from tests.race_worker import race
+from webapp.storage.models import Payment, PaymentRequest
 
 pytestmark = pytest.mark.slow
 SPAWN = multiprocessing.get_context("spawn")
@@ -111,7 +111,7 @@ def test_one_transaction_reported_by_two_channels_at_once_is_one_payment(ctx, en
 
 
 def test_a_gateway_poll_and_its_callback_at_once_make_one_payment_and_no_crash(ctx, environ):
-    from webapp import ledger
+    from webapp.domain import ledger
 
     request = new_request(source="gw", external_id="EXT-42", phone="+256772123456")
     seen = ledger.RequestObservation(source="gw", external_id="EXT-42", status="paid", amount_minor=5000,

@@ -11,8 +11,9 @@ from jobs import mailbox
 from sandbox.imap import append, connect, start_imap
 from sandbox.mail import SMS_FORWARDER, mpesa_received, mtn_payment, nayapay_received
 from sandbox.mail_mime import plain
-from webapp import db, ledger, sourcing
-from webapp.models import Event, Notification, Payment, PaymentRequest, Source, utcnow
+from webapp.domain import ledger, sources
+from webapp.storage import db
+from webapp.storage.models import Event, Notification, Payment, PaymentRequest, Source, utcnow
 
 USER, PASSWORD = "shop", "imap-secret"
 PHONE = "+256772123456"
@@ -46,7 +47,7 @@ def source_spec(server, name: str = "shop-mail", **config) -> dict:
 def make_source(app, imap, imap_env):
     def make(**config) -> int:
         with app.app_context(), db.database.connection_context():
-            return sourcing.save(source_spec(imap, **config), actor="test")[0].id
+            return sources.save(source_spec(imap, **config), actor="test")[0].id
     return make
 
 
@@ -327,7 +328,7 @@ def test_the_readme_example_source_is_complete(app, imap_env):
                                    "processed_folder", "idle", "providers", "trusted_senders"}
     cfg = mailbox.mailbox_config(spec["config"], with_secrets=False)
     assert mailbox.parsers_for(cfg)
-    assert in_db(app, lambda: sourcing.save(spec, actor="test")[1])
+    assert in_db(app, lambda: sources.save(spec, actor="test")[1])
     import tomllib
 
     from jobs.email_providers import provider_from_dict

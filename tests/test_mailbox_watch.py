@@ -15,7 +15,7 @@ from sandbox.mail import mtn_payment
 from tests.conftest import wait_for
 from tests.test_mailbox import PASSWORD, PHONE, USER, a_request, imap_env, in_db  # noqa: F401 (fixtures)
 from webapp.config import ROOT
-from webapp.models import Notification, Payment, PaymentRequest, Source
+from webapp.storage.models import Notification, Payment, PaymentRequest, Source
 
 
 @pytest.fixture

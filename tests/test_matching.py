@@ -2,13 +2,22 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from webapp.matching import (
-    POINTS, Candidate, MatchSettings, PaymentFacts, RequestFacts, candidates, decide, match,
-    score, window,
+from webapp.domain.matching import (
+    POINTS,
+    Candidate,
+    MatchSettings,
+    PaymentFacts,
+    RequestFacts,
+    candidates,
+    decide,
+    match,
+    score,
+    window,
 )
-from webapp.phones import to_e164
+from webapp.domain.phones import to_e164
 
 T0 = datetime(2025, 6, 1, 10, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)

@@ -4,8 +4,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from webapp import jobqueue, ledger, templates_text, whatsapp_state
-from webapp.models import Agent, Event, Notification, NotificationStatus, Rule, Template, utcnow
+from webapp.domain import ledger, message_texts, whatsapp_session
+from webapp.plumbing import jobqueue
+from webapp.storage.models import Agent, Event, Notification, NotificationStatus, Rule, Template, utcnow
 
 UTC = timezone.utc
 
@@ -131,19 +132,19 @@ def test_viewers_cannot_retry(client, login_as, outbox, send):
 
 
 def test_a_paused_sender_shows_a_banner_an_admin_resumes(client, login_as, domain, send):
-    domain(whatsapp_state.pause, "wppconnect answered 401")
+    domain(whatsapp_session.pause, "wppconnect answered 401")
     login_as("admin")
     page = client.get("/notifications/").get_data(as_text=True)
     assert 'id="paused-banner"' in page and "wppconnect answered 401" in page and 'id="resume-sending"' in page
     response = send("/notifications/resume")
     assert response.status_code == 302
-    assert domain(whatsapp_state.paused_reason) is None
+    assert domain(whatsapp_session.paused_reason) is None
     assert domain(Event.get, Event.action == "whatsapp.resumed").actor.startswith("user:")
     assert 'id="paused-banner"' not in client.get("/notifications/").get_data(as_text=True)
 
 
 def test_staff_cannot_resume_sending(client, login_as, domain, send):
-    domain(whatsapp_state.pause, "401")
+    domain(whatsapp_session.pause, "401")
     login_as("staff")
     assert 'id="resume-sending"' not in client.get("/notifications/").get_data(as_text=True)
     assert send("/notifications/resume").status_code == 403
@@ -155,7 +156,7 @@ def test_staff_cannot_resume_sending(client, login_as, domain, send):
 def test_every_kind_is_listed_with_its_text(client, login_as):
     login_as("viewer")
     page = client.get("/notifications/templates").get_data(as_text=True)
-    for kind in templates_text.DEFAULTS:
+    for kind in message_texts.DEFAULTS:
         assert f'id="template-{kind}"' in page
     assert "switch-reminder" not in page  # viewers read
 
@@ -167,7 +168,7 @@ def test_staff_save_a_valid_template(client, login_as, domain, send):
     response = send("/notifications/templates/reminder",
                     {"body": "Hi {{ customer_name }}, pay {{ amount }}", "enabled": "1"})
     assert response.status_code == 302
-    assert domain(templates_text.current, "reminder") == ("Hi {{ customer_name }}, pay {{ amount }}", True)
+    assert domain(message_texts.current, "reminder") == ("Hi {{ customer_name }}, pay {{ amount }}", True)
 
 
 def test_an_unknown_variable_is_refused_by_name_and_nothing_is_saved(client, login_as, domain, send):
@@ -190,7 +191,7 @@ def test_staff_switch_a_kind_off_keeping_its_text(client, login_as, domain, send
     login_as("staff")
     response = send("/notifications/templates/reminder/switch", {"enabled": "0"})
     assert response.status_code == 302
-    assert domain(templates_text.current, "reminder") == (templates_text.DEFAULTS["reminder"], False)
+    assert domain(message_texts.current, "reminder") == (message_texts.DEFAULTS["reminder"], False)
     assert 'data-enabled="no"' in client.get("/notifications/templates").get_data(as_text=True)
 
 
@@ -204,7 +205,7 @@ def test_the_preview_renders_sample_data_and_shows_errors(client, login_as, send
     ok = send("/notifications/templates/preview",
               {"body": "Pay {{ amount }} for {{ reference }}"}, headers={"HX-Request": "true"})
     assert ok.status_code == 200
-    assert f"Pay {templates_text.SAMPLE['amount']} for {templates_text.SAMPLE['reference']}" in ok.get_data(as_text=True)
+    assert f"Pay {message_texts.SAMPLE['amount']} for {message_texts.SAMPLE['reference']}" in ok.get_data(as_text=True)
     bad = send("/notifications/templates/preview", {"template": "{{ nope }}"},
                headers={"HX-Request": "true"})
     assert bad.status_code == 200 and 'id="preview-error"' in bad.get_data(as_text=True)
@@ -283,7 +284,7 @@ QR = "data:image/png;base64,iVBORw0KGgo="
 
 
 def test_the_session_page_shows_state_and_the_qr_while_pairing(client, login_as, domain):
-    domain(whatsapp_state.update, session="QRCODE", qrcode=QR, checked_at=utcnow().isoformat(), last_error=None)
+    domain(whatsapp_session.update, session="QRCODE", qrcode=QR, checked_at=utcnow().isoformat(), last_error=None)
     login_as("viewer")
     page = client.get("/notifications/whatsapp").get_data(as_text=True)
     assert 'id="session-status">QRCODE<' in page and f'src="{QR}"' in page
@@ -293,7 +294,7 @@ def test_the_session_page_shows_state_and_the_qr_while_pairing(client, login_as,
 
 
 def test_a_qr_that_is_not_a_data_image_is_not_shown(client, login_as, domain):
-    domain(whatsapp_state.update, session="QRCODE", qrcode="javascript:alert(1)")
+    domain(whatsapp_session.update, session="QRCODE", qrcode="javascript:alert(1)")
     login_as("viewer")
     assert "id=\"session-qrcode\"" not in client.get("/notifications/whatsapp").get_data(as_text=True)
 

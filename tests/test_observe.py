@@ -1,8 +1,8 @@
 """What a source reports about requests (portal rows, gateway statuses) through ledger.observe_request."""
 import pytest
 
-from webapp import ledger
-from webapp.models import Agent, Lead, Notification, Payment, PaymentRequest
+from webapp.domain import ledger
+from webapp.storage.models import Agent, Lead, Notification, Payment, PaymentRequest
 
 
 def seen(status="pending", **extra):

@@ -7,15 +7,15 @@ from datetime import timedelta
 
 import pytest
 
-from webapp import ledger
-from webapp.models import (
+from tests.ledger_helpers import actions, ago, fresh, new_request, pay
+from webapp.domain import ledger
+from webapp.storage.models import (
     MatchCandidate,
     Payment,
     PaymentSighting,
     Reversal,
     utcnow,
 )
-from tests.ledger_helpers import actions, ago, fresh, new_request, pay
 
 PHONE = "+256772123456"
 

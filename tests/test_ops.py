@@ -1,6 +1,5 @@
-from webapp import jobqueue
-
 from tests.conftest import wait_for
+from webapp.plumbing import jobqueue
 
 
 def test_healthz_is_503_without_workers_or_scheduler(client):
@@ -56,8 +55,8 @@ def test_a_worker_that_stopped_beating_is_not_counted(client, app, worker, redis
 
 
 def test_metrics_are_for_admins_and_count_rows_by_status(client, login_as, app):
-    from webapp import db
     from tests.ledger_helpers import new_request
+    from webapp.storage import db
 
     assert client.get("/metrics").status_code == 302
     with app.app_context(), db.database.connection_context():

@@ -3,9 +3,8 @@ import re
 
 from rq import Queue
 
-from webapp.ops import DASHBOARD_CSRF_COOKIE, DASHBOARD_POLICY
-
 from tests.conftest import AuthActions
+from webapp.web.ops import DASHBOARD_CSRF_COOKIE, DASHBOARD_POLICY
 
 # rq-dashboard 0.9.0's routes, read in its web.py. A new version's routes must be read again
 # (does it change state? then it must accept POST only) before this list grows.

@@ -5,8 +5,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from webapp import ledger
-from webapp.models import Payment, PaymentStatus
+from webapp.domain import ledger
+from webapp.storage.models import Payment, PaymentStatus
 
 UTC = timezone.utc
 

@@ -12,8 +12,10 @@ from jobs.portal_table import PortalConfig, Unparseable, parse_amount
 from sandbox.portal import make_app
 from sandbox.server import ServerThread
 from tests.conftest import wait_for
-from webapp import db, jobqueue, options, sourcing
-from webapp.models import Agent, Event, Lead, Notification, Payment, PaymentRequest, Source
+from webapp.domain import options, sources
+from webapp.plumbing import jobqueue
+from webapp.storage import db
+from webapp.storage.models import Agent, Event, Lead, Notification, Payment, PaymentRequest, Source
 
 USER, PASSWORD = "demo", "demo-pass"
 ADMIN_PHONE = "+256700000099"
@@ -115,7 +117,7 @@ def ctx(app, credentials):
 
 
 def add_source(config: dict, name: str = "acme") -> int:
-    source, _ = sourcing.save({"kind": "portal", "name": name, "interval_s": 60, "config": config}, actor="test")
+    source, _ = sources.save({"kind": "portal", "name": name, "interval_s": 60, "config": config}, actor="test")
     return source.id
 
 
@@ -239,7 +241,7 @@ def test_a_removed_column_raises_one_alarm_naming_it_until_it_comes_back(ctx, st
 
     assert "Agent" in first["error"] and second["error"] == first["error"]
     assert "Agent" in alarms(source_id)["column_missing:agent_code"]
-    assert not sourcing.freshness(Source.get_by_id(source_id)).ok
+    assert not sources.freshness(Source.get_by_id(source_id)).ok
     assert Event.select().where(Event.action == "source.alarm").count() == 1
     assert Notification.select().where(Notification.phone == ADMIN_PHONE).count() == 1  # one WhatsApp
     assert PaymentRequest.select().count() == 1  # nothing imported without its agent
@@ -247,7 +249,7 @@ def test_a_removed_column_raises_one_alarm_naming_it_until_it_comes_back(ctx, st
     portal.control("faults", method="delete")
     scraper.scrape(source_id)
     assert alarms(source_id) == {} and request_of("TX2").agent.code == "AG07"
-    assert sourcing.freshness(Source.get_by_id(source_id)).ok
+    assert sources.freshness(Source.get_by_id(source_id)).ok
 
 
 def test_server_errors_and_throttling_back_off_and_lose_nothing(ctx, start_portal):

@@ -10,9 +10,11 @@ import pytest
 from rq.job import Job
 from rq_scheduler import Scheduler
 
-from webapp import apikeys, db, jobqueue, options
-from webapp.models import Notification, PaymentRequest
 from tests.conftest import wait_for
+from webapp.domain import apikeys, options
+from webapp.plumbing import jobqueue
+from webapp.storage import db
+from webapp.storage.models import Notification, PaymentRequest
 
 pytestmark = pytest.mark.slow
 CUSTOMER = "+256772123456"

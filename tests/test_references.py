@@ -2,8 +2,14 @@ import random
 
 import pytest
 
-from webapp.references import (
-    ALPHABET, Quoted, body, find_references, near_references, new_reference, normalize,
+from webapp.domain.references import (
+    ALPHABET,
+    Quoted,
+    body,
+    find_references,
+    near_references,
+    new_reference,
+    normalize,
 )
 
 

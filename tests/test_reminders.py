@@ -4,10 +4,9 @@ from datetime import timedelta
 
 import pytest
 
-from webapp import reminders
-from webapp.models import Notification, Rule, utcnow
 from tests.ledger_helpers import ago, new_request
-
+from webapp.domain import reminders
+from webapp.storage.models import Notification, Rule, utcnow
 
 RULE = {"name": "nudge", "cron": "*/5 * * * *", "template": "Hi {{ customer_name }}, {{ reference }} is unpaid.",
         "filter": {"min_pending_minutes": 60}, "enabled": True}

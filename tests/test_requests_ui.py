@@ -4,8 +4,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from webapp import ledger, options
-from webapp.models import Agent, Event, PaymentRequest, RequestStatus
+from webapp.domain import ledger, options
+from webapp.storage.models import Agent, Event, PaymentRequest, RequestStatus
 
 UTC = timezone.utc
 

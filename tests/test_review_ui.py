@@ -6,8 +6,9 @@ from datetime import timedelta
 import pytest
 from bs4 import BeautifulSoup
 
-from webapp import db, ledger
-from webapp.models import MatchCandidate, Notification, Payment, PaymentRequest, RejectedPair, utcnow
+from webapp.domain import ledger
+from webapp.storage import db
+from webapp.storage.models import MatchCandidate, Notification, Payment, PaymentRequest, RejectedPair, utcnow
 
 HTMX = {"HX-Request": "true"}
 

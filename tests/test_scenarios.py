@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from webapp import apikeys, db
+from webapp.domain import apikeys
+from webapp.storage import db
 
 FIRST = ["Jane", "Amina", "Peter", "Grace", "Moses", "Fatima", "John", "Sarah", "David", "Esther", "Brian", "Ruth"]
 LAST = ["Nakato", "Okello", "Mugisha", "Achieng", "Kato", "Namusoke", "Ouma", "Atim", "Ssemanda", "Akello"]

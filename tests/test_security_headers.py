@@ -4,12 +4,11 @@ import re
 
 import pytest
 
-from webapp.config import ROOT
-from webapp.models import Role
-from webapp.ops import DASHBOARD_POLICY
-from webapp.views import CONTENT_SECURITY_POLICY
-
 from tests.test_access import _url, declared_routes
+from webapp.config import ROOT
+from webapp.storage.models import Role
+from webapp.web.errors import CONTENT_SECURITY_POLICY
+from webapp.web.ops import DASHBOARD_POLICY
 
 
 def directives(policy: str) -> dict[str, list[str]]:

@@ -1,10 +1,10 @@
 """Login sessions end on the server: a copy of an ended session's cookie opens nothing."""
 from datetime import timedelta
 
-from webapp import db, login_sessions
-from webapp.models import Event, LoginSession, User, utcnow
-
 from tests.conftest import PASSWORD, AuthActions
+from webapp.domain import login_sessions
+from webapp.storage import db
+from webapp.storage.models import Event, LoginSession, User, utcnow
 
 COOKIE = "paywatch_session"
 

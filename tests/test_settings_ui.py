@@ -4,8 +4,9 @@ import re
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from webapp import db, options
-from webapp.models import ApiKey, Event, Setting
+from webapp.domain import options
+from webapp.storage import db
+from webapp.storage.models import ApiKey, Event, Setting
 
 
 def events(action):

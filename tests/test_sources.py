@@ -3,8 +3,9 @@ import json
 
 import pytest
 
-from webapp import db, options, sourcing
-from webapp.models import Event, Notification, Source
+from webapp.domain import options, sources
+from webapp.storage import db
+from webapp.storage.models import Event, Notification, Source
 
 PORTAL = {
     "kind": "portal", "name": "acme-portal", "interval_s": 30,
@@ -21,40 +22,40 @@ PORTAL = {
     ({"config": {**PORTAL["config"], "login": {"password": "hunter2"}}}, "config holds a secret (password)"),
 ])
 def test_a_bad_source_is_refused_naming_the_problem(ctx, change, message):
-    with pytest.raises(sourcing.SourceError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        sourcing.save({**PORTAL, **change}, actor="test")
+    with pytest.raises(sources.SourceError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        sources.save({**PORTAL, **change}, actor="test")
     assert Source.select().count() == 0
 
 
 def test_saving_twice_updates_the_same_source(ctx):
-    first, created = sourcing.save(PORTAL, actor="test")
-    second, created_again = sourcing.save({**PORTAL, "interval_s": 90}, actor="test")
+    first, created = sources.save(PORTAL, actor="test")
+    second, created_again = sources.save({**PORTAL, "interval_s": 90}, actor="test")
     assert created and not created_again and first.id == second.id and second.interval_s == 90
 
 
 def test_an_alarm_is_raised_once_tells_the_admins_once_and_clears(ctx):
-    options.update({"admin_phones": ["+256700000001"]})
-    source, _ = sourcing.save(PORTAL, actor="test")
-    assert sourcing.raise_alarm(source.id, "column_missing", "column 'Amount' is missing") is True
-    assert sourcing.raise_alarm(source.id, "column_missing", "column 'Amount' is missing") is False
+    options.update({"admin_phones": ["+256700000001"]}, actor="test")
+    source, _ = sources.save(PORTAL, actor="test")
+    assert sources.raise_alarm(source.id, "column_missing", "column 'Amount' is missing") is True
+    assert sources.raise_alarm(source.id, "column_missing", "column 'Amount' is missing") is False
     alerts = list(Notification.select().where(Notification.kind == "admin_alert"))
     assert len(alerts) == 1 and alerts[0].phone == "+256700000001"
     assert alerts[0].context["text"].endswith("column 'Amount' is missing")
-    fresh = sourcing.freshness(Source.get_by_id(source.id))
+    fresh = sources.freshness(Source.get_by_id(source.id))
     assert fresh.ok is False and fresh.alarms == {"column_missing": "column 'Amount' is missing"}
-    assert sourcing.clear_alarm(source.id, "column_missing") is True
-    assert sourcing.clear_alarm(source.id, "column_missing") is False
+    assert sources.clear_alarm(source.id, "column_missing") is True
+    assert sources.clear_alarm(source.id, "column_missing") is False
     actions = [e.action for e in Event.select().where(Event.subject == "source:acme-portal")]
     assert actions == ["source.added", "source.alarm", "source.alarm_cleared"]
 
 
 def test_a_source_is_fresh_after_a_recent_good_pass(ctx):
-    source, _ = sourcing.save(PORTAL, actor="test")
-    assert sourcing.freshness(source).ok is False  # never ran
-    sourcing.record_pass(source.id, ok=True, rows=3)
-    fresh = sourcing.freshness(Source.get_by_id(source.id))
+    source, _ = sources.save(PORTAL, actor="test")
+    assert sources.freshness(source).ok is False  # never ran
+    sources.record_pass(source.id, ok=True, rows=3)
+    fresh = sources.freshness(Source.get_by_id(source.id))
     assert fresh.ok and fresh.state["rows"] == 3
-    sourcing.record_pass(source.id, ok=False, error="HTTP 503 from the portal")
+    sources.record_pass(source.id, ok=False, error="HTTP 503 from the portal")
     assert Source.get_by_id(source.id).last_error == "HTTP 503 from the portal"
 
 
@@ -78,10 +79,10 @@ def test_the_cli_names_what_is_wrong_with_a_file(runner, tmp_path):
 
 
 def test_api_health_lists_each_source(app, client):
-    from webapp import apikeys
+    from webapp.domain import apikeys
 
     with app.app_context(), db.database.connection_context():
         key = apikeys.create("h", "staff")[1]
-        sourcing.save(PORTAL, actor="test")
+        sources.save(PORTAL, actor="test")
     body = client.get("/api/v1/health", headers={"Authorization": f"Bearer {key}"}).get_json()
     assert [s["name"] for s in body["sources"]] == ["acme-portal"] and body["sources"][0]["ok"] is False

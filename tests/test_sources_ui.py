@@ -5,8 +5,10 @@ from datetime import timedelta
 import pytest
 from rq.job import Job
 
-from webapp import db, jobqueue, sourcing
-from webapp.models import Event, Source, utcnow
+from webapp.domain import sources
+from webapp.plumbing import jobqueue
+from webapp.storage import db
+from webapp.storage.models import Event, Source, utcnow
 
 HTMX = {"HX-Request": "true"}
 GATEWAY = {"kind": "gateway", "name": "iotec", "interval_s": 60, "config": {
@@ -26,7 +28,7 @@ def domain(app):
 
 @pytest.fixture
 def gateway(domain):
-    return domain(sourcing.save, GATEWAY, actor="test")[0]
+    return domain(sources.save, GATEWAY, actor="test")[0]
 
 
 def row(html, name):
@@ -34,10 +36,10 @@ def row(html, name):
 
 
 def test_the_list_shows_freshness_progress_and_alarms_in_red(client, login_as, domain, gateway):
-    webhook = domain(sourcing.save, WEBHOOK, actor="test")[0]
-    domain(sourcing.record_pass, gateway.id, ok=True, last_contact_at=utcnow() - timedelta(minutes=1),
+    webhook = domain(sources.save, WEBHOOK, actor="test")[0]
+    domain(sources.record_pass, gateway.id, ok=True, last_contact_at=utcnow() - timedelta(minutes=1),
            progress={"page": 3}, counts={"seen": 12})
-    domain(sourcing.raise_alarm, webhook.id, "login_failed", "the portal refused the password")
+    domain(sources.raise_alarm, webhook.id, "login_failed", "the portal refused the password")
     login_as("viewer")
     html = client.get("/sources/").get_data(as_text=True)
     ok, alarm = row(html, "iotec"), row(html, "hooks")
@@ -54,7 +56,7 @@ def test_the_list_shows_freshness_progress_and_alarms_in_red(client, login_as, d
 def test_run_now_enqueues_the_kinds_pass_job_when_it_exists(client, login_as, auth, domain, gateway, redis_conn):
     login_as("admin")
     token = {"X-CSRFToken": auth.csrf_token("/sources/")}
-    spec = jobqueue.JOBS[sourcing.PASS_JOBS["gateway"]]
+    spec = jobqueue.JOBS[sources.PASS_JOBS["gateway"]]
     assert 'id="run-iotec"' in client.get("/sources/").get_data(as_text=True)
     response = client.post(f"/sources/{gateway.id}/run", headers=token)
     assert response.status_code == 302
@@ -65,7 +67,7 @@ def test_run_now_enqueues_the_kinds_pass_job_when_it_exists(client, login_as, au
 
 
 def test_run_now_is_refused_when_the_kind_has_no_job(client, login_as, auth, domain, redis_conn):
-    webhook = domain(sourcing.save, WEBHOOK, actor="test")[0]
+    webhook = domain(sources.save, WEBHOOK, actor="test")[0]
     login_as("admin")
     assert 'id="run-hooks"' not in client.get("/sources/").get_data(as_text=True)
     response = client.post(f"/sources/{webhook.id}/run", headers={"X-CSRFToken": auth.csrf_token("/sources/")})
@@ -116,14 +118,14 @@ def test_a_source_disabled_while_redis_is_down_stays_disabled_and_its_schedule_f
     login_as("admin")
     token = {"X-CSRFToken": auth.csrf_token("/sources/")}
     scheduler = Scheduler(connection=redis_conn)
-    domain(jobqueue.sync_schedule, scheduler)
-    assert sourcing.schedule_id("iotec") in {job.id for job in scheduler.get_jobs()}
+    domain(sources.sync_schedule, scheduler)
+    assert sources.schedule_id("iotec") in {job.id for job in scheduler.get_jobs()}
     redis_control.stop()
     response = client.post(f"/sources/{gateway.id}/enabled/0", headers=token, follow_redirects=True)
     assert response.status_code == 200 and "the schedule follows it once the queue is back" in response.get_data(
         as_text=True)
     assert domain(lambda: Source.get_by_id(gateway.id).enabled) is False
     redis_control.start()  # empty
-    domain(jobqueue.sync_schedule, scheduler)  # what the scheduler process does at once and every minute
+    domain(sources.sync_schedule, scheduler)  # what the scheduler process does at once and every minute
     ids = {job.id for job in scheduler.get_jobs()}
-    assert sourcing.schedule_id("iotec") not in ids and jobqueue.recurring_id("notification_sweep") in ids
+    assert sources.schedule_id("iotec") not in ids and jobqueue.recurring_id("notification_sweep") in ids

@@ -1,9 +1,8 @@
 import re
 
-from webapp import db
-from webapp.models import Event, User
-
 from tests.conftest import PASSWORD, AuthActions
+from webapp.storage import db
+from webapp.storage.models import Event, User
 
 
 def audit(action):

@@ -8,8 +8,9 @@ import multiprocessing
 import pytest
 
 from tests.ledger_helpers import new_request
-from webapp import db, options, vouchers
-from webapp.models import Event, Notification, PaymentRequest, Voucher
+from webapp.domain import options, vouchers
+from webapp.storage import db
+from webapp.storage.models import Event, Notification, PaymentRequest, Voucher
 
 SPAWN = multiprocessing.get_context("spawn")
 ADMIN = "+256772000009"
@@ -60,9 +61,10 @@ def test_a_paid_request_gets_exactly_one_voucher_and_the_customer_a_message(ctx)
     assert Voucher.select().where(Voucher.request.is_null(False)).count() == 1
     confirmation = Notification(kind="payment_confirmed_customer", phone=request.customer_phone,
                                 request=request.id, context={})
-    from webapp import settings, templates_text
+    from webapp.config import settings
+    from webapp.domain import message_texts
 
-    assert templates_text.context_for(confirmation, settings().zone)["voucher"] == "CODE0"
+    assert message_texts.context_for(confirmation, settings().zone)["voucher"] == "CODE0"
     assert request.flag is None
     assert vouchers.on_paid(new_request(phone="+256772000001")) is None  # no pool: nothing to give
 
@@ -144,9 +146,11 @@ def test_the_cli_imports_a_file_and_reports_duplicates(app, runner, tmp_path):
 
 def pay_with_voucher(environ: dict, barrier, results, request_id: int) -> None:
     """One process: the ledger's hook for one paid request, released with its rivals."""
-    from webapp import create_app, db, vouchers
+    from webapp import create_app
     from webapp.config import load_settings
-    from webapp.models import PaymentRequest
+    from webapp.domain import vouchers
+    from webapp.storage import db
+    from webapp.storage.models import PaymentRequest
 
     app = create_app(load_settings(environ))
     with app.app_context(), db.database.connection_context():

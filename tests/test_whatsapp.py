@@ -4,10 +4,12 @@ from datetime import timedelta
 import pytest
 import requests
 
-from webapp import db, jobqueue, options, whatsapp_state
-from webapp.models import Agent, Notification
 from tests.conftest import wait_for
 from tests.ledger_helpers import new_request, pay
+from webapp.domain import options, whatsapp_session
+from webapp.plumbing import jobqueue
+from webapp.storage import db
+from webapp.storage.models import Agent, Notification
 
 pytestmark = pytest.mark.slow
 AGENT_PHONE, CUSTOMER_PHONE = "+256700000011", "+256772123456"
@@ -16,7 +18,7 @@ AGENT_PHONE, CUSTOMER_PHONE = "+256700000011", "+256772123456"
 @pytest.fixture
 def ctx(app):
     with app.app_context(), db.database.connection_context():
-        options.update({"pending_alert_seconds": 2, "send_gap_ms": 0})
+        options.update({"pending_alert_seconds": 2, "send_gap_ms": 0}, actor="test")
         yield app
 
 
@@ -60,11 +62,11 @@ def test_a_request_paid_before_its_alert_gets_a_confirmation_instead(whatsapp, c
 def test_a_server_error_is_retried_and_sent_exactly_once(whatsapp, ctx, worker):
     whatsapp.control("faults", {"kind": "error", "count": 1})
     with ctx.app_context(), db.database.connection_context():
-        from webapp import notify
+        from webapp.domain import outbox
 
-        notify.admin_alert("test-alert", "hello admins")  # no admin phones yet: nothing
-        options.update({"admin_phones": ["+256700000099"]})
-        notify.admin_alert("test-alert-2", "hello admins")
+        outbox.admin_alert("test-alert", "hello admins")  # no admin phones yet: nothing
+        options.update({"admin_phones": ["+256700000099"]}, actor="test")
+        outbox.admin_alert("test-alert-2", "hello admins")
     row = wait_for(lambda: [r for r in rows(kind="admin_alert") if r.status == "sent"], timeout=30,
                    message="the retried message")[0]
     assert row.attempts == 2 and len(whatsapp.messages("+256700000099")) == 1
@@ -73,10 +75,10 @@ def test_a_server_error_is_retried_and_sent_exactly_once(whatsapp, ctx, worker):
 def test_a_number_not_on_whatsapp_fails_for_good(whatsapp, ctx, worker):
     whatsapp.control("not-on-whatsapp", {"phones": [CUSTOMER_PHONE.lstrip("+")]})
     with ctx.app_context(), db.database.connection_context():
-        options.update({"admin_phones": [CUSTOMER_PHONE]})
-        from webapp import notify
+        options.update({"admin_phones": [CUSTOMER_PHONE]}, actor="test")
+        from webapp.domain import outbox
 
-        notify.admin_alert("x", "hi")
+        outbox.admin_alert("x", "hi")
     row = wait_for(lambda: [r for r in rows(kind="admin_alert") if r.status == "failed"], timeout=20,
                    message="the failure")[0]
     assert "not on WhatsApp" in row.last_error and row.attempts == 1
@@ -85,13 +87,13 @@ def test_a_number_not_on_whatsapp_fails_for_good(whatsapp, ctx, worker):
 def test_a_refused_secret_pauses_sending_and_shows_it(whatsapp, environ, ctx, run_worker):
     environ["WPPCONNECT_SECRET_KEY"] = "not-the-secret"
     with ctx.app_context(), db.database.connection_context():
-        options.update({"admin_phones": ["+256700000099"]})
-        from webapp import notify
+        options.update({"admin_phones": ["+256700000099"]}, actor="test")
+        from webapp.domain import outbox
 
-        notify.admin_alert("x", "hi")
+        outbox.admin_alert("x", "hi")
     run_worker(("fast",))  # started after the change: it sends with the wrong secret
     with ctx.app_context(), db.database.connection_context():
-        assert "secret key" in (whatsapp_state.paused_reason() or "")
+        assert "secret key" in (whatsapp_session.paused_reason() or "")
         row = Notification.get(Notification.dedupe_key == "admin_alert:x:+256700000099")
         assert row.status == "pending" and "secret key" in row.last_error
     assert whatsapp.messages() == []
@@ -115,11 +117,11 @@ def _sweep_and_count(app, whatsapp):
 
 def test_duplicate_events_send_one_message(whatsapp, ctx, worker):
     with ctx.app_context(), db.database.connection_context():
-        from webapp import notify
+        from webapp.domain import outbox
 
-        options.update({"admin_phones": ["+256700000099"]})
+        options.update({"admin_phones": ["+256700000099"]}, actor="test")
         for _ in range(3):
-            notify.admin_alert("same-event", "once please")
+            outbox.admin_alert("same-event", "once please")
     wait_for(lambda: rows(kind="admin_alert") and rows(kind="admin_alert")[0].status == "sent", timeout=20,
              message="the one message")
     assert len(rows(kind="admin_alert")) == 1 and len(whatsapp.messages()) == 1
@@ -127,11 +129,11 @@ def test_duplicate_events_send_one_message(whatsapp, ctx, worker):
 
 def test_caps_postpone_and_never_drop(whatsapp, ctx, worker):
     with ctx.app_context(), db.database.connection_context():
-        from webapp import notify
+        from webapp.domain import outbox
 
-        options.update({"admin_phones": ["+256700000099"], "cap_per_recipient_hour": 1})
-        notify.admin_alert("one", "first")
-        notify.admin_alert("two", "second")
+        options.update({"admin_phones": ["+256700000099"], "cap_per_recipient_hour": 1}, actor="test")
+        outbox.admin_alert("one", "first")
+        outbox.admin_alert("two", "second")
     wait_for(lambda: len([r for r in rows(kind="admin_alert") if r.status == "sent"]) == 1, timeout=20,
              message="the first message")
     held = wait_for(lambda: [r for r in rows(kind="admin_alert") if r.status == "pending" and r.last_error],
@@ -144,12 +146,12 @@ def test_quiet_hours_hold_reminders_but_not_confirmations(whatsapp, ctx, worker)
     from datetime import datetime
 
     with ctx.app_context(), db.database.connection_context():
-        from webapp import settings
+        from webapp.config import settings
 
         local = datetime.now(settings().zone)
         start = (local - timedelta(hours=1)).strftime("%H:%M")
         end = (local + timedelta(hours=1)).strftime("%H:%M")
-        options.update({"quiet_start": start, "quiet_end": end})
+        options.update({"quiet_start": start, "quiet_end": end}, actor="test")
     request = make_request(ctx)
     held = wait_for(lambda: [r for r in rows(request=request.id) if r.last_error and "quiet hours" in r.last_error],
                     timeout=20, message="the alert to wait for the end of quiet hours")
@@ -173,10 +175,10 @@ def quick_timeout(environ):
 
 def alert(app, key="float-low", text="Paywatch: the float is low") -> Notification:
     with app.app_context(), db.database.connection_context():
-        from webapp import notify
+        from webapp.domain import outbox
 
-        options.update({"admin_phones": [ADMIN_PHONE], "send_gap_ms": 0})
-        notify.admin_alert(key, text)
+        options.update({"admin_phones": [ADMIN_PHONE], "send_gap_ms": 0}, actor="test")
+        outbox.admin_alert(key, text)
     return rows(dedupe_key=f"admin_alert:{key}:{ADMIN_PHONE}")[0]
 
 
@@ -282,7 +284,7 @@ def test_a_check_that_cannot_answer_never_resends_and_ends_failed_with_retry(wha
 def test_staff_retry_after_the_checks_gave_up_sends_if_the_check_still_cannot_answer(whatsapp, quick_timeout, ctx,
                                                                                       worker, domain):
     from jobs.whatsapp import MAX_CHECKS
-    from webapp import notify
+    from webapp.domain import outbox
 
     whatsapp.control("faults", {"kind": "hang", "seconds": 4, "count": 1})
     whatsapp.control("faults", {"kind": "history_error"})
@@ -291,7 +293,7 @@ def test_staff_retry_after_the_checks_gave_up_sends_if_the_check_still_cannot_an
     set_checks(row.id, MAX_CHECKS - 1)  # before the first check: it is the last one
     row_when(row.id, lambda r: r.status == "failed", "the row to fail visibly")
     assert whatsapp.messages(ADMIN_PHONE) == []
-    domain(notify.retry, row.id, actor="test")  # staff looked at the phone: nothing there
+    domain(outbox.retry, row.id, actor="test")  # staff looked at the phone: nothing there
     done = row_when(row.id, lambda r: r.status == "sent", "the retried row")
     [message] = whatsapp.messages(ADMIN_PHONE)
     assert done.provider_id == message["id"] and done.attempts == 1

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app
+from flask import Flask
 
-from webapp.config import ROOT, Settings, load_settings
+from webapp.config import ROOT, ConfigError, Settings, load_settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the application from `settings` (default: parsed from the environment)."""
     settings = settings or load_settings()
+    from webapp.domain import money
+
+    if settings.currency not in money.currencies():  # the ISO list lives in the domain, not in config
+        raise ConfigError("PAYWATCH_CURRENCY", f"{settings.currency!r} is not an ISO 4217 currency code")
     app = Flask(
         __name__,
         template_folder=str(ROOT / "templates"),
@@ -22,30 +26,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     _configure(app, settings)
 
-    from webapp import auth, db, ops, views
-    from webapp.input_bounds import IdConverter
+    from webapp import api, cli, web
+    from webapp.domain.input_bounds import IdConverter
+    from webapp.storage import db
 
     app.url_map.converters["int"] = IdConverter  # before any route is added
-    from webapp.extensions import csrf, htmx, limiter, login_manager
-
     db.init_db(settings)
     db.register_request_hooks(app)
-    csrf.init_app(app)
-    htmx.init_app(app)
-    login_manager.init_app(app)
-    limiter.init_app(app)
-
-    from webapp import (agents, api, audit_log, cli, dashboard, payment_requests, payments, review, settings_ui,
-                        sources, users)
-    from webapp import hooks, notifications, vouchers_ui
-
-    for module in (auth, users, dashboard, ops, api, review, settings_ui, audit_log, payment_requests, payments,
-                   agents, sources, hooks, vouchers_ui, notifications):
-        app.register_blueprint(module.bp)
-    csrf.exempt(api.bp)  # API calls authenticate with bearer keys, not cookies
-    csrf.exempt(hooks.bp)  # gateway callbacks prove themselves with a static header
-    ops.init_rq_dashboard(app)
-    views.init_app(app)
+    web.init_app(app)
+    api.init_app(app)
     cli.init_app(app)
     return app
 
@@ -74,8 +63,3 @@ def _configure(app: Flask, settings: Settings) -> None:
         RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 2, "socket_timeout": 5},
         MAX_CONTENT_LENGTH=10 * 1024 * 1024,
     )
-
-
-def settings() -> Settings:
-    """The current application's Settings (inside an app context: web requests and jobs)."""
-    return current_app.config["PAYWATCH"]

@@ -11,9 +11,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from webapp import accounts, db, jobqueue
 from webapp.config import ROOT, child_environment
-from webapp.models import Role
+from webapp.domain import accounts, sources
+from webapp.plumbing import jobqueue
+from webapp.storage import db
+from webapp.storage.models import Role
 
 db_cli = AppGroup("db", help="Database schema.")
 users_cli = AppGroup("users", help="Staff accounts.")
@@ -77,7 +79,7 @@ def users_bootstrap() -> None:
 @click.option("--role", type=click.Choice(("staff", "admin")), default="staff", show_default=True)
 def apikeys_create(name: str, role: str) -> None:
     """Create an API key; prints it once (only a hash is stored)."""
-    from webapp import apikeys
+    from webapp.domain import apikeys
 
     with db.database.connection_context():
         try:
@@ -94,7 +96,6 @@ def sources_add(path: str) -> None:
     """Add a source from a JSON file (or replace the one with the same name)."""
     import json
 
-    from webapp import sourcing
 
     try:
         spec = json.loads(Path(path).read_text())
@@ -102,8 +103,8 @@ def sources_add(path: str) -> None:
         raise click.ClickException(f"{path} is not valid JSON: {exc}") from None
     with db.database.connection_context():
         try:
-            source, created = sourcing.save(spec, actor="cli")
-        except sourcing.SourceError as exc:
+            source, created = sources.save(spec, actor="cli")
+        except sources.SourceError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"{'added' if created else 'updated'} {source.kind} source {source.name!r} "
                f"(every {source.interval_s} s{'' if source.enabled else ', disabled'})")
@@ -113,10 +114,9 @@ def sources_add(path: str) -> None:
 @sources_cli.command("list")
 def sources_list() -> None:
     """Every source with its health."""
-    from webapp import sourcing
 
     with db.database.connection_context():
-        rows = sourcing.all_freshness()
+        rows = sources.all_freshness()
     if not rows:
         click.echo("no sources; add one with: flask --app wsgi sources add --file F.json")
     for f in rows:
@@ -135,14 +135,13 @@ def sources_run(name: str) -> None:
     """Run one pass of source NAME now, inline, and print what it saw."""
     import json
 
-    from webapp import sourcing
 
     with db.database.connection_context():
         try:
-            source = sourcing.get(name)
-        except sourcing.SourceError as exc:
+            source = sources.get(name)
+        except sources.SourceError as exc:
             raise click.ClickException(str(exc)) from None
-    job = sourcing.PASS_JOBS.get(source.kind)
+    job = sources.PASS_JOBS.get(source.kind)
     if job is None or job not in jobqueue.JOBS:
         raise click.ClickException(f"{source.kind} sources cannot be run in this version")
     summary = jobqueue.run_inline(job, source.id)
@@ -154,7 +153,7 @@ def _reschedule_sources() -> None:
         from rq_scheduler import Scheduler
 
         with db.database.connection_context():
-            changes = jobqueue.sync_schedule(Scheduler(connection=jobqueue.redis_connection()))
+            changes = sources.sync_schedule(Scheduler(connection=jobqueue.redis_connection()))
         click.echo(f"schedule: {len(changes['added'])} job(s) registered, {len(changes['removed'])} removed")
     except Exception as exc:  # Redis down: the source is saved; the scheduler process registers it later
         click.echo(f"source saved; its schedule is registered by the scheduler process once Redis answers "
@@ -170,7 +169,7 @@ def jobs_schedule() -> None:
     from rq_scheduler import Scheduler
 
     with db.database.connection_context():
-        changes = jobqueue.sync_schedule(Scheduler(connection=jobqueue.redis_connection()))
+        changes = sources.sync_schedule(Scheduler(connection=jobqueue.redis_connection()))
     for job_id in changes["added"]:
         click.echo(f"scheduled {job_id}")
     for job_id in changes["kept"]:
@@ -242,12 +241,12 @@ def parsers_test(path: str, source_name: str | None, trust: tuple[str, ...], pro
 
     config = None
     if source_name:
-        from webapp import sourcing
+        from webapp.domain import sources
 
         with db.database.connection_context():
             try:
-                config = sourcing.get(source_name).config
-            except sourcing.SourceError as exc:
+                config = sources.get(source_name).config
+            except sources.SourceError as exc:
                 raise click.ClickException(str(exc)) from None
     mailbox = importlib.import_module("jobs.mailbox")  # by name: webapp never imports jobs
     try:
@@ -264,12 +263,12 @@ def parsers_test(path: str, source_name: str | None, trust: tuple[str, ...], pro
               help="What the file holds (default: leads when the header names agent_code, else agents).")
 def agents_import(path: str, kind: str | None) -> None:
     """Import agents (name,phone,code) or leads (name,phone,agent_code) from a CSV file; report rejected lines."""
-    from webapp import agent_book
+    from webapp.domain import agents
 
     with db.database.connection_context():
         try:
-            report = agent_book.import_csv(agent_book.decode(Path(path).read_bytes()), actor="cli", kind=kind)
-        except agent_book.AgentError as exc:
+            report = agents.import_csv(agents.decode(Path(path).read_bytes()), actor="cli", kind=kind)
+        except agents.AgentError as exc:
             raise click.ClickException(exc.message) from None
     click.echo(f"{report.kind}: imported {report.created}, updated {report.updated}, "
                f"unchanged {report.unchanged}, rejected {len(report.rejected)}")
@@ -281,7 +280,7 @@ def agents_import(path: str, kind: str | None) -> None:
 @click.option("--demo", is_flag=True, help="Also run the sandbox (python -m sandbox).")
 def dev_up(demo: bool) -> None:
     """Migrations, first admin, a local Redis if needed, recurring jobs, then every process (honcho)."""
-    from webapp.devstack import ensure_redis
+    from webapp.plumbing.devstack import ensure_redis
 
     settings = current_app.config["PAYWATCH"]
     click.echo(f"database: {_safe_url(settings.database_url)}")
@@ -317,11 +316,10 @@ def _add_demo_sources() -> None:
     """The sources of sandbox/demo/*.json, pointing at `python -m sandbox` (make demo)."""
     import json
 
-    from webapp import sourcing
 
     with db.database.connection_context():
         for path in sorted((ROOT / "sandbox" / "demo").glob("*.json")):
-            source, created = sourcing.save(json.loads(path.read_text()), actor="demo")
+            source, created = sources.save(json.loads(path.read_text()), actor="demo")
             click.echo(f"demo source {source.name!r} ({source.kind}) {'added' if created else 'up to date'}")
 
 
@@ -355,7 +353,7 @@ vouchers_cli = AppGroup("vouchers", help="Voucher pools.")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def vouchers_import(pool: str, path: str) -> None:
     """Add the codes of CSV file PATH (column `code`) to POOL; reports duplicates and rejected lines."""
-    from webapp import vouchers
+    from webapp.domain import vouchers
 
     with open(path, encoding="utf-8-sig", newline="") as lines, db.database.connection_context():
         try:

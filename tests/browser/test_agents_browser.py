@@ -4,8 +4,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from tests.browser.conftest import log_in, text_at, text_of, wait_until
-from webapp import db
-from webapp.models import Agent
+from webapp.storage import db
+from webapp.storage.models import Agent
 
 pytestmark = pytest.mark.browser
 

@@ -36,8 +36,8 @@ def test_a_user_logs_in_sees_the_dashboard_and_logs_out(browser, live_server, ma
 def test_the_dashboard_counters_refresh_by_polling(browser, live_server, make_user, app):
     from datetime import timedelta
 
-    from webapp import db
-    from webapp.models import PaymentRequest, utcnow
+    from webapp.storage import db
+    from webapp.storage.models import PaymentRequest, utcnow
 
     log_in(browser, live_server, make_user("viewer"))
     with db.database.connection_context():

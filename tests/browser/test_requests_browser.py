@@ -5,8 +5,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 
 from tests.browser.conftest import log_in, text_of, wait_until
-from webapp import db
-from webapp.models import PaymentRequest, utcnow
+from webapp.storage import db
+from webapp.storage.models import PaymentRequest, utcnow
 
 pytestmark = pytest.mark.browser
 

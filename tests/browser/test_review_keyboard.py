@@ -7,8 +7,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from tests.browser.conftest import log_in, wait_until
-from webapp import db, ledger
-from webapp.models import MatchCandidate, Payment, PaymentRequest, RejectedPair, utcnow
+from webapp.domain import ledger
+from webapp.storage import db
+from webapp.storage.models import MatchCandidate, Payment, PaymentRequest, RejectedPair, utcnow
 
 pytestmark = pytest.mark.browser
 

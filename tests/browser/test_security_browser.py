@@ -6,8 +6,8 @@ from selenium.webdriver.common.by import By
 
 from tests.browser.conftest import csp_violations, log_in, text_of, wait_until
 from tests.conftest import PASSWORD, AuthActions
-from webapp import agent_book, ledger, sourcing
-from webapp.models import utcnow
+from webapp.domain import agents, ledger, sources
+from webapp.storage.models import utcnow
 
 pytestmark = pytest.mark.browser
 
@@ -17,8 +17,8 @@ def _some_of_everything(domain, make_request):
     request = make_request(5000, customer_name="Grace Nakato", customer_phone="+256772123456")
     payment = domain(ledger.ingest_payment, ledger.PaymentObservation(
         "portal", "row-1", 7000, "UGX", utcnow(), sender_name="Joseph Mukasa")).payment
-    agent = domain(agent_book.create_agent, "Amina Nakato", "+256772000001", "AG7", actor="test")
-    domain(sourcing.save, {"kind": "mailbox", "name": "shop-mail", "interval_s": 60, "config": {
+    agent = domain(agents.create_agent, "Amina Nakato", "+256772000001", "AG7", actor="test")
+    domain(sources.save, {"kind": "mailbox", "name": "shop-mail", "interval_s": 60, "config": {
         "host": "127.0.0.1", "port": 1, "ssl": False, "username_env": "SHOP_IMAP_USER",
         "password_env": "SHOP_IMAP_PASSWORD", "folder": "INBOX"}}, actor="test")
     return request, payment, agent

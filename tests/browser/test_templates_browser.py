@@ -2,7 +2,8 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from tests.browser.conftest import log_in, text_of, wait_until
-from webapp import db, templates_text
+from webapp.domain import message_texts
+from webapp.storage import db
 
 pytestmark = pytest.mark.browser
 
@@ -14,7 +15,7 @@ def test_staff_edit_a_template_with_a_live_preview(browser, live_server, make_us
     area = browser.find_element(By.ID, "template-body")
     area.clear()
     area.send_keys("Hi {{ customer_name }}, pay {{ amount }}")
-    sample = templates_text.SAMPLE
+    sample = message_texts.SAMPLE
     wait_until(browser, lambda d: text_of(d, "preview-text") == f"Hi {sample['customer_name']}, pay {sample['amount']}")
 
     # A misspelt variable: the preview turns into the error naming it.
@@ -30,4 +31,4 @@ def test_staff_edit_a_template_with_a_live_preview(browser, live_server, make_us
     wait_until(browser, lambda d: d.find_elements(By.ID, "templates-table"))
     assert "Template reminder saved." in text_of(browser, "flashes")
     with app.app_context(), db.database.connection_context():
-        assert templates_text.current("reminder") == ("Hi {{ customer_name }}, pay {{ amount }} by {{ expires_at }}", True)
+        assert message_texts.current("reminder") == ("Hi {{ customer_name }}, pay {{ amount }} by {{ expires_at }}", True)

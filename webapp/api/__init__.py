@@ -1,0 +1,17 @@
+"""The JSON API under /api/v1: views, and the parsing and shaping of its bodies.
+
+Authenticates with bearer API keys (no cookies, so no CSRF). Imports the domain, storage,
+plumbing, config, and webapp.web.errors / webapp.web.extensions (one error format, one limiter).
+"""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the API blueprint (before the web's error handlers run, any order works)."""
+    from webapp.api import views
+    from webapp.web.extensions import csrf
+
+    app.register_blueprint(views.bp)
+    csrf.exempt(views.bp)  # API calls authenticate with bearer keys, not cookies

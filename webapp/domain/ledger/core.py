@@ -1,0 +1,196 @@
+"""Shared parts of the ledger: errors, the states that can be paid or decided, finding rows,
+and _settle(), the compare-and-set that pays a request with a payment.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from webapp.domain import audit, matching, outbox, vouchers
+from webapp.domain.references import normalize
+from webapp.storage import db, sqlcache
+from webapp.storage.models import (
+    AmountReservation,
+    MatchCandidate,
+    Payment,
+    PaymentRequest,
+    PaymentStatus,
+    RequestStatus,
+)
+
+REVERSED_REASON = "reversed at the provider"
+PAYABLE = (RequestStatus.PENDING, RequestStatus.REVIEW, RequestStatus.EXPIRED)
+DECIDABLE = (PaymentStatus.UNMATCHED, PaymentStatus.REVIEW, PaymentStatus.REJECTED)
+
+
+class LedgerError(Exception):
+    """A change that cannot be made; `code` is stable for the API, the message says why."""
+
+    def __init__(self, code: str, message: str, status: int = 409, **details):
+        super().__init__(message)
+        self.code, self.message, self.status, self.details = code, message, status, details
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    amount_minor: int
+    currency: str
+    customer_name: str = ""
+    customer_phone: str | None = None  # E.164
+    agent_id: int | None = None
+    lead_id: int | None = None
+    reference: str | None = None
+    expires_in: timedelta | None = None
+    voucher_pool: str | None = None
+    source: str = "api"
+    external_id: str | None = None
+    meta: dict = field(default_factory=dict)
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentObservation:
+    """Money seen at a source. `amount_minor` None: evidence no rule could read."""
+
+    source: str
+    source_ref: str
+    amount_minor: int | None
+    currency: str | None
+    received_at: datetime
+    sender_name: str = ""
+    sender_phone: str | None = None
+    note: str = ""
+    transaction_id: str | None = None
+    raw: str = ""
+    parsed: bool = True
+    verified: bool = True
+    provider: str | None = None  # whose transaction id it is (a parser's name, "iotec"…), when known
+
+
+@dataclass
+class IngestResult:
+    """`created` False: this report was stored before, or (`sighting`) the same money was
+    already a payment and this report was recorded on it as another sighting."""
+
+    payment: Payment
+    created: bool
+    decision: matching.Decision | None = None
+    sighting: bool = False
+
+
+_NOT_ALNUM = re.compile(r"[^0-9A-Z]")
+
+
+def normalize_txn(transaction_id: str | None) -> str | None:
+    """A provider transaction id in the form Paywatch compares: letters and digits only,
+    upper case; None when too short or digit-free to name one transaction ("N/A", "1234").
+
+    (currency, normalized id, amount) is unique among payments: the same money reported
+    by a mail, an SMS copy, the portal, the gateway or the API is one payment.
+    """
+    key = _NOT_ALNUM.sub("", (transaction_id or "")[:256].upper())
+    return key if len(key) >= 6 and any(c.isdigit() for c in key) else None
+
+
+def _release_amount(request_id: int) -> None:
+    sqlcache.delete(AmountReservation, {"request": request_id})
+
+def _end(request: PaymentRequest, status: str, allowed: tuple[str, ...], now: datetime) -> bool:
+    changed = (
+        PaymentRequest.update(status=status, ended_at=now)
+        .where(PaymentRequest.id == request.id, PaymentRequest.status.in_(allowed))
+        .execute()
+    )
+    if changed:
+        _release_amount(request.id)
+    return bool(changed)
+
+def find_request(reference: str) -> PaymentRequest:
+    request = PaymentRequest.get_or_none(PaymentRequest.reference == reference)
+    if request is None:
+        request = PaymentRequest.get_or_none(PaymentRequest.reference == _canonical(reference))
+    if request is None:
+        raise LedgerError("not_found", f"no request with reference {reference}", status=404)
+    return request
+
+def _canonical(reference: str) -> str:
+    key = normalize(reference)
+    return f"{key[:2]}-{key[2:]}" if len(key) > 2 else key
+
+def _status_of(request: PaymentRequest) -> str:
+    return sqlcache.by_id(PaymentRequest, request.id).status
+
+
+def find_payment(payment_id: int) -> Payment:
+    payment = Payment.get_or_none(Payment.id == payment_id)
+    if payment is None:
+        raise LedgerError("not_found", f"no payment with id {payment_id}", status=404)
+    return payment
+
+
+def _evidence(candidate: matching.Candidate) -> list[dict[str, Any]]:
+    return [{"signal": e.signal, "points": e.points, "detail": e.detail} for e in candidate.evidence]
+
+def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now: datetime,
+            verified_by: int | None = None, how: str = "automatic", fresh: bool = False,
+            announce: bool = True) -> bool:
+    """request → paid and payment → confirmed, both or neither. False when either moved meanwhile."""
+    try:
+        with db.transaction():
+            # Payment row first, then the request: every path takes its locks in this
+            # order, so two workers deciding one payment queue instead of deadlocking.
+            confirmed = sqlcache.update(
+                Payment,
+                {"status": PaymentStatus.CONFIRMED, "request": candidate.request_id, "confidence": candidate.score,
+                 "evidence": _evidence(candidate), "late": candidate.late, "verified_by": verified_by,
+                 "verified_at": now, "reason": None},
+                {"id": payment.id, "status": DECIDABLE},
+            )
+            if confirmed != 1:
+                raise _Lost()
+            paid = sqlcache.update(
+                PaymentRequest, {"status": RequestStatus.PAID, "paid_at": now, "ended_at": now},
+                {"id": candidate.request_id, "status": PAYABLE},
+            )
+            if paid != 1:
+                raise _Lost()
+    except _Lost:
+        return False
+    request = sqlcache.by_id(PaymentRequest, candidate.request_id)
+    _release_amount(request.id)
+    if not fresh:
+        _release_requests(_clear_candidates(payment.id) - {request.id})
+    audit.record("payment.confirmed", f"payment:{payment.id}", actor=actor, request=request.reference,
+                 confidence=candidate.score, how=how, late=candidate.late)
+    audit.record("request.paid", f"request:{request.reference}", actor=actor, payment=payment.id,
+                 confidence=candidate.score, how=how)
+    if announce:
+        outbox.request_paid(request, payment)
+        vouchers.on_paid(request)  # the code goes out in that confirmation
+    return True
+
+class _Lost(Exception):
+    """A compare-and-set found the row changed: roll back this attempt."""
+
+def _clear_candidates(payment_id: int) -> set[int]:
+    """Drop a payment's candidate rows; returns the request ids they named."""
+    ids = {c.request_id for c in MatchCandidate.select(MatchCandidate.request).where(MatchCandidate.payment == payment_id)}
+    MatchCandidate.delete().where(MatchCandidate.payment == payment_id).execute()
+    return ids
+
+def _release_requests(request_ids: set[int]) -> None:
+    """review → pending for requests no payment in review still names."""
+    for request_id in sorted(request_ids):  # one lock order for every caller
+        still_named = (
+            MatchCandidate.select()
+            .join(Payment)
+            .where(MatchCandidate.request == request_id, Payment.status == PaymentStatus.REVIEW,
+                   MatchCandidate.mismatch.is_null())
+            .exists()
+        )
+        if not still_named:
+            PaymentRequest.update(status=RequestStatus.PENDING).where(
+                PaymentRequest.id == request_id, PaymentRequest.status == RequestStatus.REVIEW
+            ).execute()

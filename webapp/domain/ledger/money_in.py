@@ -1,0 +1,326 @@
+"""Payments: the one door for money seen anywhere, and what matching decides for it.
+
+One transaction is one payment: a report is first looked up by its own key (source,
+source_ref: re-reading a mail changes nothing), then by its money (currency, provider
+transaction id, amount: the same money from another mail, the portal, the gateway or
+the API); only new money becomes a payment. A later report of known money is a
+PaymentSighting of that payment, and one from another source corroborates it. The
+unique index on (currency, txn_norm, amount_minor) makes this hold under concurrency.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from peewee import IntegrityError
+
+from webapp.domain import audit, matching, options, outbox
+from webapp.domain.ledger.core import (
+    REVERSED_REASON,
+    IngestResult,
+    PaymentObservation,
+    _clear_candidates,
+    _evidence,
+    _settle,
+    normalize_txn,
+)
+from webapp.domain.matching.lookup import candidate_requests, payment_facts
+from webapp.storage import db, sqlcache
+from webapp.storage.models import (
+    MatchCandidate,
+    Payment,
+    PaymentRequest,
+    PaymentSighting,
+    PaymentStatus,
+    RejectedPair,
+    RequestStatus,
+    Reversal,
+    utcnow,
+)
+
+CORROBORATION = matching.POINTS["corroborated"]
+
+
+def ingest_payment(obs: PaymentObservation, *, actor: str = "system", now: datetime | None = None) -> IngestResult:
+    """The one door for money seen anywhere. Idempotent on (source, source_ref), and one
+    payment per (currency, transaction id, amount) whichever source reports it."""
+    now = now or utcnow()
+    for attempt in (1, 2):
+        try:
+            with db.transaction():
+                known, twin = find_stored(obs)
+                if known is not None:
+                    return IngestResult(known, created=False)
+                if twin is not None:
+                    return seen_again(twin, obs, actor=actor, now=now)
+                payment = insert_payment(obs, now)
+                audit.record("payment.received", f"payment:{payment.id}", actor=actor, source=obs.source,
+                             source_ref=obs.source_ref, amount_minor=obs.amount_minor, currency=obs.currency)
+                if not payment.parsed:
+                    audit.record("payment.unreadable", f"payment:{payment.id}", actor=actor,
+                                 reason="kept as evidence: no rule could read the amount")
+                    return IngestResult(payment, created=True)
+                decision = _match(payment, now, fresh=True, hold=_doubt(payment, now))
+        except IntegrityError:
+            # Another process stored this report, or this money, between our look and our insert.
+            if attempt == 2:
+                raise
+            continue
+        return IngestResult(sqlcache.by_id(Payment, payment.id), created=True, decision=decision)
+    raise AssertionError("unreachable")
+
+
+def ingest_payments(observations: list[PaymentObservation], *, actor: str = "system",
+                    now: datetime | None = None) -> list[IngestResult]:
+    """ingest_payment() for a batch read by one source pass, in one transaction.
+
+    Each payment still runs in its own savepoint, so a duplicate or a lost race
+    affects only itself; the batch commits once, which is what makes a source job
+    that reads many payments at a time several times cheaper per payment. Keep
+    batches to a few hundred: the write lock is held until the commit.
+    """
+    with db.transaction():
+        return [ingest_payment(obs, actor=actor, now=now) for obs in observations]
+
+
+# ---------------------------------------------------------------- storing, once
+
+
+def find_stored(obs: PaymentObservation) -> tuple[Payment | None, Payment | None]:
+    """(the payment this very report made, or None; the payment of the same money, or None)."""
+    known = _payment_by_ref(obs.source, obs.source_ref)
+    if known is None:
+        sighting = PaymentSighting.get_or_none(PaymentSighting.source == obs.source,
+                                               PaymentSighting.source_ref == obs.source_ref)
+        known = sqlcache.by_id(Payment, sighting.payment_id) if sighting is not None else None
+    if known is not None:
+        return known, None
+    key = _money_key(obs)
+    if key is None:
+        return None, None
+    twin = sqlcache.select(
+        Payment, "by_money",
+        lambda p: f'SELECT * FROM "payment" WHERE "currency" = {p} AND "txn_norm" = {p} AND "amount_minor" = {p}',
+        list(key),
+    )
+    return None, next(iter(twin), None)
+
+
+def _money_key(obs: PaymentObservation) -> tuple[str, str, int] | None:
+    txn = normalize_txn(obs.transaction_id)
+    if txn is None or obs.amount_minor is None or not obs.currency or not obs.parsed:
+        return None
+    return obs.currency, txn, obs.amount_minor
+
+
+def insert_payment(obs: PaymentObservation, now: datetime, **overrides) -> Payment:
+    """INSERT the payment row (raises IntegrityError when its report or its money is already stored)."""
+    parsed = obs.parsed and obs.amount_minor is not None
+    key = _money_key(obs)
+    values = dict(
+        source=obs.source, source_ref=obs.source_ref, transaction_id=obs.transaction_id,
+        txn_norm=key[1] if key else None, provider=obs.provider,
+        amount_minor=obs.amount_minor, currency=obs.currency, sender_name=obs.sender_name or "",
+        sender_phone=obs.sender_phone, note=obs.note or "", received_at=obs.received_at,
+        raw=obs.raw or "", parsed=parsed, verified=obs.verified, created_at=now, **overrides,
+    )
+    return Payment(id=sqlcache.insert(Payment, values), **values)
+
+
+def seen_again(payment: Payment, obs: PaymentObservation, *, actor: str, now: datetime,
+               conflict: str | None = None, rematch: bool = True) -> IngestResult:
+    """Record `obs` as another sighting of `payment` (the same money); never a second payment.
+
+    A sighting from another source corroborates: a confirmed payment's confidence rises,
+    and one still waiting (unmatched, in review) is matched again with that signal
+    (unless `rematch` is False: the caller decides what the payment pays).
+    """
+    independent = obs.source != payment.source and not PaymentSighting.select().where(
+        PaymentSighting.payment == payment.id, PaymentSighting.source == obs.source).exists()
+    inserted = sqlcache.insert(PaymentSighting, dict(
+        payment=payment.id, source=obs.source, source_ref=obs.source_ref, provider=obs.provider,
+        amount_minor=obs.amount_minor, currency=obs.currency, received_at=obs.received_at, raw=obs.raw or "",
+        verified=obs.verified, corroborates=independent, conflict=conflict, created_at=now,
+    ), ignore_conflict=True)
+    if inserted is None:  # this very report was recorded meanwhile
+        return IngestResult(sqlcache.by_id(Payment, payment.id), created=False, sighting=True)
+    changes = {}
+    if obs.verified and not payment.verified:
+        changes["verified"] = True  # the provider's own report backs a forwarded copy
+    if not payment.provider and obs.provider:
+        changes["provider"] = obs.provider
+    if independent and payment.status == PaymentStatus.CONFIRMED:
+        changes["confidence"] = min(100, (payment.confidence or 0) + CORROBORATION)
+        changes["evidence"] = list(payment.evidence or []) + [
+            {"signal": "corroborated", "points": CORROBORATION, "detail": f"also seen at {obs.source}"}]
+    if changes:
+        sqlcache.update(Payment, changes, {"id": payment.id})
+    audit.record("payment.seen_again", f"payment:{payment.id}", actor=actor, source=obs.source,
+                 source_ref=obs.source_ref, corroborates=independent, conflict=conflict)
+    decision = None
+    if rematch and independent and payment.status in (PaymentStatus.UNMATCHED, PaymentStatus.REVIEW) \
+            and payment.parsed:
+        decision = _rematch(sqlcache.by_id(Payment, payment.id), now)
+    return IngestResult(sqlcache.by_id(Payment, payment.id), created=False, decision=decision, sighting=True)
+
+
+def _payment_by_ref(source: str, source_ref: str) -> Payment | None:
+    found = sqlcache.select(
+        Payment, "by_ref",
+        lambda p: f'SELECT * FROM "payment" WHERE "source" = {p} AND "source_ref" = {p}', [source, source_ref],
+    )
+    return next(iter(found), None)
+
+
+def _doubt(payment: Payment, now: datetime) -> str | None:
+    """Why this new payment may not be confirmed automatically (see _hold), after applying a
+    reversal of its transaction reported before it arrived."""
+    if not payment.txn_norm:
+        return None
+    reversal = (Reversal.select().where(Reversal.txn_norm == payment.txn_norm, Reversal.applied_at.is_null())
+                .order_by(Reversal.id).first())
+    if reversal is not None and reversal.currency in (None, payment.currency):
+        Reversal.update(payment=payment.id, applied_at=now).where(Reversal.id == reversal.id).execute()
+        reason = f"{reversal.reason} (reported before the payment arrived)"
+        audit.record("payment.reversed", f"payment:{payment.id}", actor=f"source:{reversal.source}",
+                     transaction_id=reversal.transaction_id, reason=reason, status_before="new")
+        outbox.admin_alert(f"payment:{payment.id}:reversed",
+                           f"Paywatch: payment {payment.id} ({payment.source}, {payment.transaction_id}) "
+                           f"arrived after its reversal was reported; it is in review")
+        return reason
+    return _disagreement(payment)
+
+
+def _hold(payment: Payment) -> str | None:
+    """Why a stored payment must not be confirmed automatically: it was reversed at the
+    provider, or its transaction id was seen with another amount; None otherwise."""
+    if (payment.reason or "").startswith(REVERSED_REASON):
+        return payment.reason
+    return _disagreement(payment) if payment.txn_norm else None
+
+
+def _disagreement(payment: Payment) -> str | None:
+    other = (Payment.select(Payment.id, Payment.amount_minor)
+             .where(Payment.currency == payment.currency, Payment.txn_norm == payment.txn_norm,
+                    Payment.id != payment.id).first())
+    if other is None:
+        return None
+    return (f"transaction id {payment.transaction_id} was also seen on payment {other.id} "
+            f"for another amount ({other.amount_minor} minor units)")
+
+
+# ---------------------------------------------------------------- matching
+
+
+def _match(payment: Payment, now: datetime, *, fresh: bool = False, hold: str | None = None) -> matching.Decision:
+    """Decide and apply; a lost race for a request is decided again on fresh state, once.
+
+    `fresh`: the payment was just stored, so it has no rejected pairs, candidate rows or
+    sightings. `hold`: a reason it must not be confirmed automatically (review instead).
+    """
+    values = options.current()
+    settings = options.match_settings(values)
+    for attempt in range(2):
+        decision = _decide(payment, settings, now, fresh=fresh)
+        if hold and decision.action == "confirm":
+            decision = replace(decision, action="review", reason=hold)
+        if decision.action != "confirm":
+            break
+        if _settle(payment, decision.candidate, actor="system", now=now, fresh=fresh):
+            return decision
+    else:
+        decision = matching.Decision("review", decision.candidate, decision.candidates,
+                                     "the request changed while this payment was matched", decision.late)
+    if hold and decision.action == "unmatched":
+        decision = replace(decision, reason=f"{hold}; {decision.reason}")
+    if decision.action == "review":
+        _to_review(payment, decision, now, fresh=fresh)
+    else:
+        _to_unmatched(payment, decision, values)
+    return decision
+
+
+def _rematch(payment: Payment, now: datetime) -> matching.Decision | None:
+    """Match a waiting payment again (a new request or a corroboration appeared); an unmatched
+    one that stays unmatched is left as it was (no second alert). Returns what was decided."""
+    values = options.current()
+    decision = _decide(payment, options.match_settings(values), now)
+    if decision.action == "unmatched" and payment.status == PaymentStatus.UNMATCHED:
+        return None
+    return _match(payment, now, hold=_hold(payment))
+
+
+def _decide(payment: Payment, settings: matching.MatchSettings, now: datetime, *, fresh: bool = False) -> matching.Decision:
+    corroborated = None
+    rejected: frozenset = frozenset()
+    if not fresh:
+        rejected = frozenset(
+            r.request_id for r in RejectedPair.select(RejectedPair.request).where(RejectedPair.payment == payment.id))
+        corroborated = (PaymentSighting.select(PaymentSighting.source)
+                        .where(PaymentSighting.payment == payment.id, PaymentSighting.corroborates == True)  # noqa: E712
+                        .scalar())
+    facts = payment_facts(payment, corroborated_by=corroborated)
+    requests = candidate_requests(facts, settings)
+    return matching.match(facts, requests, rejected_request_ids=rejected, settings=settings, now=now)
+
+
+def _to_review(payment: Payment, decision: matching.Decision, now: datetime, *, fresh: bool = False) -> None:
+    best = decision.candidate
+    sqlcache.update(Payment, {
+        "status": PaymentStatus.REVIEW, "request": best.request_id if best else None,
+        "confidence": best.score if best else None, "evidence": _evidence(best) if best else [],
+        "late": decision.late, "reason": decision.reason,
+    }, {"id": payment.id})
+    if not fresh:
+        _clear_candidates(payment.id)
+    for candidate in decision.candidates:
+        sqlcache.insert(MatchCandidate, {
+            "payment": payment.id, "request": candidate.request_id, "score": candidate.score,
+            "evidence": _evidence(candidate), "late": candidate.late, "mismatch": candidate.mismatch,
+            "created_at": now,
+        })
+    waiting = [c.request_id for c in decision.candidates if c.mismatch is None]
+    # One statement per id: with "id IN (…) AND status = ?" SQLite may walk the status
+    # index (every pending request) instead of the primary key (10 ms at 100k requests).
+    for request_id in sorted(waiting):
+        sqlcache.update(PaymentRequest, {"status": RequestStatus.REVIEW},
+                        {"id": request_id, "status": RequestStatus.PENDING})
+    audit.record("payment.review", f"payment:{payment.id}", actor="system", reason=decision.reason,
+                 late=decision.late, candidates=[c.reference for c in decision.candidates])
+
+
+def _to_unmatched(payment: Payment, decision: matching.Decision, values: dict) -> None:
+    sqlcache.update(Payment, {
+        "status": PaymentStatus.UNMATCHED, "reason": decision.reason,
+        "evidence": [{"signal": "candidate", "points": c.score, "detail": f"{c.reference}: {c.score}"}
+                     for c in decision.candidates],
+    }, {"id": payment.id})
+    audit.record("payment.unmatched", f"payment:{payment.id}", actor="system", reason=decision.reason)
+    outbox.payment_unmatched(payment, values.get("admin_phones") or [])
+
+
+# ---------------------------------------------------------------- money before its request
+
+EARLIER_LIMIT = 20
+
+
+def match_earlier_payments(request: PaymentRequest, now: datetime) -> int:
+    """A new request looks for unmatched payments it may be owed (money that arrived first).
+
+    Those with its amount and currency received inside its window (from created_at minus
+    the clock skew) are matched again with the usual rules: confirmed only when the
+    evidence is decisive and unique, else to review. Returns how many changed.
+    """
+    settings = options.match_settings(options.current())
+    since = request.created_at - settings.skew
+    waiting = (Payment.select().where(
+        Payment.amount_minor == request.amount_minor, Payment.currency == request.currency,
+        Payment.status == PaymentStatus.UNMATCHED, Payment.received_at >= since,
+        Payment.received_at <= now + timedelta(minutes=1))
+        .order_by(Payment.received_at, Payment.id).limit(EARLIER_LIMIT))
+    changed = 0
+    for payment in waiting:
+        with db.transaction():
+            if _rematch(payment, now) is not None:
+                changed += 1
+    return changed

@@ -1,0 +1,90 @@
+"""Loading what matching needs from the database, through the flow's indexes.
+
+For one payment: the open requests with its exact amount and currency (index
+amount_minor+currency+status), the recently expired ones with that amount (late
+payments), the requests its note quotes by reference (whatever their amount or
+state, so matching can report a mismatch), and a request of the same source whose
+external id is the payment's transaction id.
+"""
+from __future__ import annotations
+
+from webapp.domain import matching, references
+from webapp.storage import sqlcache
+from webapp.storage.models import Payment, PaymentRequest, RequestStatus
+
+_FIELDS = (
+    PaymentRequest.id, PaymentRequest.reference, PaymentRequest.amount_minor, PaymentRequest.currency,
+    PaymentRequest.status, PaymentRequest.created_at, PaymentRequest.expires_at,
+    PaymentRequest.customer_name, PaymentRequest.customer_phone, PaymentRequest.source,
+    PaymentRequest.external_id,
+)
+
+
+def _db_time(value):
+    return PaymentRequest.created_at.db_value(value)
+
+
+# Where requests and payments are typed in (by integrators or staff) rather than read
+# from a provider: both sides saying "api" corroborates nothing.
+NOT_A_SOURCE = frozenset({"api", "ui", "manual"})
+
+
+def _source(name: str | None) -> str | None:
+    return None if name in NOT_A_SOURCE else name
+
+
+def payment_facts(payment: Payment, *, corroborated_by: str | None = None) -> matching.PaymentFacts:
+    return matching.PaymentFacts(
+        amount_minor=payment.amount_minor, currency=payment.currency, received_at=payment.received_at,
+        note=payment.note, sender_name=payment.sender_name, sender_phone=payment.sender_phone,
+        source=_source(payment.source), transaction_id=payment.transaction_id, corroborated_by=corroborated_by,
+    )
+
+
+def request_facts(request: PaymentRequest) -> matching.RequestFacts:
+    return matching.RequestFacts(
+        id=request.id, reference=request.reference, amount_minor=request.amount_minor,
+        currency=request.currency, status=request.status, created_at=request.created_at,
+        expires_at=request.expires_at, customer_name=request.customer_name,
+        customer_phone=request.customer_phone, source=_source(request.source), external_id=request.external_id,
+        paid=request.status == RequestStatus.PAID,
+    )
+
+
+def candidate_requests(payment: matching.PaymentFacts, settings: matching.MatchSettings) -> list[matching.RequestFacts]:
+    """Every request matching may consider for `payment` (deduplicated)."""
+    received = payment.received_at
+    columns = ", ".join(f'"{f.column_name}"' for f in _FIELDS)
+    rows = sqlcache.select(
+        PaymentRequest, "candidates",
+        lambda p: (
+            f'SELECT {columns} FROM "payment_request" '
+            f'WHERE "amount_minor" = {p} AND "currency" = {p} AND "created_at" <= {p} '
+            f"AND (\"status\" IN ('pending', 'review') OR (\"status\" = 'expired' AND \"expires_at\" >= {p}))"
+        ),
+        [payment.amount_minor, payment.currency, _db_time(received + settings.skew),
+         _db_time(received - settings.grace - settings.late_lookback)],
+    )
+    found = {row[0]: _facts_from_row(row) for row in rows.tuples()}
+    quoted = references.find_references(payment.note)
+    if quoted:
+        for request in PaymentRequest.select(*_FIELDS).where(PaymentRequest.reference.in_(quoted)):
+            found[request.id] = request_facts(request)
+    if payment.transaction_id and payment.source:
+        for request in PaymentRequest.select(*_FIELDS).where(
+            PaymentRequest.source == payment.source, PaymentRequest.external_id == payment.transaction_id
+        ):
+            found[request.id] = request_facts(request)
+    return list(found.values())
+
+
+def _facts_from_row(row: tuple) -> matching.RequestFacts:
+    """RequestFacts from a raw _FIELDS row (no model instance: this is the hot path)."""
+    (id_, reference, amount, currency, status, created, expires, name, phone, source, external) = row
+    to_time = PaymentRequest.created_at.python_value
+    return matching.RequestFacts(
+        id=id_, reference=reference, amount_minor=amount, currency=currency, status=status,
+        created_at=to_time(created), expires_at=to_time(expires), customer_name=name,
+        customer_phone=phone, source=_source(source), external_id=external,
+        paid=status == RequestStatus.PAID,
+    )

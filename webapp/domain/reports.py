@@ -1,0 +1,157 @@
+"""Read-only figures for the dashboard and the agent page (no writes).
+
+Days are calendar days in the configured zone; money is summed per currency in
+minor units (never mixed). Time to pay is paid_at − created_at of a paid request.
+"""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from peewee import JOIN, SQL, NodeList, PostgresqlDatabase, fn
+
+from webapp.config import settings
+from webapp.storage.db import database
+from webapp.storage.models import Agent, Notification, PaymentRequest, RequestStatus, utcnow
+
+MATRIX_STATUSES = RequestStatus.ALL  # pending, review, paid, failed, expired, cancelled
+ENDED = (RequestStatus.PAID, RequestStatus.EXPIRED, RequestStatus.FAILED, RequestStatus.CANCELLED)
+
+
+def _local_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=settings().zone)
+
+
+def last_days(count: int, now: datetime | None = None) -> list[date]:
+    """The last `count` calendar days in the configured zone, oldest first, today last."""
+    today = (now or utcnow()).astimezone(settings().zone).date()
+    return [today - timedelta(days=i) for i in range(count - 1, -1, -1)]
+
+
+def collected_per_day(days: int, *, agent_id: int | None = None, now: datetime | None = None) -> dict[str, list[tuple[date, int]]]:
+    """{currency: [(day, minor units paid that day)…]} over the last `days` local days (every day listed)."""
+    span = last_days(days, now)
+    zone = settings().zone
+    query = PaymentRequest.select(PaymentRequest.paid_at, PaymentRequest.amount_minor, PaymentRequest.currency).where(
+        PaymentRequest.status == RequestStatus.PAID,
+        PaymentRequest.paid_at >= _local_start(span[0]),
+        PaymentRequest.paid_at < _local_start(span[-1] + timedelta(days=1)),
+    )
+    if agent_id is not None:
+        query = query.where(PaymentRequest.agent == agent_id)
+    totals: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    # Grouped here, not in SQL: a local day is not a UTC day, and zones have DST.
+    for paid_at, amount, currency in query.tuples():
+        totals[currency][PaymentRequest.paid_at.python_value(paid_at).astimezone(zone).date()] += amount
+    return {currency: [(day, per_day.get(day, 0)) for day in span] for currency, per_day in sorted(totals.items())}
+
+
+def main_first(per_currency: dict) -> list[str]:
+    """Currencies with the configured one first."""
+    main = settings().currency
+    return sorted(per_currency, key=lambda c: (c != main, c))
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    agent: Agent | None  # None: requests without an agent
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def agent_status_matrix() -> list[MatrixRow]:
+    """Request counts per agent × status: every agent with requests or active, then "no agent"."""
+    counts: dict[int | None, dict[str, int]] = defaultdict(dict)
+    query = (PaymentRequest.select(PaymentRequest.agent, PaymentRequest.status, fn.COUNT(PaymentRequest.id))
+             .group_by(PaymentRequest.agent, PaymentRequest.status))
+    for agent_id, status, count in query.tuples():
+        counts[agent_id][status] = count
+    agents = Agent.select().where(Agent.id.in_([a for a in counts if a is not None]) | Agent.is_active).order_by(Agent.code)
+    rows = [MatrixRow(agent, {s: counts.get(agent.id, {}).get(s, 0) for s in MATRIX_STATUSES}) for agent in agents]
+    rows.append(MatrixRow(None, {s: counts.get(None, {}).get(s, 0) for s in MATRIX_STATUSES}))
+    return rows
+
+
+def _seconds_to_pay():
+    """SQL for paid_at − created_at in seconds, on either backend."""
+    if isinstance(database.obj, PostgresqlDatabase):
+        # Both columns are naive UTC timestamps: their difference is the interval.
+        return fn.date_part("epoch", NodeList((PaymentRequest.paid_at, SQL("-"), PaymentRequest.created_at)))
+    return (fn.julianday(PaymentRequest.paid_at) - fn.julianday(PaymentRequest.created_at)) * 86400
+
+
+def slowest_paid(days: int = 30, limit: int = 10, now: datetime | None = None):
+    """Paid requests of the last `days` days with the longest time to pay, slowest first (with .seconds)."""
+    since = (now or utcnow()) - timedelta(days=days)
+    seconds = _seconds_to_pay()
+    return (PaymentRequest.select(PaymentRequest, Agent, seconds.alias("seconds"))
+            .join(Agent, on=(PaymentRequest.agent == Agent.id), join_type=JOIN.LEFT_OUTER)
+            .where(PaymentRequest.status == RequestStatus.PAID, PaymentRequest.paid_at >= since)
+            .order_by(seconds.desc(), PaymentRequest.id).limit(limit))
+
+
+def oldest_pending(limit: int = 10):
+    """Pending requests, oldest first."""
+    return (PaymentRequest.select(PaymentRequest, Agent)
+            .join(Agent, on=(PaymentRequest.agent == Agent.id), join_type=JOIN.LEFT_OUTER)
+            .where(PaymentRequest.status == RequestStatus.PENDING)
+            .order_by(PaymentRequest.created_at, PaymentRequest.id).limit(limit))
+
+
+@dataclass(frozen=True)
+class AgentStats:
+    counts: dict[str, int]
+    conversion: float | None  # paid / (paid + expired + failed + cancelled); None before any ended
+    median_seconds_to_pay: float | None
+    alerts: dict[str, int]  # pending alerts sent to the agent's phone, by notification status
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def agent_stats(agent: Agent) -> AgentStats:
+    counts = {s: 0 for s in RequestStatus.ALL}
+    query = (PaymentRequest.select(PaymentRequest.status, fn.COUNT(PaymentRequest.id))
+             .where(PaymentRequest.agent == agent.id).group_by(PaymentRequest.status))
+    counts.update(dict(query.tuples()))
+    ended = sum(counts[s] for s in ENDED)
+    seconds = _seconds_to_pay()
+    durations = [float(s) for (s,) in PaymentRequest.select(seconds).where(
+        PaymentRequest.agent == agent.id, PaymentRequest.status == RequestStatus.PAID,
+        PaymentRequest.paid_at.is_null(False)).tuples()]
+    alerts: dict[str, int] = {}
+    if agent.phone:
+        from webapp.domain.outbox import Kind
+
+        alerts = dict(Notification.select(Notification.status, fn.COUNT(Notification.id))
+                      .where(Notification.kind == Kind.PENDING_ALERT_AGENT, Notification.phone == agent.phone)
+                      .group_by(Notification.status).tuples())
+    return AgentStats(
+        counts=counts,
+        conversion=counts[RequestStatus.PAID] / ended if ended else None,
+        median_seconds_to_pay=statistics.median(durations) if durations else None,
+        alerts=alerts,
+    )
+
+
+def duration(seconds: float | None) -> str:
+    """A short human duration: "45 s", "12 min", "3 h 5 min", "2 d 4 h"."""
+    if seconds is None:
+        return "—"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

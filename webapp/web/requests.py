@@ -1,0 +1,193 @@
+"""The requests pages: a live, filtered list; create (staff); detail with a timeline; cancel (staff).
+
+Every change goes through webapp.domain.ledger; a LedgerError is shown to staff with its
+HTTP status (409 for a state that no longer allows it), never swallowed.
+"""
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from peewee import JOIN
+
+from webapp.config import settings
+from webapp.domain import ledger, phones
+from webapp.domain.money import display
+from webapp.storage.models import Agent, Event, MatchCandidate, Payment, PaymentRequest, RequestStatus, Role, User
+from webapp.web.access import access, actor
+from webapp.web.htmx import render
+from webapp.web.listing import filtered_page
+from webapp.web.money_forms import RequestFilters, RequestForm
+
+bp = Blueprint("requests", __name__, url_prefix="/requests")
+_NON_DIGIT = re.compile(r"\D")
+TIMELINE_LIMIT = 200
+
+
+def agent_codes():
+    """Active agents for the agent-code datalist (codes are typed: the table may be large or empty)."""
+    return Agent.select(Agent.code, Agent.name).where(Agent.is_active).order_by(Agent.code).limit(500)
+
+
+def text_condition(q: str, *text_fields, phone_field):
+    """Case-insensitive "contains" over `text_fields` and the phone, also in its E.164 and digit forms.
+
+    peewee's contains() escapes % and _ and is ILIKE on PostgreSQL, LIKE on SQLite.
+    """
+    condition = phone_field.contains(q)
+    for field in text_fields:
+        condition |= field.contains(q)
+    digits = _NON_DIGIT.sub("", q)
+    if len(digits) >= 3:
+        # "0772 123" is typed the local way; stored numbers are "+256772123…".
+        condition |= phone_field.contains(digits.lstrip("0") or digits)
+    e164 = phones.try_e164(q, settings().phone_region)
+    if e164:
+        condition |= phone_field == e164
+    return condition
+
+
+def _filtered(filters: RequestFilters):
+    """The request query for valid filters (agent errors are added to the form), else None."""
+    if not filters.parse():
+        return None
+    query = PaymentRequest.select(PaymentRequest, Agent).join(Agent, JOIN.LEFT_OUTER)
+    if filters.status.data:
+        query = query.where(PaymentRequest.status == filters.status.data)
+    code = (filters.agent.data or "").strip()
+    if code:
+        agent = Agent.get_or_none(Agent.code == code)
+        if agent is None:
+            filters.agent.errors = [f"No agent has code {code!r}."]
+            return None
+        query = query.where(PaymentRequest.agent == agent.id)
+    start, end = filters.window()
+    if start:
+        query = query.where(PaymentRequest.created_at >= start)
+    if end:
+        query = query.where(PaymentRequest.created_at < end)
+    amounts = filters.amounts
+    if "exact" in amounts:
+        # The amount to pay, or the one asked before 'unique amounts' moved it.
+        exact = amounts["exact"]
+        query = query.where((PaymentRequest.amount_minor == exact) | (PaymentRequest.requested_minor == exact))
+    if "min" in amounts:
+        query = query.where(PaymentRequest.amount_minor >= amounts["min"])
+    if "max" in amounts:
+        query = query.where(PaymentRequest.amount_minor <= amounts["max"])
+    if amounts or (filters.currency.data or "").strip():
+        query = query.where(PaymentRequest.currency == filters.currency_code)
+    if filters.text:
+        query = query.where(text_condition(
+            filters.text, PaymentRequest.reference, PaymentRequest.customer_name,
+            phone_field=PaymentRequest.customer_phone))
+    return query
+
+
+@bp.get("/")
+@access(Role.VIEWER)
+def index():
+    filters = RequestFilters(request.args)
+    query = _filtered(filters)
+    page, status = filtered_page(query, PaymentRequest)
+    return render(
+        "pages/requests/index.html", "partials/requests/table.html", status=status,
+        listing=page, filters=filters, agents=agent_codes(), endpoint="requests.index",
+        poll_args=request.args.to_dict(),
+    )
+
+
+@bp.get("/new")
+@access(Role.STAFF)
+def new():
+    return _form_page(RequestForm())
+
+
+def _form_page(form: RequestForm, status: int = 200, error: str | None = None):
+    return render_template("pages/requests/new.html", form=form, agents=agent_codes(), error=error), status
+
+
+@bp.post("/")
+@access(Role.STAFF)
+def create():
+    form = RequestForm()
+    if not form.validate_on_submit():
+        return _form_page(form, 400)
+    new_request = ledger.NewRequest(
+        amount_minor=form.amount_minor, currency=form.currency_code,
+        customer_name=(form.customer_name.data or "").strip(), customer_phone=form.phone,
+        agent_id=form.agent_id, reference=form.reference.data or None, expires_in=form.expires_in,
+        source="ui",
+    )
+    try:
+        created = ledger.create_request(new_request, actor=actor())
+    except ledger.LedgerError as exc:
+        if exc.code == "reference_taken":
+            form.reference.errors = [exc.message]
+            return _form_page(form, exc.status)
+        return _form_page(form, exc.status, error=exc.message)
+    flash(_created_message(created), "success")
+    return redirect(url_for("requests.detail", reference=created.reference))
+
+
+def _created_message(created: PaymentRequest) -> str:
+    message = f"Request {created.reference} created: the customer pays exactly {display(created.amount_minor, created.currency)}"
+    if created.amount_minor != created.requested_minor:
+        message += f" (asked {display(created.requested_minor, created.currency)}; moved so that the amount is unique)"
+    return message + "."
+
+
+def _request_or_404(reference: str) -> PaymentRequest:
+    try:
+        return ledger.find_request(reference)
+    except ledger.LedgerError:
+        abort(404, f"There is no request with reference {reference}.")
+
+
+def timeline(subjects: list[str]):
+    """Audit events about `subjects`, newest first."""
+    return (Event.select().where(Event.subject.in_(subjects))
+            .order_by(Event.at.desc(), Event.id.desc()).limit(TIMELINE_LIMIT))
+
+
+def actor_names(events: list[Event]) -> dict[str, str]:
+    """"user:<id>" → the user's name or email, for the timeline (other actors read as they are)."""
+    ids = {int(e.actor[5:]) for e in events if e.actor.startswith("user:") and e.actor[5:].isdigit()}
+    if not ids:
+        return {}
+    return {f"user:{u.id}": u.name or u.email for u in User.select().where(User.id.in_(ids))}
+
+
+def _detail(payment_request: PaymentRequest, status: int = 200):
+    payments = list(Payment.select().where(Payment.request == payment_request.id).order_by(Payment.received_at.desc()))
+    candidates = (
+        MatchCandidate.select(MatchCandidate, Payment).join(Payment)
+        .where(MatchCandidate.request == payment_request.id).order_by(MatchCandidate.score.desc())
+    )
+    subject = f"request:{payment_request.reference}"
+    events = list(timeline([subject] + [f"payment:{p.id}" for p in payments]))
+    return render(
+        "pages/requests/detail.html", "partials/requests/status.html", status=status,
+        r=payment_request, payments=payments, candidates=list(candidates), open_statuses=RequestStatus.OPEN,
+        events=events, actors=actor_names(events), subject=subject,
+    )
+
+
+@bp.get("/<reference>")
+@access(Role.VIEWER)
+def detail(reference: str):
+    return _detail(_request_or_404(reference))
+
+
+@bp.post("/<reference>/cancel")
+@access(Role.STAFF)
+def cancel(reference: str):
+    payment_request = _request_or_404(reference)
+    reason = (request.form.get("reason") or "").strip()[:500]
+    try:
+        ledger.cancel_request(payment_request.reference, actor=actor(), reason=reason)
+    except ledger.LedgerError as exc:
+        flash(exc.message, "error")
+        return _detail(PaymentRequest.get_by_id(payment_request.id), status=exc.status)
+    flash(f"Request {payment_request.reference} cancelled.", "success")
+    return redirect(url_for("requests.detail", reference=payment_request.reference))
