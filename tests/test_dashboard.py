@@ -3,23 +3,12 @@ import re
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 
 from webapp.domain import reports
-from webapp.storage import db
 from webapp.storage.models import Agent, PaymentRequest, utcnow
 
 HTMX = {"HX-Request": "true"}
 KAMPALA = ZoneInfo("Africa/Kampala")  # the test environment's PAYWATCH_TIMEZONE (UTC+3)
-
-
-@pytest.fixture
-def domain(app):
-    def run(fn, *args, **kwargs):
-        with app.app_context(), db.database.connection_context():
-            return fn(*args, **kwargs)
-
-    return run
 
 
 def _request(reference, status, created, *, agent=None, paid=None, amount=10000, currency="UGX"):

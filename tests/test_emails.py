@@ -16,7 +16,7 @@ from jobs.email_providers import ProviderError, load_providers, sender_matches
 from jobs.email_values import ValueReadError, parse_amount, parse_local_datetime, zone
 from jobs.emails import ParsedMail, explain, parse_message
 from sandbox.mail import RENDERERS, all_samples, trusted_forwarders
-from sandbox.mail_mime import FORWARDER, SMS_FORWARDER, alternative, gmail_forward, html_only, plain, sms_forward
+from sandbox.mail_mime import FORWARDER, alternative, gmail_forward, html_only, plain, sms_forward
 
 WHEN = datetime(2026, 6, 14, 12, 0, tzinfo=timezone.utc)
 FORWARDERS = trusted_forwarders()

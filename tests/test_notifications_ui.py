@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from webapp.domain import ledger, message_texts, whatsapp_session
+from webapp.domain import message_texts, whatsapp_session
 from webapp.plumbing import jobqueue
 from webapp.storage.models import Agent, Event, Notification, NotificationStatus, Rule, Template, utcnow
 
@@ -12,12 +12,13 @@ UTC = timezone.utc
 
 
 @pytest.fixture
-def make_request(domain):
+def make_request(make_request):
+    """The shared make_request, for a customer with a phone, open for a week."""
+
     def make(amount_minor=5000, now=None, **fields):
         fields.setdefault("customer_phone", "+256772000001")
         fields.setdefault("expires_in", timedelta(days=7))
-        new = ledger.NewRequest(amount_minor=amount_minor, currency="UGX", source="ui", **fields)
-        return domain(ledger.create_request, new, actor="test", now=now)
+        return make_request(amount_minor, now=now, **fields)
 
     return make
 

@@ -110,10 +110,9 @@ def credentials(environ, monkeypatch):
 
 
 @pytest.fixture
-def ctx(app, credentials):
-    with app.app_context(), db.database.connection_context():
-        options.update({"admin_phones": [ADMIN_PHONE]}, actor="test")
-        yield app
+def ctx(ctx, credentials):
+    options.update({"admin_phones": [ADMIN_PHONE]}, actor="test")
+    return ctx
 
 
 def add_source(config: dict, name: str = "acme") -> int:

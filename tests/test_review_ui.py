@@ -7,7 +7,6 @@ import pytest
 from bs4 import BeautifulSoup
 
 from webapp.domain import ledger
-from webapp.storage import db
 from webapp.storage.models import MatchCandidate, Notification, Payment, PaymentRequest, RejectedPair, utcnow
 
 HTMX = {"HX-Request": "true"}
@@ -15,17 +14,6 @@ HTMX = {"HX-Request": "true"}
 
 def _soup(response) -> BeautifulSoup:
     return BeautifulSoup(response.get_data(as_text=True), "html.parser")
-
-
-@pytest.fixture
-def domain(app):
-    """Run a function on the domain in its own app context and connection."""
-
-    def run(fn, *args, **kwargs):
-        with app.app_context(), db.database.connection_context():
-            return fn(*args, **kwargs)
-
-    return run
 
 
 def _request(amount: int, name: str, reference: str, source: str = "ui"):

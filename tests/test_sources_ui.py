@@ -7,7 +7,6 @@ from rq.job import Job
 
 from webapp.domain import sources
 from webapp.plumbing import jobqueue
-from webapp.storage import db
 from webapp.storage.models import Event, Source, utcnow
 
 HTMX = {"HX-Request": "true"}
@@ -15,15 +14,6 @@ GATEWAY = {"kind": "gateway", "name": "iotec", "interval_s": 60, "config": {
     "provider": "iotec", "auth_url": "http://x/auth", "api_url": "http://x/api",
     "client_id_env": "IOTEC_ID", "client_secret_env": "IOTEC_SECRET"}}
 WEBHOOK = {"kind": "webhook", "name": "hooks", "config": {}}
-
-
-@pytest.fixture
-def domain(app):
-    def run(fn, *args, **kwargs):
-        with app.app_context(), db.database.connection_context():
-            return fn(*args, **kwargs)
-
-    return run
 
 
 @pytest.fixture

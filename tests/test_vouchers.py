@@ -17,10 +17,9 @@ ADMIN = "+256772000009"
 
 
 @pytest.fixture
-def ctx(app):
-    with app.app_context(), db.database.connection_context():
-        options.update({"admin_phones": ADMIN}, actor="test")
-        yield app
+def ctx(ctx):
+    options.update({"admin_phones": ADMIN}, actor="test")
+    return ctx
 
 
 def load(pool: str, *codes: str) -> vouchers.ImportReport:

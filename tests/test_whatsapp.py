@@ -16,10 +16,9 @@ AGENT_PHONE, CUSTOMER_PHONE = "+256700000011", "+256772123456"
 
 
 @pytest.fixture
-def ctx(app):
-    with app.app_context(), db.database.connection_context():
-        options.update({"pending_alert_seconds": 2, "send_gap_ms": 0}, actor="test")
-        yield app
+def ctx(ctx):
+    options.update({"pending_alert_seconds": 2, "send_gap_ms": 0}, actor="test")
+    return ctx
 
 
 def rows(**where):
@@ -30,14 +29,15 @@ def rows(**where):
         return list(query)
 
 
-def make_request(app, **extra):
+def agent_request(app, **extra):
+    """A request of agent A1 (created on first use) for CUSTOMER_PHONE."""
     with app.app_context(), db.database.connection_context():
         agent = Agent.get_or_none(Agent.code == "A1") or Agent.create(name="Sam", code="A1", phone=AGENT_PHONE)
         return new_request(agent_id=agent.id, phone=CUSTOMER_PHONE, **extra)
 
 
 def test_an_unpaid_request_alerts_agent_and_customer_on_time(whatsapp, ctx, worker):
-    request = make_request(ctx)
+    request = agent_request(ctx)
     due = request.created_at + timedelta(seconds=2)
     sent = wait_for(lambda: len(whatsapp.messages()) >= 2 and whatsapp.messages(), timeout=20,
                     message="both pending alerts")
@@ -48,7 +48,7 @@ def test_an_unpaid_request_alerts_agent_and_customer_on_time(whatsapp, ctx, work
 
 
 def test_a_request_paid_before_its_alert_gets_a_confirmation_instead(whatsapp, ctx, worker):
-    request = make_request(ctx)
+    request = agent_request(ctx)
     with ctx.app_context(), db.database.connection_context():
         pay(request.amount_minor, phone=CUSTOMER_PHONE, currency=request.currency)
     wait_for(lambda: len(whatsapp.messages()) >= 2, timeout=20, message="the confirmations")
@@ -100,7 +100,7 @@ def test_a_refused_secret_pauses_sending_and_shows_it(whatsapp, environ, ctx, ru
 
 
 def test_a_lost_redis_loses_nothing(whatsapp, ctx, redis_conn, worker):
-    request = make_request(ctx)
+    request = agent_request(ctx)
     redis_conn.flushdb()  # the scheduled alert jobs are gone
     with ctx.app_context():
         jobqueue.enqueue("notification_sweep")
@@ -152,7 +152,7 @@ def test_quiet_hours_hold_reminders_but_not_confirmations(whatsapp, ctx, worker)
         start = (local - timedelta(hours=1)).strftime("%H:%M")
         end = (local + timedelta(hours=1)).strftime("%H:%M")
         options.update({"quiet_start": start, "quiet_end": end}, actor="test")
-    request = make_request(ctx)
+    request = agent_request(ctx)
     held = wait_for(lambda: [r for r in rows(request=request.id) if r.last_error and "quiet hours" in r.last_error],
                     timeout=20, message="the alert to wait for the end of quiet hours")
     assert all(r.status == "pending" for r in held)

@@ -24,6 +24,7 @@ from webapp.storage.models import Event, Role, User
 from webapp.web.access import access
 from webapp.web.htmx import render
 from webapp.web.listing import keyset_page
+from webapp.web.timeline import actor_names
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
@@ -89,14 +90,6 @@ def compact(details: dict[str, Any] | None) -> list[tuple[str, str, str]]:
     return out
 
 
-def _actor_names(events: list[Event]) -> dict[str, str]:
-    """"user:<id>" → e-mail for the users acting on this page (one query)."""
-    ids = {int(e.actor.split(":", 1)[1]) for e in events if e.actor.startswith("user:") and e.actor[5:].isdigit()}
-    if not ids:
-        return {}
-    return {f"user:{u.id}": u.email for u in User.select(User.id, User.email).where(User.id.in_(ids))}
-
-
 @bp.get("/")
 @access(Role.VIEWER)
 def index():
@@ -110,7 +103,7 @@ def index():
         filters={name: request.args.get(name, "") for name in FILTERS},
         errors=errors,
         actions=actions(),
-        actor_names=_actor_names(page.items),
+        actor_names=actor_names(page.items, emails=True),
         compact=compact,
     )
 

@@ -1,18 +1,24 @@
-"""Keyset pagination for list pages: newest first by id, `?before=<id>` for the next page.
+"""The list pages' one way to filter and page: shared filters (narrow) and keyset pages.
+
+Pages are newest first by id, `?before=<id>` for the next page.
 
 Offset pagination rereads every skipped row and shifts while rows arrive; a keyset
 reads one page through the primary key whatever the table's size.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from flask import request
 from peewee import ModelSelect
 
+from webapp.config import settings
+from webapp.domain import phones
 from webapp.domain.input_bounds import MAX_ID
 
+_NON_DIGIT = re.compile(r"\D")
 DEFAULT_SIZE = 50
 MAX_SIZE = 200
 
@@ -66,3 +72,45 @@ def filtered_page(query: ModelSelect | None, model) -> tuple[Page | None, int]:
     if query is None:
         return None, 200 if is_partial_request() else 400
     return keyset_page(query, model), 200
+
+
+def text_condition(q: str, *text_fields, phone_field):
+    """Case-insensitive "contains" over `text_fields` and the phone, also in its E.164 and digit forms.
+
+    peewee's contains() escapes % and _ and is ILIKE on PostgreSQL, LIKE on SQLite.
+    """
+    condition = phone_field.contains(q)
+    for field in text_fields:
+        condition |= field.contains(q)
+    digits = _NON_DIGIT.sub("", q)
+    if len(digits) >= 3:
+        # "0772 123" is typed the local way; stored numbers are "+256772123…".
+        condition |= phone_field.contains(digits.lstrip("0") or digits)
+    e164 = phones.try_e164(q, settings().phone_region)
+    if e164:
+        condition |= phone_field == e164
+    return condition
+
+
+def narrow(query: ModelSelect, filters, *, time_field, amount_field, currency_field, phone_field,
+           text_fields: tuple = (), exact: Callable[[int], Any] | None = None) -> ModelSelect:
+    """Apply the filters every money list shares (webapp.web.money_forms._ListFilters, parsed):
+    the date window on `time_field`, exact / min / max amount (`exact` overrides what "exact"
+    means), the currency the amounts are read in, and the free text over `text_fields` + phone."""
+    start, end = filters.window()
+    if start:
+        query = query.where(time_field >= start)
+    if end:
+        query = query.where(time_field < end)
+    amounts = filters.amounts
+    if "exact" in amounts:
+        query = query.where(exact(amounts["exact"]) if exact else amount_field == amounts["exact"])
+    if "min" in amounts:
+        query = query.where(amount_field >= amounts["min"])
+    if "max" in amounts:
+        query = query.where(amount_field <= amounts["max"])
+    if amounts or (filters.currency.data or "").strip():
+        query = query.where(currency_field == filters.currency_code)
+    if filters.text:
+        query = query.where(text_condition(filters.text, *text_fields, phone_field=phone_field))
+    return query

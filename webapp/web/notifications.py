@@ -26,8 +26,7 @@ from webapp.plumbing import jobqueue
 from webapp.storage.models import Agent, Notification, NotificationStatus, PaymentRequest, Role, Rule
 from webapp.web.access import access, actor
 from webapp.web.htmx import is_partial_request, render
-from webapp.web.listing import filtered_page
-from webapp.web.requests import text_condition
+from webapp.web.listing import filtered_page, text_condition
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
 

@@ -16,9 +16,9 @@ from webapp.domain.money import display
 from webapp.storage.models import MatchCandidate, Payment, PaymentRequest, PaymentSighting, Role
 from webapp.web.access import access, actor
 from webapp.web.htmx import render
-from webapp.web.listing import filtered_page
+from webapp.web.listing import filtered_page, narrow
 from webapp.web.money_forms import PaymentFilters, PaymentForm
-from webapp.web.requests import actor_names, text_condition, timeline
+from webapp.web.timeline import actor_names, timeline
 
 bp = Blueprint("payments", __name__, url_prefix="/payments")
 MANUAL = "manual"
@@ -34,25 +34,10 @@ def _filtered(filters: PaymentFilters):
     source = (filters.source.data or "").strip()
     if source:
         query = query.where(Payment.source == source)
-    start, end = filters.window()
-    if start:
-        query = query.where(Payment.received_at >= start)
-    if end:
-        query = query.where(Payment.received_at < end)
-    amounts = filters.amounts
-    if "exact" in amounts:
-        query = query.where(Payment.amount_minor == amounts["exact"])
-    if "min" in amounts:
-        query = query.where(Payment.amount_minor >= amounts["min"])
-    if "max" in amounts:
-        query = query.where(Payment.amount_minor <= amounts["max"])
-    if amounts or (filters.currency.data or "").strip():
-        query = query.where(Payment.currency == filters.currency_code)
-    if filters.text:
-        query = query.where(text_condition(
-            filters.text, Payment.sender_name, Payment.note, Payment.transaction_id, Payment.source_ref,
-            phone_field=Payment.sender_phone))
-    return query
+    return narrow(
+        query, filters, time_field=Payment.received_at, amount_field=Payment.amount_minor,
+        currency_field=Payment.currency, phone_field=Payment.sender_phone,
+        text_fields=(Payment.sender_name, Payment.note, Payment.transaction_id, Payment.source_ref))
 
 
 def _sources():

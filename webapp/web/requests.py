@@ -5,46 +5,24 @@ HTTP status (409 for a state that no longer allows it), never swallowed.
 """
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from peewee import JOIN
 
-from webapp.config import settings
-from webapp.domain import ledger, phones
+from webapp.domain import ledger
 from webapp.domain.money import display
-from webapp.storage.models import Agent, Event, MatchCandidate, Payment, PaymentRequest, RequestStatus, Role, User
+from webapp.storage.models import Agent, MatchCandidate, Payment, PaymentRequest, RequestStatus, Role
 from webapp.web.access import access, actor
 from webapp.web.htmx import render
-from webapp.web.listing import filtered_page
+from webapp.web.listing import filtered_page, narrow
 from webapp.web.money_forms import RequestFilters, RequestForm
+from webapp.web.timeline import actor_names, timeline
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
-_NON_DIGIT = re.compile(r"\D")
-TIMELINE_LIMIT = 200
 
 
 def agent_codes():
     """Active agents for the agent-code datalist (codes are typed: the table may be large or empty)."""
     return Agent.select(Agent.code, Agent.name).where(Agent.is_active).order_by(Agent.code).limit(500)
-
-
-def text_condition(q: str, *text_fields, phone_field):
-    """Case-insensitive "contains" over `text_fields` and the phone, also in its E.164 and digit forms.
-
-    peewee's contains() escapes % and _ and is ILIKE on PostgreSQL, LIKE on SQLite.
-    """
-    condition = phone_field.contains(q)
-    for field in text_fields:
-        condition |= field.contains(q)
-    digits = _NON_DIGIT.sub("", q)
-    if len(digits) >= 3:
-        # "0772 123" is typed the local way; stored numbers are "+256772123…".
-        condition |= phone_field.contains(digits.lstrip("0") or digits)
-    e164 = phones.try_e164(q, settings().phone_region)
-    if e164:
-        condition |= phone_field == e164
-    return condition
 
 
 def _filtered(filters: RequestFilters):
@@ -61,27 +39,12 @@ def _filtered(filters: RequestFilters):
             filters.agent.errors = [f"No agent has code {code!r}."]
             return None
         query = query.where(PaymentRequest.agent == agent.id)
-    start, end = filters.window()
-    if start:
-        query = query.where(PaymentRequest.created_at >= start)
-    if end:
-        query = query.where(PaymentRequest.created_at < end)
-    amounts = filters.amounts
-    if "exact" in amounts:
+    return narrow(
+        query, filters, time_field=PaymentRequest.created_at, amount_field=PaymentRequest.amount_minor,
+        currency_field=PaymentRequest.currency, phone_field=PaymentRequest.customer_phone,
+        text_fields=(PaymentRequest.reference, PaymentRequest.customer_name),
         # The amount to pay, or the one asked before 'unique amounts' moved it.
-        exact = amounts["exact"]
-        query = query.where((PaymentRequest.amount_minor == exact) | (PaymentRequest.requested_minor == exact))
-    if "min" in amounts:
-        query = query.where(PaymentRequest.amount_minor >= amounts["min"])
-    if "max" in amounts:
-        query = query.where(PaymentRequest.amount_minor <= amounts["max"])
-    if amounts or (filters.currency.data or "").strip():
-        query = query.where(PaymentRequest.currency == filters.currency_code)
-    if filters.text:
-        query = query.where(text_condition(
-            filters.text, PaymentRequest.reference, PaymentRequest.customer_name,
-            phone_field=PaymentRequest.customer_phone))
-    return query
+        exact=lambda minor: (PaymentRequest.amount_minor == minor) | (PaymentRequest.requested_minor == minor))
 
 
 @bp.get("/")
@@ -142,20 +105,6 @@ def _request_or_404(reference: str) -> PaymentRequest:
         return ledger.find_request(reference)
     except ledger.LedgerError:
         abort(404, f"There is no request with reference {reference}.")
-
-
-def timeline(subjects: list[str]):
-    """Audit events about `subjects`, newest first."""
-    return (Event.select().where(Event.subject.in_(subjects))
-            .order_by(Event.at.desc(), Event.id.desc()).limit(TIMELINE_LIMIT))
-
-
-def actor_names(events: list[Event]) -> dict[str, str]:
-    """"user:<id>" → the user's name or email, for the timeline (other actors read as they are)."""
-    ids = {int(e.actor[5:]) for e in events if e.actor.startswith("user:") and e.actor[5:].isdigit()}
-    if not ids:
-        return {}
-    return {f"user:{u.id}": u.name or u.email for u in User.select().where(User.id.in_(ids))}
 
 
 def _detail(payment_request: PaymentRequest, status: int = 200):
