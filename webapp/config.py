@@ -59,10 +59,6 @@ class Settings:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    @property
-    def is_production(self) -> bool:
-        return self.env == "production"
-
     def with_overrides(self, **changes) -> "Settings":
         """A copy with some fields replaced (tests and one-off tools)."""
         return replace(self, **changes)

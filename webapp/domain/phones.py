@@ -44,11 +44,6 @@ def try_e164(raw: str | None, region: str | None = None) -> str | None:
         return None
 
 
-def whatsapp_digits(e164: str) -> str:
-    """The digits-only international form wppconnect wants: "+256772123456" -> "256772123456"."""
-    return e164.lstrip("+")
-
-
 _MASK = frozenset("*xX•#?")
 
 
