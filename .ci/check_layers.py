@@ -13,8 +13,8 @@ Layers, top to bottom (a module may import its own layer and the ones below it):
 
 Also: no import circle among modules (a package's __init__ counts as a module);
 webapp never imports jobs or sandbox; jobs never imports sandbox; the web and the
-API never import each other's private helpers except webapp.web.errors (one error
-format for both).
+API never import each other, except the API using webapp.web.errors, .extensions and
+.access (one error format, one limiter and CSRF, one notion of roles).
 """
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ LAYERS = (  # (prefix, layer rank): the longest matching prefix wins
 )
 NAMES = {0: "config", 1: "base", 2: "domain", 3: "edge", 4: "entry"}
 FORBIDDEN = {"webapp": ("jobs", "sandbox"), "jobs": ("sandbox",)}
+# What the API may use of the web layer (one error format, one limiter and CSRF, one notion of
+# roles); the web never imports the API.
+SHARED_WEB = {"webapp.web.errors", "webapp.web.extensions", "webapp.web.access"}
 
 
 def modules() -> dict[str, Path]:
@@ -136,6 +139,10 @@ def problems(graph: dict[str, set[str]]) -> list[str]:
             if target.split(".")[0] in FORBIDDEN.get(top, ()):
                 found.append(f"{name} imports {target}: {top} never imports {target.split('.')[0]}")
                 continue
+            if name.startswith("webapp.api") and target.startswith("webapp.web") and target not in SHARED_WEB:
+                found.append(f"{name} imports {target}: the API uses only {', '.join(sorted(SHARED_WEB))} of the web")
+            if name.startswith("webapp.web") and target.startswith("webapp.api"):
+                found.append(f"{name} imports {target}: the web never imports the API")
             mine, theirs = layer(name), layer(target)
             if mine is None or theirs is None:
                 continue

@@ -26,3 +26,5 @@ def test_the_check_catches_an_upward_import_a_circle_and_the_sandbox():
     assert check_layers.problems(circle) == ["import circle: webapp.domain.a -> webapp.domain.b"]
     assert check_layers.problems({"webapp.web.y": {"sandbox"}}) == [
         "webapp.web.y imports sandbox: webapp never imports sandbox"]
+    assert check_layers.problems({"webapp.web.y": {"webapp.api.views"}}) == [
+        "webapp.web.y imports webapp.api.views: the web never imports the API"]
