@@ -3,7 +3,10 @@
 - Redis: a throw-away redis-server started for the session (flushed per test), so
   parallel runs and benches never share keys; PAYWATCH_TEST_REDIS_URL overrides it.
 - Databases: every test that uses `app` runs on SQLite (a fresh file) and, when
-  TEST_DATABASE_URL is set, again on PostgreSQL (a fresh schema per test).
+  TEST_DATABASE_URL is set, again on PostgreSQL (a fresh database per test). The
+  migrations run once per backend and run into a template; each test gets a copy of it
+  (a file copy; CREATE DATABASE … TEMPLATE), which is several times cheaper than
+  migrating again (tests/test_schema.py and test_db.py still migrate from empty).
 - Workers: `run_worker()` runs a real `rq worker` process in burst mode.
 """
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import urlsplit
 
 import psycopg2
 import pytest
@@ -110,21 +113,63 @@ def redis_conn(redis_url):
     conn.close()
 
 
+def _pg_url(name: str) -> str:
+    """TEST_DATABASE_URL pointing at database `name` instead."""
+    return urlsplit(TEST_DATABASE_URL)._replace(path="/" + name).geturl()
+
+
+def _pg_admin():
+    admin = psycopg2.connect(TEST_DATABASE_URL)
+    admin.autocommit = True  # CREATE / DROP DATABASE cannot run inside a transaction
+    return admin
+
+
+def _pg_run(statement: str) -> None:
+    admin = _pg_admin()
+    try:
+        with admin.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def migrated_template():
+    """backend -> a database every migration has run into, built on first use, once per run."""
+    built: dict[str, str] = {}
+    folder = Path(tempfile.mkdtemp(prefix="pw-template-"))
+
+    def template(backend: str) -> str:
+        if backend not in built:
+            if backend == "sqlite":
+                built[backend] = str(folder / "template.db")
+                url = f"sqlite:///{built[backend]}"
+            else:
+                built[backend] = "pwtpl_" + secrets.token_hex(6)
+                _pg_run(f"CREATE DATABASE {built[backend]}")
+                url = _pg_url(built[backend])
+            database = db.make_database(url)
+            db.upgrade(database)
+            database.close()
+        return built[backend]
+
+    yield template
+    shutil.rmtree(folder, ignore_errors=True)
+    if "postgres" in built:
+        _pg_run(f"DROP DATABASE IF EXISTS {built['postgres']} WITH (FORCE)")
+
+
 @pytest.fixture
-def database_url(backend, tmp_path):
+def database_url(backend, tmp_path, migrated_template):
+    template = migrated_template(backend)
     if backend == "sqlite":
+        shutil.copyfile(template, tmp_path / "paywatch.db")
         yield f"sqlite:///{tmp_path / 'paywatch.db'}"
         return
-    schema = "pwtest_" + secrets.token_hex(6)
-    admin = psycopg2.connect(TEST_DATABASE_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in TEST_DATABASE_URL else "?"
-    yield f"{TEST_DATABASE_URL}{sep}options={quote(f'-csearch_path={schema}')}"
-    with admin.cursor() as cur:
-        cur.execute(f"DROP SCHEMA {schema} CASCADE")
-    admin.close()
+    name = "pwtest_" + secrets.token_hex(6)
+    _pg_run(f"CREATE DATABASE {name} TEMPLATE {template}")
+    yield _pg_url(name)
+    _pg_run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # FORCE: a stray worker's connection
 
 
 @pytest.fixture
