@@ -1,6 +1,8 @@
-"""Sweeps: recurring jobs that catch up with time (expiry) and tidy up."""
+"""The recurring jobs (intervals in webapp.plumbing.jobqueue.RECURRING): the heartbeat, sweeps that
+catch up with time (expiry, lost notifications, reminder rules) and tidy up."""
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from jobs import job
@@ -9,6 +11,14 @@ from webapp.plumbing import jobqueue
 from webapp.storage.models import IdempotencyRecord, Notification, NotificationStatus, utcnow
 
 IDEMPOTENCY_KEPT = timedelta(hours=48)  # promised: at least 24 h
+
+
+@job
+def heartbeat() -> float:
+    """Write the time where /healthz reads it: proof that scheduler and workers both run."""
+    now = time.time()
+    jobqueue.redis_connection().set(jobqueue.HEARTBEAT_KEY, now, ex=3600)
+    return now
 
 
 @job

@@ -47,7 +47,7 @@ class JobSpec:
 
 
 JOBS: dict[str, JobSpec] = {
-    "heartbeat": JobSpec("jobs.schedule.heartbeat", "fast", 10),
+    "heartbeat": JobSpec("jobs.sweeps.heartbeat", "fast", 10),
     "expire_requests": JobSpec("jobs.sweeps.expire_requests", "default", 120),
     "purge_idempotency": JobSpec("jobs.sweeps.purge_idempotency", "slow", 300),
     # gateway sources (jobs/gateway.py)
