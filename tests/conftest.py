@@ -36,7 +36,8 @@ PASSWORD = "correct horse battery"
 
 def pytest_generate_tests(metafunc):
     if "backend" in metafunc.fixturenames:
-        backends = ["sqlite"] + (["postgres"] if TEST_DATABASE_URL else [])
+        both = TEST_DATABASE_URL and not metafunc.definition.get_closest_marker("one_backend")
+        backends = ["sqlite"] + (["postgres"] if both else [])
         metafunc.parametrize("backend", backends, scope="function")
 
 

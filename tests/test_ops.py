@@ -1,7 +1,10 @@
+import pytest
+
 from tests.conftest import wait_for
 from webapp.plumbing import jobqueue
 
 
+@pytest.mark.one_backend
 def test_healthz_is_503_without_workers_or_scheduler(client):
     response = client.get("/healthz")
     assert response.status_code == 503
@@ -17,6 +20,7 @@ def test_healthz_is_503_without_workers_or_scheduler(client):
     assert sorted(scheduler["missing"]) == sorted(jobqueue.recurring_id(name) for name in jobqueue.RECURRING)
 
 
+@pytest.mark.one_backend
 def test_healthz_is_503_naming_redis_when_it_is_down(settings, app):
     from webapp import create_app
 
@@ -27,6 +31,7 @@ def test_healthz_is_503_naming_redis_when_it_is_down(settings, app):
     assert body["workers"] == {"ok": False, "count": None}
 
 
+@pytest.mark.one_backend
 def test_healthz_is_ok_with_a_worker_and_the_scheduler_process(client, worker, scheduler):
     response = wait_for(lambda: (r := client.get("/healthz")).status_code == 200 and r, timeout=60,
                         message="/healthz to turn 200")
@@ -40,6 +45,7 @@ def test_healthz_is_ok_with_a_worker_and_the_scheduler_process(client, worker, s
     assert 0 <= body["scheduler"]["process_heartbeat_age_s"] < 30
 
 
+@pytest.mark.one_backend
 def test_a_worker_that_stopped_beating_is_not_counted(client, app, worker, redis_conn):
     import signal
 

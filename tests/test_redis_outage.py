@@ -94,6 +94,7 @@ def test_staff_create_a_request_in_the_ui_while_redis_is_down(client, auth, logi
     assert count(app, PaymentRequest) == 1
 
 
+@pytest.mark.one_backend
 def test_staff_can_log_in_while_redis_is_down(client, auth, make_user, redis_control):
     user = make_user("staff")
     redis_control.stop()  # the login rate limit lives in Redis; it falls back to memory
@@ -136,6 +137,7 @@ def test_a_flushed_redis_gets_its_schedule_back_and_sends_what_was_due(
     assert len(sent) == 1
 
 
+@pytest.mark.one_backend
 def test_health_counts_two_workers_when_two_run_also_after_a_flush(start_worker, scheduler, client, redis_control):
     pids = {start_worker().pid, start_worker().pid}
     ok = wait_for(lambda: (h := health(client))["ok"] and h, timeout=60, message="all healthy")
@@ -181,6 +183,7 @@ def delayed_heartbeat_runs(app) -> None:
              message="a delayed job to run")
 
 
+@pytest.mark.one_backend
 def test_the_delayed_job_scheduler_is_started_again_when_its_process_dies(app, client, worker):
     first = delayed_job_scheduler(client)
     assert parent_of(first) == worker.pid
@@ -191,6 +194,7 @@ def test_the_delayed_job_scheduler_is_started_again_when_its_process_dies(app, c
     delayed_heartbeat_runs(app)
 
 
+@pytest.mark.one_backend
 def test_a_killed_worker_leaves_no_scheduler_behind_and_another_takes_over(app, client, start_worker):
     workers = {process.pid: process for process in (start_worker(), start_worker())}
     first = delayed_job_scheduler(client)
