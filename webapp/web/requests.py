@@ -11,7 +11,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from peewee import JOIN
 
 from webapp.config import settings
-from webapp.domain import ledger, phones
+from webapp.domain import learned, ledger, phones
 from webapp.domain.money import display
 from webapp.storage.models import Agent, Event, MatchCandidate, Payment, PaymentRequest, RequestStatus, Role, User
 from webapp.web.access import access, actor
@@ -170,6 +170,7 @@ def _detail(payment_request: PaymentRequest, status: int = 200):
         "pages/requests/detail.html", "partials/requests/status.html", status=status,
         r=payment_request, payments=payments, candidates=list(candidates), open_statuses=RequestStatus.OPEN,
         events=events, actors=actor_names(events), subject=subject,
+        aliases=list(learned.for_request(payment_request).limit(50)),
     )
 
 
