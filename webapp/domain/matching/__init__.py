@@ -25,7 +25,7 @@ Points (each signal is one Evidence; the score is the sum, capped at 100):
 | signal         | points | when                                                       |
 | -------------- | ------ | ---------------------------------------------------------- |
 | reference      | 100    | the note quotes the request's reference exactly: decisive |
-| reference      | 45     | the note has it with one typing mistake                    |
+| reference      | 60     | the note has it with one typing mistake (two such: a tie)  |
 | transaction_id | 60     | payment.transaction_id == request.external_id (>= 4 chars)|
 | phone          | 60     | same number (digits equal, or last 9 digits when one side  |
 |                |        | is not E.164)                                              |
@@ -48,8 +48,8 @@ Points (each signal is one Evidence; the score is the sum, capped at 100):
 
 Defaults: auto_confirm_threshold 60, review_threshold 0, tie_margin 30, skew 5 min,
 grace 15 min, late_lookback 3 days. So: the amount alone (30) goes to review; a
-phone (60), a strong name + unique amount (65), a near reference + unique amount
-(75) confirm; a candidate less than 30 points ahead of the next never confirms,
+phone (60), a strong name + unique amount (65), a near reference (60), a masked
+phone fitting one candidate only (60), a learned alias (60) confirm; a candidate less than 30 points ahead of the next never confirms,
 except an exact reference against candidates without one.
 
 A request whose reference the note quotes exactly but which fails a hard
@@ -158,14 +158,16 @@ def _score(pay: _Payment, request: RequestFacts, same_amount_open: int, settings
     else:
         evidence.append(Evidence("transaction_id", 0, "transaction id is not the request's external id"))
     evidence.append(signals.phone(pay, request.customer_phone, masked_fits))
-    evidence.append(signals.name(pay, request.customer_name, settings, refused=signals.refused(pay, request)))
+    named = _named(pay, request)
+    evidence.append(signals.name(pay, request.customer_name, settings, refused=signals.refused(pay, request),
+                                 rival_named=same_name_open > int(named)))
     evidence.extend(signals.learned(pay, request, settings))
     if same_amount_open == 1:
         evidence.append(Evidence("amount_unique", POINTS["amount_unique"],
                                  f"the only open request for {amount}"))
     else:
         evidence.append(Evidence("amount_unique", 0, f"{same_amount_open} open requests for {amount}"))
-        if same_name_open == 1 and _named(pay, request):
+        if same_name_open == 1 and named:
             evidence.append(Evidence("name_unique", POINTS["name_unique"],
                                      f"the only one of them in the name {request.customer_name!r}"))
     if payment.source and request.source and payment.source.lower() == request.source.lower():

@@ -13,7 +13,7 @@ MODES = ("automated", "manual", "hybrid")
 OPEN_STATUSES = frozenset({"pending", "review"})
 
 POINTS = {
-    "reference": 100, "reference_near": 45, "transaction_id": 60, "phone": 60,
+    "reference": 100, "reference_near": 60, "transaction_id": 60, "phone": 60,
     "phone_masked": 60, "phone_partial": 15, "name": 35, "name_similar": 15, "amount_unique": 30,
     "name_unique": 25, "source": 15, "corroborated": 10, "learned": 60, "learned_weak": 15,
 }

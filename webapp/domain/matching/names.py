@@ -4,13 +4,13 @@ Pure: text and a NameRules table in, a NameMatch (the rules that made two names 
 or None out. Each name is cut to MAX_WORDS words of at most MAX_WORD letters, so a
 comparison has bounded cost whatever a source sends.
 
-Two names are the same person's when every word of the shorter one (two words or
-more, or as many as the longer) pairs with its own word of the longer one, and at
-least one pair is a whole word (an initial alone proves nothing). A pair is:
+Titles (honorifics) are dropped where they lead the name. Two names are the same
+person's when every word of the shorter one (two words or more, or as many as the
+longer) pairs with its own word of the longer one, and at least one pair is a whole word (an initial alone proves nothing). A pair is:
 - the same word after transliteration to ASCII (unidecode) and the region
   variants table (Mohd → Muhammad, Yousuf → Yusuf): "exact";
-- a word of 5+ letters that sounds the same (jellyfish metaphone) and is at most
-  two letters away (so Hassan is not Husain): "sounds like";
+- a word of 5+ letters that sounds the same (jellyfish metaphone) and is one
+  letter added or dropped away (Yousuf / Yusuf; not Patel / Patil): "sounds like";
 - a single letter and a word it starts ("J" → John): "initial".
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 import jellyfish
-from rapidfuzz.distance import OSA
+from rapidfuzz.distance import Indel
 from unidecode import unidecode
 
 MAX_WORDS = 8
@@ -77,11 +77,11 @@ def parse(text: str | None, rules: NameRules) -> Name:
         for piece, show in zip(pieces, shown):
             piece = piece[:MAX_WORD]
             words.append(Word(show, piece, rules.variants.get(piece, piece)))
-    kept = [w for w in words if w.folded not in rules.honorifics]
-    if not kept:
+    # Titles lead a name ("Alhaji Musa Kato"); the same word after a name is a surname ("A R Sheikh").
+    lead = next((i for i, w in enumerate(words) if w.folded not in rules.honorifics), len(words))
+    if lead == len(words):
         return Name(tuple(words[:MAX_WORDS]), ())
-    titles = tuple(w.shown for w in words if w.folded in rules.honorifics)
-    return Name(tuple(kept[:MAX_WORDS]), titles)
+    return Name(tuple(words[lead:lead + MAX_WORDS]), tuple(w.shown for w in words[:lead]))
 
 
 def key(text: str | None, rules: NameRules) -> str:
@@ -90,8 +90,10 @@ def key(text: str | None, rules: NameRules) -> str:
 
 
 def _sounds_alike(a: Word, b: Word) -> bool:
+    # One letter added or dropped only (Yousuf / Yusuf, Okelo / Okello): a changed letter
+    # is another name as often as not (Patel / Patil, Hassan / Husain) and needs the table.
     return (min(len(a.canon), len(b.canon)) >= 5 and a.canon[0] == b.canon[0]
-            and OSA.distance(a.canon, b.canon, score_cutoff=2) <= 2
+            and Indel.distance(a.canon, b.canon, score_cutoff=1) <= 1
             and jellyfish.metaphone(a.canon) == jellyfish.metaphone(b.canon))
 
 

@@ -109,8 +109,10 @@ def phone(pay: _Payment, customer: str | None, masked_fits: int = 0) -> Evidence
     return Evidence("phone", 0, f"phone {sender} is not {customer}")
 
 
-def name(pay: _Payment, customer: str | None, settings: MatchSettings, *, refused: bool = False) -> Evidence:
-    """Same name by the name rules (35, the rule named), one letter off (35), similar (15)."""
+def name(pay: _Payment, customer: str | None, settings: MatchSettings, *, refused: bool = False,
+         rival_named: bool = False) -> Evidence:
+    """Same name by the name rules (35, the rule named), one letter off (35; only 15 when
+    another candidate's name is the payer's by the rules: Patel is not Patil), similar (15)."""
     sender = pay.facts.sender_name
     theirs = names.key(customer, pay.rules)
     if not pay.name or not theirs:
@@ -121,6 +123,9 @@ def name(pay: _Payment, customer: str | None, settings: MatchSettings, *, refuse
     if found is not None:
         return Evidence("name", POINTS["name"], f"{sender!r} is {customer!r}: {found.explain()}")
     if min(len(pay.name), len(theirs)) >= 5 and OSA.distance(pay.name, theirs, score_cutoff=1) <= 1:
+        if rival_named:
+            return Evidence("name", POINTS["name_similar"], f"{sender!r} is {customer!r} but for one letter, "
+                                                            "and another request's name is the payer's")
         return Evidence("name", POINTS["name"], f"{sender!r} is {customer!r} but for one letter")
     ratio = round(fuzz.ratio(pay.name, theirs))  # a token-sort ratio: both keys are sorted words
     if ratio >= settings.name_similar_ratio:
