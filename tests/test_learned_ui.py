@@ -1,4 +1,4 @@
-"""The learned-payers page (/review/learned): what staff taught, shown, and edited by staff only."""
+"""What staff taught, through the API calls and the learned-payers page (/review/learned, edited by staff only)."""
 from __future__ import annotations
 
 from bs4 import BeautifulSoup
@@ -62,3 +62,36 @@ def test_viewers_may_look_but_not_edit_and_posts_need_csrf(client, auth, login_a
     login_as("staff")
     assert client.post(f"/review/learned/{alias.id}/forget").status_code == 400
     assert domain(lambda: PayerAlias.select().count()) == 1
+
+
+def test_the_api_confirm_and_link_calls_teach_too(app, client, domain):
+    from webapp.domain import apikeys
+
+    key = domain(lambda: apikeys.create("learning", "staff")[1])
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def post(path, body):
+        response = client.post("/api/v1" + path, json=body, headers=headers)
+        assert response.status_code in (200, 201), response.get_data(as_text=True)
+        return response.get_json()
+
+    def owe(name, phone, amount):
+        return post("/requests", {"amount": str(amount), "currency": "UGX", "customer_name": name,
+                                  "customer_phone": phone})["reference"]
+
+    john = owe("John Bosco Ocen", "+256772000001", 5000)
+    owe("Peter Lwanga", "+256772000002", 5000)
+    paid = post("/payments", {"source_ref": "a-1", "amount": "5000", "currency": "UGX", "sender_name": "OKOT JAMES"})
+    assert paid["status"] == "review"
+    post(f"/admin/requests/{john}/confirm", {"payment_id": paid["id"]})
+    # A payment that arrives before its request is unmatched; staff link it.
+    early = post("/payments", {"source_ref": "a-2", "amount": "7000", "currency": "UGX", "sender_name": "OKOT JAMES"})
+    assert early["status"] == "unmatched"
+    john = owe("John Bosco Ocen", "+256772000001", 7000)
+    owe("Peter Lwanga", "+256772000002", 7000)
+    assert post(f"/admin/payments/{early['id']}/link", {"reference": john})["status"] == "confirmed"
+    assert domain(lambda: PayerAlias.get().confirmed) == 2
+    john = owe("John Bosco Ocen", "+256772000001", 9000)
+    owe("Peter Lwanga", "+256772000002", 9000)
+    third = post("/payments", {"source_ref": "a-3", "amount": "9000", "currency": "UGX", "sender_name": "OKOT JAMES"})
+    assert third["status"] == "confirmed" and third["request"] == john
