@@ -118,3 +118,38 @@ def test_edits_are_checked_and_audited(ctx):
     assert learned.edit(alias.id, "forget", actor="user:1") is None
     assert actions(f"payer_alias:{alias.id}") == [
         "payer_alias.confirmed", "payer_alias.withdraw", "payer_alias.restore", "payer_alias.forget"]
+
+
+# --- the pure side: Learned facts in, evidence out ----------------------------------
+
+def _facts():
+    from datetime import datetime, timezone
+
+    from webapp.domain import matching
+    from webapp.domain.matching import variants
+
+    at = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
+    requests = [matching.RequestFacts(id=i, reference=f"PW-AAAA{c}", amount_minor=5000, currency="UGX",
+                                      status="pending", created_at=at, customer_name=name, customer_phone=phone)
+                for i, (c, name, phone) in enumerate([("B", *JOHN), ("C", *PETER)], start=1)]
+    return matching, at, requests, matching.MatchSettings(names=variants.load())
+
+
+@pytest.mark.parametrize("taught, phone, action, points", [
+    ([("phone", "+256701999999", JOHN[1], 2, 0)], "0701999999", "confirm", 60),  # written locally
+    ([("phone", "+256701999999", JOHN[1], 1, 0)], "0701999999", "review", 15),
+    ([("phone", "+256701999999", JOHN[1], 2, 1)], "0701999999", "review", 0),
+    ([("phone", "+256701999999", JOHN[1], 2, 0), ("phone", "+256701999999", PETER[1], 1, 0)],
+     "+256701999999", "review", 0),  # pays for two customers
+    ([("phone", "+256701999999", JOHN[1], 5, 0)], "0701***999", "review", None),  # a masked phone is no alias
+])
+def test_learned_phone_facts_decide_only_when_sure(taught, phone, action, points):
+    matching, at, requests, settings = _facts()
+    learned_ = tuple(matching.Learned(kind=k, alias=a, customer_phone=c, customer_name=None, confirmed=n,
+                                      rejected=r) for k, a, c, n, r in taught)
+    payment = matching.PaymentFacts(amount_minor=5000, currency="UGX", received_at=at, sender_phone=phone)
+    decision = matching.match(payment, requests, settings=settings, now=at, learned=learned_)
+    assert decision.action == action, decision.reason
+    john = next(c for c in decision.candidates if c.request_id == 1)
+    found = {e.signal: e.points for e in john.evidence}
+    assert found.get("learned_phone") == points

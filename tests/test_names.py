@@ -86,3 +86,17 @@ def test_a_bad_names_file_is_refused_naming_the_problem(tmp_path, text, problem)
     own.write_text(text, encoding="utf-8")
     with pytest.raises(variants.VariantsError, match=problem.replace("(", r"\(").replace(")", r"\)")):
         variants.load(own)
+
+
+def test_matching_uses_the_instance_folders_names_file_and_survives_a_broken_one(ctx, caplog):
+    from webapp.config import settings
+    from webapp.domain import options
+
+    own = settings().instance_path / options.NAMES_FILE
+    own.parent.mkdir(parents=True, exist_ok=True)
+    own.write_text('[[region]]\nname = "north_america"\nvariants = [["nicholas", "nick"]]\n', encoding="utf-8")
+    assert options.match_settings().names.variants["nick"] == "nicholas"
+    own.write_text("honorifics = 3\n", encoding="utf-8")
+    rules = options.match_settings().names
+    assert "nick" not in rules.variants and rules.variants["mohd"] == "muhammad"
+    assert "honorifics must be a list" in caplog.text

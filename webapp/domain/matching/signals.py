@@ -31,7 +31,7 @@ def _digits(phone: str | None) -> str:
 class _Payment:
     """The payment's side of every comparison, worked out once per payment."""
 
-    __slots__ = ("facts", "received", "quoted", "name", "key", "phone", "masked", "txn", "amount",
+    __slots__ = ("facts", "received", "quoted", "name", "phone", "masked", "txn", "amount",
                  "rules", "learned", "_names")
 
     def __init__(self, payment: PaymentFacts, now: datetime | None, settings: MatchSettings,
@@ -44,8 +44,7 @@ class _Payment:
         self.quoted = Quoted(payment.note)
         self.rules = settings.names
         parsed = names.parse(payment.sender_name, self.rules)
-        self.name = " ".join(sorted(w.canon for w in parsed.words))
-        self.key = self.name
+        self.name = " ".join(sorted(w.canon for w in parsed.words))  # also names.key(): how aliases are kept
         phone = (payment.sender_phone or "").strip()
         self.phone = phone if _PHONE_TEXT.match(phone) else ""
         self.masked: tuple[str, str, int] | None = None
@@ -61,8 +60,11 @@ class _Payment:
 
     def _is_mine(self, entry: Learned) -> bool:
         if entry.kind == "name":
-            return bool(self.key) and entry.alias == self.key
-        return bool(self.phone) and self.masked is None and _digits(entry.alias) == _digits(self.phone)
+            return bool(self.name) and entry.alias == self.name
+        ours, theirs = _digits(self.phone), _digits(entry.alias)
+        # The alias is E.164; the payment's phone may be written locally: compare the last 9 digits.
+        return (self.masked is None and len(ours) >= _SUFFIX
+                and (ours == theirs or ours[-_SUFFIX:] == theirs[-_SUFFIX:]))
 
     def same_name(self, customer: str | None) -> names.NameMatch | None:
         """How the payer's name is `customer`'s by the name rules (cached per name), or None."""

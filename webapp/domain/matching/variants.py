@@ -3,7 +3,7 @@
 The built-in file sits next to this module; a business's own file (the same format,
 `<instance>/name_variants.toml`) adds honorifics and replaces a region of the same
 name. Raises VariantsError naming the file and the problem. Files are read again
-only when they change (mtime), so editing one takes effect without a restart.
+only when they change (mtime or size), so editing one takes effect without a restart.
 """
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def build(files: list[Path]) -> NameRules:
 def load(own: Path | None = None) -> NameRules:
     """The built-in table plus `own` (a business's file) when it exists."""
     files = [BUILTIN] + ([own] if own is not None and own.is_file() else [])
-    stamp = tuple((str(p), p.stat().st_mtime_ns) for p in files)
+    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
     if stamp not in _cache:
         _cache.clear()
         _cache[stamp] = build(files)
