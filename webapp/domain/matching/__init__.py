@@ -31,7 +31,7 @@ Points (each signal is one Evidence; the score is the sum, capped at 100):
 |                |        | is not E.164)                                              |
 | phone          | 60     | masked number ("0712***678") whose >= 6 visible digits fit |
 |                |        | this request's phone and no other candidate's              |
-| phone          | 15     | masked number with >= 5 visible digits that fits several   |
+| phone          | 15     | masked number that fits several, or shows only 5 digits    |
 | name           | 35     | the same person's name by the name rules (names.py: titles |
 |                |        | dropped, initials, any order, spelling variants), or one   |
 |                |        | typing mistake (OSA distance 1)                            |
@@ -49,8 +49,9 @@ Points (each signal is one Evidence; the score is the sum, capped at 100):
 Defaults: auto_confirm_threshold 60, review_threshold 0, tie_margin 30, skew 5 min,
 grace 15 min, late_lookback 3 days. So: the amount alone (30) goes to review; a
 phone (60), a strong name + unique amount (65), a near reference (60), a masked
-phone fitting one candidate only (60), a learned alias (60) confirm; a candidate less than 30 points ahead of the next never confirms,
-except an exact reference against candidates without one.
+phone fitting one candidate only (60), a learned alias (60) confirm; a candidate
+less than 30 points ahead of the next never confirms, except an exact reference
+against candidates without one.
 
 A request whose reference the note quotes exactly but which fails a hard
 requirement (other amount, currency, already paid, outside the window) is kept

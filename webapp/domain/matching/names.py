@@ -6,7 +6,8 @@ comparison has bounded cost whatever a source sends.
 
 Titles (honorifics) are dropped where they lead the name. Two names are the same
 person's when every word of the shorter one (two words or more, or as many as the
-longer) pairs with its own word of the longer one, and at least one pair is a whole word (an initial alone proves nothing). A pair is:
+longer) pairs with its own word of the longer one, and at least one pair is a
+whole word (an initial alone proves nothing). A pair is:
 - the same word after transliteration to ASCII (unidecode) and the region
   variants table (Mohd → Muhammad, Yousuf → Yusuf): "exact";
 - a word of 5+ letters that sounds the same (jellyfish metaphone) and is one
