@@ -5,6 +5,7 @@ environment (webapp.config.Settings) or from DEFAULTS. Every change is audited.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,10 +13,12 @@ from typing import Any, Callable
 
 from webapp.config import MODES, Settings
 from webapp.domain import audit
-from webapp.domain.matching import MatchSettings
+from webapp.domain.matching import MatchSettings, NameRules, variants
 from webapp.storage import db
 from webapp.storage.db import database
 from webapp.storage.models import Setting, utcnow
+
+log = logging.getLogger(__name__)
 
 
 class OptionError(ValueError):
@@ -116,6 +119,9 @@ OPTIONS: dict[str, Option] = {
                "a payment this long after expiry still counts as on time"),
         Option("late_lookback_hours", "Late payments (hours)", _int(0, 24 * 90), lambda s: 72,
                "a payment this long after expiry is offered for review, flagged late"),
+        Option("learn_after", "Learned payers: confirmations before decisive", _int(1, 100), lambda s: 2,
+               "after this many staff confirmations (and no rejection) a payer's name or phone seen paying "
+               "for a customer counts as strong evidence; one rejection withdraws it"),
         Option("request_ttl_minutes", "Request lifetime (minutes)", _int(1, 60 * 24 * 90),
                lambda s: s.request_ttl_minutes, "requests expire after this unless they say otherwise"),
         Option("pending_alert_seconds", "Pending alert delay (seconds)", _int(1, 86400),
@@ -217,4 +223,22 @@ def match_settings(values: dict[str, Any] | None = None) -> MatchSettings:
         skew=timedelta(minutes=v["match_skew_minutes"]),
         grace=timedelta(minutes=v["match_grace_minutes"]),
         late_lookback=timedelta(hours=v["late_lookback_hours"]),
+        learn_after=v["learn_after"],
+        names=name_rules(),
     )
+
+
+NAMES_FILE = "name_variants.toml"
+
+
+def name_rules() -> NameRules:
+    """The built-in names table plus the instance folder's name_variants.toml, when there is one.
+
+    A broken own file is logged (naming the file and the problem) and left out, so money
+    keeps being matched with the built-in table rather than not at all."""
+    own = _settings().instance_path / NAMES_FILE
+    try:
+        return variants.load(own)
+    except variants.VariantsError as exc:
+        log.error("names table left out: %s", exc)
+        return variants.load(None)

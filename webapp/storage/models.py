@@ -312,6 +312,30 @@ class RejectedPair(BaseModel):
         indexes = ((("payment", "request"), True),)
 
 
+class PayerAlias(BaseModel):
+    """What staff taught by their decisions: a payer's name or phone seen paying for one customer.
+
+    `kind` "name" (alias: the folded name key) or "phone" (alias: E.164); the customer is
+    `customer` ("phone:+256…" or "name:<key>"). See webapp/domain/learned.py.
+    """
+
+    kind = CharField()
+    alias = CharField()
+    shown = CharField(default="")  # the alias as a payer last wrote it
+    customer = CharField()
+    customer_phone = CharField(null=True)
+    customer_name = CharField(null=True)  # the folded name key when the customer had no phone
+    customer_label = CharField(default="")  # the customer's name as the request wrote it
+    confirmed = IntegerField(default=0)
+    rejected = IntegerField(default=0)
+    last_payment = IntegerField(null=True)
+    created_at = UTCDateTimeField(default=utcnow)
+    updated_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("kind", "alias", "customer"), True), (("customer",), False))
+
+
 class SourceKind:
     PORTAL = "portal"
     MAILBOX = "mailbox"
@@ -465,7 +489,7 @@ class Event(BaseModel):
 
 MODELS = (
     User, LoginSession, Agent, Lead, PaymentRequest, AmountReservation, Payment, PaymentSighting, Reversal,
-    MatchCandidate, RejectedPair,
+    MatchCandidate, RejectedPair, PayerAlias,
     Source, Notification, Template, Rule, Voucher, ApiKey, IdempotencyRecord,
     WebhookEndpoint, WebhookDelivery, Setting, Event,
 )

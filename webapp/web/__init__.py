@@ -1,9 +1,9 @@
 """The staff pages and the public pages: one module per page area, plus shared web helpers.
 
 Page modules (one blueprint each, named after what the user sees): auth, users, dashboard,
-requests, payments, review, agents, vouchers, notifications, sources, settings, audit_log,
-hooks (inbound callbacks), ops. Shared helpers: access (roles), forms, money_forms, htmx,
-listing (filtered keyset lists), charts, errors (one error format, JSON under /api),
+requests, payments, review, learned (what matching learned from staff), agents, vouchers,
+notifications, sources, settings, audit_log, hooks (inbound callbacks), ops. Shared helpers:
+access (roles), forms, money_forms, htmx, listing (filtered keyset lists), charts, errors (one error format, JSON under /api),
 headers (CSP and friends), extensions. Imports the domain, storage, plumbing and config.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ def init_app(app: Flask) -> None:
         dashboard,
         errors,
         hooks,
+        learned,
         notifications,
         ops,
         payments,
@@ -36,7 +37,7 @@ def init_app(app: Flask) -> None:
     htmx.init_app(app)
     login_manager.init_app(app)
     limiter.init_app(app)
-    for module in (auth, users, dashboard, ops, review, settings, audit_log, requests, payments, agents, sources,
+    for module in (auth, users, dashboard, ops, review, learned, settings, audit_log, requests, payments, agents, sources,
                    hooks, vouchers, notifications):
         app.register_blueprint(module.bp)
     csrf.exempt(hooks.bp)  # gateway callbacks prove themselves with a static header

@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from peewee import JOIN
 
-from webapp.domain import ledger
+from webapp.domain import learned, ledger
 from webapp.domain.money import display
 from webapp.storage.models import Agent, MatchCandidate, Payment, PaymentRequest, RequestStatus, Role
 from webapp.web.access import access, actor
@@ -119,6 +119,7 @@ def _detail(payment_request: PaymentRequest, status: int = 200):
         "pages/requests/detail.html", "partials/requests/status.html", status=status,
         r=payment_request, payments=payments, candidates=list(candidates), open_statuses=RequestStatus.OPEN,
         events=events, actors=actor_names(events), subject=subject,
+        aliases=list(learned.for_request(payment_request).limit(50)),
     )
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from webapp.domain import audit, matching, message_texts, outbox, phones
+from webapp.domain import audit, learned, matching, message_texts, outbox, phones
 from webapp.domain.ledger.core import (
     DECIDABLE,
     PAYABLE,
@@ -61,6 +61,7 @@ def confirm(payment_id: int, reference: str, *, actor: str, user_id: int | None 
         candidate = _staff_candidate(payment, request)
         if not _settle(payment, candidate, actor=actor, now=now, verified_by=user_id, how=how):
             raise LedgerError("conflict", f"payment {payment_id} or {request.reference} changed meanwhile; reload")
+        learned.remember(payment, request, confirmed=True, actor=actor)
     return sqlcache.by_id(Payment, payment_id)
 
 def link(payment_id: int, reference: str, *, actor: str, user_id: int | None = None,
@@ -103,6 +104,7 @@ def reject(payment_id: int, reference: str, reason: str, *, actor: str, now: dat
             raise LedgerError("invalid_state", f"{request.reference} is not a candidate of payment {payment_id} "
                               "(already rejected or never suggested)")
         RejectedPair.insert(payment=payment.id, request=request.id, created_at=now).on_conflict_ignore().execute()
+        learned.remember(payment, request, confirmed=False, actor=actor)
         remaining = list(
             MatchCandidate.select().where(MatchCandidate.payment == payment.id, MatchCandidate.mismatch.is_null())
             .order_by(MatchCandidate.score.desc())

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from peewee import IntegrityError
 
-from webapp.domain import audit, matching, options, outbox
+from webapp.domain import audit, learned, matching, options, outbox
 from webapp.domain.ledger.core import (
     REVERSED_REASON,
     IngestResult,
@@ -261,7 +261,9 @@ def _decide(payment: Payment, settings: matching.MatchSettings, now: datetime, *
                         .scalar())
     facts = payment_facts(payment, corroborated_by=corroborated)
     requests = candidate_requests(facts, settings)
-    return matching.match(facts, requests, rejected_request_ids=rejected, settings=settings, now=now)
+    taught = learned.for_payment(facts, settings.names) if requests else ()
+    return matching.match(facts, requests, rejected_request_ids=rejected, settings=settings, now=now,
+                          learned=taught)
 
 
 def _to_review(payment: Payment, decision: matching.Decision, now: datetime, *, fresh: bool = False) -> None:

@@ -25,26 +25,33 @@ Points (each signal is one Evidence; the score is the sum, capped at 100):
 | signal         | points | when                                                       |
 | -------------- | ------ | ---------------------------------------------------------- |
 | reference      | 100    | the note quotes the request's reference exactly: decisive |
-| reference      | 45     | the note has it with one typing mistake                    |
+| reference      | 60     | the note has it with one typing mistake (two such: a tie)  |
 | transaction_id | 60     | payment.transaction_id == request.external_id (>= 4 chars)|
 | phone          | 60     | same number (digits equal, or last 9 digits when one side  |
 |                |        | is not E.164)                                              |
-| phone          | 15     | masked number ("0712***678") whose >= 5 visible digits fit |
-| name           | 35     | same words in any order, all words of a 2+ word name found |
-|                |        | in the other, or one typing mistake (OSA distance 1)       |
+| phone          | 60     | masked number ("0712***678") whose >= 6 visible digits fit |
+|                |        | this request's phone and no other candidate's              |
+| phone          | 15     | masked number that fits several, or shows only 5 digits    |
+| name           | 35     | the same person's name by the name rules (names.py: titles |
+|                |        | dropped, initials, any order, spelling variants), or one   |
+|                |        | typing mistake (OSA distance 1)                            |
 | name           | 15     | token-sort ratio >= name_similar_ratio (80)                |
 | amount_unique  | 30     | the only candidate with this amount and currency           |
 | name_unique    | 25     | among several candidates with this amount, the only one    |
-|                |        | whose name is the payer's (exact, word order ignored)      |
+|                |        | whose name is the payer's by the name rules                |
 | source         | 15     | payment and request come from the same source              |
 | corroborated   | 10     | another source reported the same transaction               |
+| learned_name   | 60     | staff confirmed this payer name for this customer at least |
+| learned_phone  |        | `learn_after` times (2), never rejected, for no other one; |
+|                | 15     | fewer times. A rejected name also zeroes the name signal.  |
 | currency, amount, window | 0 | the hard requirements, listed so the UI shows them  |
 
 Defaults: auto_confirm_threshold 60, review_threshold 0, tie_margin 30, skew 5 min,
 grace 15 min, late_lookback 3 days. So: the amount alone (30) goes to review; a
-phone (60), a strong name + unique amount (65), a near reference + unique amount
-(75) confirm; a candidate less than 30 points ahead of the next never confirms,
-except an exact reference against candidates without one.
+phone (60), a strong name + unique amount (65), a near reference (60), a masked
+phone fitting one candidate only (60), a learned alias (60) confirm; a candidate
+less than 30 points ahead of the next never confirms, except an exact reference
+against candidates without one.
 
 A request whose reference the note quotes exactly but which fails a hard
 requirement (other amount, currency, already paid, outside the window) is kept
@@ -55,121 +62,28 @@ another request could not be told from a quote of the first.
 """
 from __future__ import annotations
 
-import re
-from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Iterable, Literal
+from typing import Iterable
 
-from rapidfuzz import fuzz, utils
-from rapidfuzz.distance import OSA
-
+from webapp.domain.matching import signals
+from webapp.domain.matching.facts import (
+    MODES,
+    OPEN_STATUSES,
+    POINTS,
+    Action,
+    Candidate,
+    Decision,
+    Evidence,
+    Learned,
+    MatchSettings,
+    Mode,
+    PaymentFacts,
+    RequestFacts,
+)
+from webapp.domain.matching.names import NameMatch, NameRules
+from webapp.domain.matching.signals import _Payment
 from webapp.domain.money import display
-from webapp.domain.references import Quoted
-
-Mode = Literal["automated", "manual", "hybrid"]
-Action = Literal["confirm", "review", "unmatched"]
-MODES = ("automated", "manual", "hybrid")
-OPEN_STATUSES = frozenset({"pending", "review"})
-
-POINTS = {
-    "reference": 100, "reference_near": 45, "transaction_id": 60, "phone": 60,
-    "phone_partial": 15, "name": 35, "name_similar": 15, "amount_unique": 30,
-    "name_unique": 25, "source": 15, "corroborated": 10,
-}
-_MASK = re.compile(r"[*xX•#?]+")
-_NON_DIGIT = re.compile(r"\D")
-_PHONE_TEXT = re.compile(r"^\+?[\d\s().\-*xX•#?]+$")
-_MIN_VISIBLE = 5
-_SUFFIX = 9
-
-
-@dataclass(frozen=True)
-class PaymentFacts:
-    """Money seen at a source. `received_at` is timezone-aware UTC."""
-    amount_minor: int
-    currency: str
-    received_at: datetime
-    note: str | None = None
-    sender_name: str | None = None
-    sender_phone: str | None = None  # E.164, or a masked form as the source shows it
-    source: str | None = None
-    transaction_id: str | None = None
-    corroborated_by: str | None = None  # another source that reported the same transaction
-
-
-@dataclass(frozen=True)
-class RequestFacts:
-    """What is owed, as matching needs it. Times are timezone-aware UTC."""
-    id: int | str
-    reference: str
-    amount_minor: int
-    currency: str
-    status: str
-    created_at: datetime
-    expires_at: datetime | None = None
-    customer_name: str | None = None
-    customer_phone: str | None = None
-    source: str | None = None
-    external_id: str | None = None
-    paid: bool = False
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """One signal: its name (see POINTS), the points it gave, why, for the UI."""
-    signal: str
-    points: int
-    detail: str
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A request the payment may pay. `decisive`: the note quotes its reference.
-    `mismatch`: why a quoted request fails a hard requirement (score 0)."""
-    request_id: int | str
-    reference: str
-    score: int
-    evidence: tuple[Evidence, ...]
-    late: bool = False
-    decisive: bool = False
-    mismatch: str | None = None
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What to do with the payment. `candidate`: the one confirmed, or the best one
-    shown first in review. `late`: a late candidate is among the contenders."""
-    action: Action
-    candidate: Candidate | None
-    candidates: tuple[Candidate, ...]
-    reason: str
-    late: bool = False
-
-
-@dataclass(frozen=True)
-class MatchSettings:
-    """Verification mode and thresholds; ValueError names a bad field."""
-    mode: Mode = "hybrid"
-    auto_confirm_threshold: int = 60
-    review_threshold: int = 0
-    tie_margin: int = 30
-    name_similar_ratio: int = 80
-    skew: timedelta = field(default=timedelta(minutes=5))
-    grace: timedelta = field(default=timedelta(minutes=15))
-    late_lookback: timedelta = field(default=timedelta(days=3))
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        for name in ("auto_confirm_threshold", "review_threshold", "tie_margin",
-                     "name_similar_ratio"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or not 0 <= value <= 100:
-                raise ValueError(f"{name} must be an integer 0-100, got {value!r}")
-        for name in ("skew", "grace", "late_lookback"):
-            if getattr(self, name) < timedelta(0):
-                raise ValueError(f"{name} must not be negative")
 
 
 def window(request: RequestFacts, settings: MatchSettings) -> tuple[datetime, datetime | None]:
@@ -208,87 +122,13 @@ def _hard(payment: PaymentFacts, request: RequestFacts, received: datetime,
     return None, True, f"late: received {_minutes(overdue)} after expiry"
 
 
-def _digits(phone: str | None) -> str:
-    return _NON_DIGIT.sub("", phone or "")
+def _named(pay: _Payment, request: RequestFacts) -> bool:
+    """The payer's name is this customer's by the name rules, and staff never said otherwise."""
+    return pay.same_name(request.customer_name) is not None and not signals.refused(pay, request)
 
 
-class _Payment:
-    """The payment's side of every comparison, worked out once per payment."""
-
-    __slots__ = ("facts", "received", "quoted", "name", "words", "phone", "masked", "txn", "amount")
-
-    def __init__(self, payment: PaymentFacts, now: datetime | None) -> None:
-        if payment.received_at.tzinfo is None:
-            raise ValueError("payment.received_at must be timezone-aware")
-        self.facts = payment
-        # A time in the future is a source's clock or time-zone error: we saw it by now.
-        self.received = min(payment.received_at, now) if now is not None else payment.received_at
-        self.quoted = Quoted(payment.note)
-        self.name = utils.default_process(payment.sender_name or "")
-        self.words = sorted(self.name.split())
-        phone = (payment.sender_phone or "").strip()
-        self.phone = phone if _PHONE_TEXT.match(phone) else ""
-        self.masked: tuple[str, str, int] | None = None
-        if self.phone and _MASK.search(self.phone):
-            parts = _MASK.split(self.phone.lstrip("+"))
-            lead, tail = _digits(parts[0]).lstrip("0"), _digits(parts[-1])
-            hidden = sum(len(m) for m in _MASK.findall(self.phone))
-            self.masked = (lead, tail, hidden) if len(parts) == 2 else ("", "", 0)
-        self.txn = (payment.transaction_id or "").strip().upper()
-        self.amount = display(payment.amount_minor, payment.currency)
-
-
-def _phone(pay: _Payment, customer: str | None) -> Evidence:
-    sender = pay.phone
-    if not customer:
-        return Evidence("phone", 0, "the request has no phone")
-    if not sender:
-        return Evidence("phone", 0, "no readable phone on the payment")
-    theirs = _digits(customer)
-    if pay.masked is not None:
-        lead, tail, hidden = pay.masked
-        if len(lead) + len(tail) < _MIN_VISIBLE:
-            return Evidence("phone", 0, f"masked phone {sender} shows too little")
-        head = theirs[:len(theirs) - hidden - len(tail)]
-        if theirs.endswith(tail) and head.endswith(lead):
-            return Evidence("phone", POINTS["phone_partial"],
-                            f"masked phone {sender} fits {customer}")
-        return Evidence("phone", 0, f"masked phone {sender} does not fit {customer}")
-    ours = _digits(sender)
-    if ours == theirs or (not (sender.startswith("+") and customer.startswith("+"))
-                          and len(ours) >= _SUFFIX and ours[-_SUFFIX:] == theirs[-_SUFFIX:]):
-        return Evidence("phone", POINTS["phone"], f"same phone {customer}")
-    return Evidence("phone", 0, f"phone {sender} is not {customer}")
-
-
-def _same_name(pay: _Payment, customer: str | None) -> bool:
-    """The payer's name is the customer's: same words in any order, or all of a 2+ word name."""
-    theirs = utils.default_process(customer or "")
-    if not pay.name or not theirs:
-        return False
-    a, b = pay.words, sorted(theirs.split())
-    shorter, longer = (a, b) if len(a) <= len(b) else (b, a)
-    return a == b or (len(shorter) >= 2 and not Counter(shorter) - Counter(longer))
-
-
-def _name(pay: _Payment, customer: str | None, settings: MatchSettings) -> Evidence:
-    sender, theirs = pay.facts.sender_name, utils.default_process(customer or "")
-    if not pay.name or not theirs:
-        return Evidence("name", 0, "no name to compare")
-    a, b = pay.words, sorted(theirs.split())
-    if _same_name(pay, customer):
-        return Evidence("name", POINTS["name"], f"{sender!r} is {customer!r} (word order ignored)")
-    joined_a, joined_b = " ".join(a), " ".join(b)
-    if min(len(joined_a), len(joined_b)) >= 5 and OSA.distance(joined_a, joined_b, score_cutoff=1) <= 1:
-        return Evidence("name", POINTS["name"], f"{sender!r} is {customer!r} but for one letter")
-    ratio = round(fuzz.ratio(joined_a, joined_b))  # the token-sort ratio, tokens sorted above
-    if ratio >= settings.name_similar_ratio:
-        return Evidence("name", POINTS["name_similar"], f"{sender!r} resembles {customer!r} ({ratio}%)")
-    return Evidence("name", 0, f"{sender!r} is not {customer!r} ({ratio}%)")
-
-
-def _score(pay: _Payment, request: RequestFacts, same_amount_open: int,
-           settings: MatchSettings, same_name_open: int = 0) -> Candidate | None:
+def _score(pay: _Payment, request: RequestFacts, same_amount_open: int, settings: MatchSettings,
+           same_name_open: int = 0, masked_fits: int = 0) -> Candidate | None:
     payment = pay.facts
     failure, late, when = _hard(payment, request, pay.received, settings)
     is_quoted, typo = pay.quoted.find(request.reference)
@@ -318,14 +158,17 @@ def _score(pay: _Payment, request: RequestFacts, same_amount_open: int,
                                  f"transaction id {payment.transaction_id} is the request's external id"))
     else:
         evidence.append(Evidence("transaction_id", 0, "transaction id is not the request's external id"))
-    evidence.append(_phone(pay, request.customer_phone))
-    evidence.append(_name(pay, request.customer_name, settings))
+    evidence.append(signals.phone(pay, request.customer_phone, masked_fits))
+    named = _named(pay, request)
+    evidence.append(signals.name(pay, request.customer_name, settings, refused=signals.refused(pay, request),
+                                 rival_named=same_name_open > int(named)))
+    evidence.extend(signals.learned(pay, request, settings))
     if same_amount_open == 1:
         evidence.append(Evidence("amount_unique", POINTS["amount_unique"],
                                  f"the only open request for {amount}"))
     else:
         evidence.append(Evidence("amount_unique", 0, f"{same_amount_open} open requests for {amount}"))
-        if same_name_open == 1 and _same_name(pay, request.customer_name):
+        if same_name_open == 1 and named:
             evidence.append(Evidence("name_unique", POINTS["name_unique"],
                                      f"the only one of them in the name {request.customer_name!r}"))
     if payment.source and request.source and payment.source.lower() == request.source.lower():
@@ -341,11 +184,14 @@ def _score(pay: _Payment, request: RequestFacts, same_amount_open: int,
 
 
 def score(payment: PaymentFacts, request: RequestFacts, *, same_amount_open: int,
-          settings: MatchSettings, now: datetime | None = None) -> Candidate | None:
+          settings: MatchSettings, now: datetime | None = None, masked_fits: int = 0,
+          learned: tuple[Learned, ...] = ()) -> Candidate | None:
     """Score one pair; None when a hard requirement fails (unless the note quotes
     the reference: then a `mismatch` candidate). `same_amount_open` counts the
-    candidates with this amount and currency, this one included."""
-    return _score(_Payment(payment, now), request, same_amount_open, settings)
+    candidates with this amount and currency, this one included; `masked_fits` how
+    many of them a masked payment phone fits (0: unknown, counted weak)."""
+    return _score(_Payment(payment, now, settings, learned), request, same_amount_open, settings,
+                  masked_fits=masked_fits)
 
 
 def _rank(candidate: Candidate) -> tuple[bool, int, bool, bool, str]:
@@ -355,17 +201,20 @@ def _rank(candidate: Candidate) -> tuple[bool, int, bool, bool, str]:
 
 def candidates(payment: PaymentFacts, requests: Iterable[RequestFacts], *,
                rejected_request_ids: frozenset[int | str] = frozenset(),
-               settings: MatchSettings, now: datetime | None = None) -> list[Candidate]:
+               settings: MatchSettings, now: datetime | None = None,
+               learned: tuple[Learned, ...] = ()) -> list[Candidate]:
     """Every candidate among `requests`, best first, excluding rejected pairs.
 
     Give it the open requests with the payment's amount and currency, the recently
-    expired ones (for late payments) and every request the note quotes.
+    expired ones (for late payments) and every request the note quotes; and what
+    staff taught about this payer's name and phone (`learned`, see Learned).
     """
-    pay = _Payment(payment, now)
+    pay = _Payment(payment, now, settings, learned)
     pool = [r for r in requests if r.id not in rejected_request_ids]
     passing = [r for r in pool if _hard(payment, r, pay.received, settings)[0] is None]
-    same_name = sum(1 for r in passing if _same_name(pay, r.customer_name))
-    found = (_score(pay, r, len(passing), settings, same_name) for r in pool)
+    same_name = sum(1 for r in passing if _named(pay, r))
+    fits = sum(1 for r in passing if signals.masked_fit(pay, r.customer_phone))
+    found = (_score(pay, r, len(passing), settings, same_name, fits) for r in pool)
     return sorted((c for c in found if c is not None), key=_rank)
 
 
@@ -415,14 +264,16 @@ def decide(payment: PaymentFacts, ranked: Iterable[Candidate],
 
 def match(payment: PaymentFacts, requests: Iterable[RequestFacts], *,
           rejected_request_ids: frozenset[int | str] = frozenset(),
-          settings: MatchSettings, now: datetime | None = None) -> Decision:
+          settings: MatchSettings, now: datetime | None = None,
+          learned: tuple[Learned, ...] = ()) -> Decision:
     """candidates() then decide(): the whole of matching for one payment."""
     ranked = candidates(payment, requests, rejected_request_ids=rejected_request_ids,
-                        settings=settings, now=now)
+                        settings=settings, now=now, learned=learned)
     return decide(payment, ranked, settings)
 
 
 __all__ = [
-    "Candidate", "Decision", "Evidence", "MatchSettings", "PaymentFacts", "RequestFacts",
-    "POINTS", "candidates", "decide", "match", "score", "window",
+    "MODES", "OPEN_STATUSES", "Action", "Candidate", "Decision", "Evidence", "Learned", "MatchSettings",
+    "Mode", "NameMatch", "NameRules", "PaymentFacts", "RequestFacts", "POINTS", "candidates", "decide",
+    "match", "score", "window",
 ]
