@@ -2,7 +2,8 @@
 
 Page modules (one blueprint each, named after what the user sees): auth, users, dashboard,
 requests, payments, review, agents, vouchers, notifications, sources, settings, audit_log,
-hooks (inbound callbacks), ops. Shared helpers: access (roles), forms, money_forms, htmx,
+hooks (inbound callbacks), ops,
+paypage (the public payment page /pay/<token>), pay_settings (its settings). Shared helpers: access (roles), forms, money_forms, htmx,
 listing (filtered keyset lists), charts, errors (one error format, JSON under /api),
 headers (CSP and friends), extensions. Imports the domain, storage, plumbing and config.
 """
@@ -22,6 +23,8 @@ def init_app(app: Flask) -> None:
         hooks,
         notifications,
         ops,
+        pay_settings,
+        paypage,
         payments,
         requests,
         review,
@@ -37,7 +40,7 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     limiter.init_app(app)
     for module in (auth, users, dashboard, ops, review, settings, audit_log, requests, payments, agents, sources,
-                   hooks, vouchers, notifications):
+                   hooks, vouchers, notifications, paypage, pay_settings):
         app.register_blueprint(module.bp)
     csrf.exempt(hooks.bp)  # gateway callbacks prove themselves with a static header
     ops.init_rq_dashboard(app)
