@@ -229,3 +229,20 @@ def test_admins_set_the_business_methods_and_logo_and_bad_values_are_named(clien
     auth.logout()
     login_as("staff")
     assert client.get("/settings/payment-page/").status_code == 403
+
+
+def test_the_migration_gives_requests_made_before_it_their_own_tokens(app):
+    from playhouse.migrations import Runner
+
+    with db.database.connection_context():
+        runner = Runner(db.database.obj, str(db.MIGRATIONS))
+        runner.down("0006_notification_delivery_check")  # back to before the payment page
+        for reference in ("PW-OLD001", "PW-OLD002"):
+            db.database.execute_sql(
+                'INSERT INTO "payment_request" ("reference", "amount_minor", "requested_minor", "currency", '
+                '"customer_name", "status", "source", "created_at", "expires_at", "meta") '
+                f"VALUES ('{reference}', 500, 500, 'UGX', '', 'pending', 'ui', '2026-12-01 10:00:00', "
+                "'2026-12-01 10:15:00', '{}')")
+        runner.up()
+        tokens = [r.pay_token for r in PaymentRequest.select().order_by(PaymentRequest.id)]
+    assert len(tokens) == 2 and len(set(tokens)) == 2 and all(paypage.TOKEN_CHARS.match(t) for t in tokens)
