@@ -74,9 +74,13 @@ def page(token: str):
 @access(PUBLIC)
 @_page_allowance
 def status(token: str):
-    """The status element alone (htmx polls it; it stops polling once the request has ended)."""
+    """The status element alone (htmx polls it; it stops polling once the request has ended).
+    204 while the state the caller shows (`seen`) is still the state: htmx then swaps nothing."""
     found = _request_for(token)
-    return _private(render_template("partials/pay/status.html", **_context(found)))
+    context = _context(found)
+    if request.args.get("seen") == context["v"].state:
+        return _private(make_response("", 204))
+    return _private(render_template("partials/pay/status.html", **context))
 
 
 @bp.post("/<token>/claim")
