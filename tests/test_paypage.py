@@ -84,6 +84,13 @@ def test_the_page_shows_who_asks_the_exact_amount_the_reference_and_how_to_pay(c
     assert 'data-state="waiting"' in page and 'id="pay-countdown"' in page
 
 
+def test_staff_find_the_payment_page_link_on_the_request_page(client, domain, login_as):
+    request = domain(new_request, 5000)
+    login_as("viewer")
+    page = client.get(f"/requests/{request.reference}").get_data(as_text=True)
+    assert f'href="http://localhost/pay/{request.pay_token}" id="pay-url"' in page
+
+
 def test_without_javascript_the_page_refreshes_itself_and_offers_check_again_until_paid(client, domain):
     request = domain(new_request, 5000)
     page = client.get(f"/pay/{request.pay_token}").get_data(as_text=True)

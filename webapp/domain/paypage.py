@@ -186,10 +186,11 @@ def qr_svg(text: str, title: str) -> str:
                                                   svgclass="qr", lineclass="qrline", dark="#000", light="#fff")
 
 
-def view(request: PaymentRequest, now: datetime | None = None) -> PageView:
-    """Everything the page shows for `request`, from fresh rows."""
+def view(request: PaymentRequest, now: datetime | None = None, *, with_methods: bool = True) -> PageView:
+    """Everything the page shows for `request`, from fresh rows (the status poll, which shows no
+    payment methods, passes with_methods=False and draws no QR codes)."""
     now = now or utcnow()
-    page = page_settings()
+    page = page_settings() if with_methods else {"business_name": "", "logo": "", "methods": []}
     amount_plain = money.to_decimal_string(request.amount_minor, request.currency)
     values = {"reference": request.reference, "amount": amount_plain, "currency": request.currency}
     methods = []

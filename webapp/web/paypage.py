@@ -55,8 +55,8 @@ def _private(response):
     return response
 
 
-def _context(found: PaymentRequest, **extra):
-    return {"v": paypage.view(found), "token": found.pay_token, "poll_seconds": POLL_SECONDS,
+def _context(found: PaymentRequest, *, with_methods: bool = True, **extra):
+    return {"v": paypage.view(found, with_methods=with_methods), "token": found.pay_token, "poll_seconds": POLL_SECONDS,
             "refresh_seconds": NO_JS_REFRESH_SECONDS, "zone": settings().zone, **extra}
 
 
@@ -77,7 +77,7 @@ def status(token: str):
     """The status element alone (htmx polls it; it stops polling once the request has ended).
     204 while the state the caller shows (`seen`) is still the state: htmx then swaps nothing."""
     found = _request_for(token)
-    context = _context(found)
+    context = _context(found, with_methods=False)
     if request.args.get("seen") == context["v"].state:
         return _private(make_response("", 204))
     return _private(render_template("partials/pay/status.html", **context))
