@@ -144,6 +144,8 @@ def test_a_claim_nothing_matches_waits_in_the_review_queue_and_the_sources_are_a
     login_as("staff")
     review = client.get("/review/").get_data(as_text=True)
     assert f'id="claim-{claim.id}"' in review and "no payment seen with code RX99ZZ1234" in review
+    detail = client.get(f"/requests/{request.reference}")
+    assert detail.status_code == 200 and "claim.received" in detail.get_data(as_text=True)  # on its timeline
     # The payment arrives later (the mailbox fetch brought it): the claim's next check finds it.
     other = domain(new_request, 5000)
     seen = domain(pay, 5000, transaction_id="RX99ZZ1234").payment
