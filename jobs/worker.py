@@ -47,6 +47,7 @@ from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
 from jobs import bootstrap
+from webapp.plumbing import jobstats
 from webapp.plumbing.jobqueue import WORKER_BEAT_S
 
 SCHEDULER_POLL_S = 0.2  # how often delayed jobs are looked for
@@ -201,8 +202,19 @@ class Worker(SimpleWorker):
 
     def execute_job(self, job, queue) -> None:
         """Run the job; if Redis goes away meanwhile, its outcome is not recorded there, and the
-        worker goes on (jobs are safe to run twice; the sweeps find unfinished work)."""
+        worker goes on (jobs are safe to run twice; the sweeps find unfinished work). Its duration
+        goes to webapp.plumbing.jobstats (/metrics: job durations by job)."""
+        started = time.monotonic()
         self._unless_redis_away(super().execute_job, job, queue)
+        self._unless_redis_away(self._record_duration, job, time.monotonic() - started)
+
+    def _record_duration(self, job, seconds: float) -> None:
+        from webapp.plumbing.jobqueue import JOBS
+
+        name = job.description if job.description in JOBS else next(
+            (n for n, spec in JOBS.items() if spec.func == job.func_name), job.func_name)
+        status = job.get_status(refresh=True)
+        jobstats.record(self.connection, name, seconds, str(getattr(status, "value", status) or "unknown"))
 
     def _unless_redis_away(self, call, *args):
         try:

@@ -53,6 +53,9 @@ class Settings:
     public_url: str | None = None
     log_level: str = "INFO"
     login_rate_limit: str = "10 per minute"
+    metrics_token: str | None = field(default=None, repr=False)
+    pay_page_rate_limit: str = "120 per minute"
+    claim_rate_limit: str = "5 per 10 minutes"
     instance_path: Path = INSTANCE
 
     @property
@@ -158,6 +161,26 @@ def _secret_key(env: Mapping[str, str], name: str, instance: Path) -> str:
     return path.read_text().strip()
 
 
+def _metrics_token(env: Mapping[str, str]) -> str | None:
+    """PAYWATCH_METRICS_TOKEN: the bearer token /metrics accepts (besides an admin's session)."""
+    token = _read(env, "PAYWATCH_METRICS_TOKEN")
+    if token is not None and len(token) < 16:
+        raise ConfigError("PAYWATCH_METRICS_TOKEN", "must be at least 16 characters")
+    return token
+
+
+def _limit(env: Mapping[str, str], name: str, default: str) -> str:
+    """A flask-limiter rate limit text ("5 per 10 minutes", "120/minute"), checked at start-up."""
+    value = _read(env, name) or default
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(name, f"expected a rate limit like '5 per 10 minutes', got {value!r}") from None
+    return value
+
+
 def _environment(environ: Mapping[str, str] | None) -> Mapping[str, str]:
     if environ is not None:
         return environ
@@ -223,6 +246,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         public_url=public_url,
         log_level=log_level,
         login_rate_limit=_read(env, "PAYWATCH_LOGIN_RATE_LIMIT") or "10 per minute",
+        metrics_token=_metrics_token(env),
+        pay_page_rate_limit=_limit(env, "PAYWATCH_PAY_PAGE_RATE_LIMIT", "120 per minute"),
+        claim_rate_limit=_limit(env, "PAYWATCH_CLAIM_RATE_LIMIT", "5 per 10 minutes"),
         instance_path=instance,
     )
 

@@ -14,10 +14,11 @@ from decimal import Decimal
 from functools import wraps
 from typing import Any, Callable
 
-from flask import g, jsonify, make_response, request
+from flask import g, has_request_context, jsonify, make_response, request
 from peewee import IntegrityError
 
-from webapp.domain import apikeys, input_bounds, money
+from webapp.config import settings
+from webapp.domain import apikeys, input_bounds, money, paypage
 from webapp.storage import db
 from webapp.storage.models import IdempotencyRecord, Payment, PaymentRequest, PaymentSighting, Role
 from webapp.web.access import ROLE_RANK
@@ -371,6 +372,7 @@ def request_json(req: PaymentRequest, *, with_payments: bool = True) -> dict[str
         "voucher": voucher.code if voucher else None,
         "voucher_pool": req.voucher_pool,
         "meta": req.meta or {},
+        "pay_url": paypage.pay_url(req, settings().public_url, request.host_url if has_request_context() else None),
     }
     if with_payments:
         payments = Payment.select().where(Payment.request == req.id).order_by(Payment.received_at)

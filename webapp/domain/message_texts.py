@@ -45,6 +45,7 @@ VARIABLES = {
     "expires_at": "when the request expires (local time)", "minutes": "minutes since the request appeared",
     "paid_amount": "the amount received", "sender": "who sent the payment", "received_at": "when it arrived",
     "voucher": "the voucher code handed out",
+    "pay_url": "the request's payment page (absolute with PAYWATCH_PUBLIC_URL set)",
     "text": "the alert's text (admin alerts)",
 }
 
@@ -52,7 +53,7 @@ SAMPLE = {
     "reference": "PW-7KQ2M9", "amount": "UGX 50,000", "customer_name": "Jane Doe", "customer_phone": "+256772123456",
     "agent_name": "Sam Okello", "created_at": "2026-11-22 14:03", "expires_at": "2026-11-22 14:18", "minutes": 2,
     "paid_amount": "UGX 50,000", "sender": "JANE DOE", "received_at": "2026-11-22 14:05",
-    "voucher": "WIFI-4821", "text": "source acme-portal: column 'Amount' is missing",
+    "voucher": "WIFI-4821", "pay_url": "https://pay.example.com/pay/3q2Xb8Yk1mN0pLr5Tz7Wc9Hd", "text": "source acme-portal: column 'Amount' is missing",
 }
 
 
@@ -123,6 +124,7 @@ def context_of(request: PaymentRequest | None, payment: Payment | None, zone, no
             agent_name=request.agent.name if request.agent_id else "",
             created_at=_local(request.created_at, zone), expires_at=_local(request.expires_at, zone),
             minutes=max(0, int((now - request.created_at).total_seconds() // 60)),
+            pay_url=_pay_url(request),
         )
         voucher = next(iter(request.vouchers), None)
         if voucher is not None:
@@ -133,6 +135,13 @@ def context_of(request: PaymentRequest | None, payment: Payment | None, zone, no
         context.update(sender=payment.sender_name or payment.sender_phone or "",
                        received_at=_local(payment.received_at, zone))
     return context
+
+
+def _pay_url(request: PaymentRequest) -> str:
+    from webapp.config import settings
+    from webapp.domain.paypage import pay_url
+
+    return pay_url(request, settings().public_url)
 
 
 def _local(value: datetime | None, zone) -> str:

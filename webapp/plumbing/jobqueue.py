@@ -63,6 +63,7 @@ JOBS: dict[str, JobSpec] = {
     "mailbox_fetch": JobSpec("jobs.mailbox.fetch", "default", 300),
     # portal sources (jobs/portal.py)
     "portal_pass": JobSpec("jobs.portal.run_pass", "slow", 300),
+    "claim_check": JobSpec("jobs.claims.check", "default", 60),
 }
 
 # Recurring jobs (name -> interval in seconds), kept registered with rq-scheduler under

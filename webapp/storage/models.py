@@ -8,6 +8,7 @@ status themselves: that is webapp/domain/ledger/'s work.
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import datetime, timezone
 
 from peewee import (
@@ -150,8 +151,14 @@ class RequestStatus:
     ALL = (PENDING, REVIEW, PAID, FAILED, EXPIRED, CANCELLED)
 
 
+def new_pay_token() -> str:
+    """An unguessable token for a request's public payment page (/pay/<token>): 192 random bits."""
+    return secrets.token_urlsafe(24)
+
+
 class PaymentRequest(BaseModel):
     reference = CharField(unique=True)
+    pay_token = CharField(unique=True, default=new_pay_token)  # the public page's link; never the reference
     amount_minor = BigIntegerField()
     requested_minor = BigIntegerField()  # before a unique-amount shift
     currency = CharField(max_length=3)
@@ -299,6 +306,32 @@ class MatchCandidate(BaseModel):
 
     class Meta:
         indexes = ((("payment", "request"), True), (("request",), False))
+
+
+class ClaimStatus:
+    REVIEW = "review"  # no payment seen with the code yet: waits in the review queue
+    MATCHED = "matched"  # the code names a payment seen (in review for staff, or already paid)
+    CLOSED = "closed"  # staff dismissed it, or its request ended otherwise
+    ALL = (REVIEW, MATCHED, CLOSED)
+
+
+class Claim(BaseModel):
+    """A customer's "I've paid" from the payment page: the transaction code they quote (and the
+    phone they paid from). Evidence for staff; it never confirms anything by itself."""
+
+    request = ForeignKeyField(PaymentRequest, backref="claims", on_delete="CASCADE")
+    transaction_id = CharField()
+    txn_norm = CharField(null=True, index=True)
+    phone = CharField(null=True)
+    status = CharField(default=ClaimStatus.REVIEW)
+    payment = ForeignKeyField(Payment, null=True, backref="claims", on_delete="SET NULL")
+    evidence = JSONField(default=list)
+    client_ip = CharField(null=True)
+    created_at = UTCDateTimeField(default=utcnow)
+    checked_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("request", "status"), False), (("status", "created_at"), False))
 
 
 class RejectedPair(BaseModel):
@@ -489,7 +522,7 @@ class Event(BaseModel):
 
 MODELS = (
     User, LoginSession, Agent, Lead, PaymentRequest, AmountReservation, Payment, PaymentSighting, Reversal,
-    MatchCandidate, RejectedPair, PayerAlias,
+    MatchCandidate, RejectedPair, PayerAlias, Claim,
     Source, Notification, Template, Rule, Voucher, ApiKey, IdempotencyRecord,
     WebhookEndpoint, WebhookDelivery, Setting, Event,
 )

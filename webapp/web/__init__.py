@@ -2,8 +2,9 @@
 
 Page modules (one blueprint each, named after what the user sees): auth, users, dashboard,
 requests, payments, review, learned (what matching learned from staff), agents, vouchers,
-notifications, sources, settings, audit_log, hooks (inbound callbacks), ops. Shared helpers:
-access (roles), forms, money_forms, htmx, listing (filtered keyset lists), charts, errors (one error format, JSON under /api),
+notifications, sources, settings, audit_log, hooks (inbound callbacks), ops, paypage (the public
+payment page /pay/<token>), pay_settings (its settings). Shared helpers: access (roles), forms,
+money_forms, htmx, listing (filtered keyset lists), charts, errors (one error format, JSON under /api),
 headers (CSP and friends), extensions. Imports the domain, storage, plumbing and config.
 """
 from __future__ import annotations
@@ -23,6 +24,8 @@ def init_app(app: Flask) -> None:
         learned,
         notifications,
         ops,
+        pay_settings,
+        paypage,
         payments,
         requests,
         review,
@@ -37,8 +40,8 @@ def init_app(app: Flask) -> None:
     htmx.init_app(app)
     login_manager.init_app(app)
     limiter.init_app(app)
-    for module in (auth, users, dashboard, ops, review, learned, settings, audit_log, requests, payments, agents, sources,
-                   hooks, vouchers, notifications):
+    for module in (auth, users, dashboard, ops, review, learned, settings, audit_log, requests, payments, agents,
+                   sources, hooks, vouchers, notifications, paypage, pay_settings):
         app.register_blueprint(module.bp)
     csrf.exempt(hooks.bp)  # gateway callbacks prove themselves with a static header
     ops.init_rq_dashboard(app)

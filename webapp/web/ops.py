@@ -1,4 +1,5 @@
-"""Operators' pages: /healthz (what it checks: webapp/domain/health.py), /metrics, and rq-dashboard (0.9.0)
+"""Operators' pages: /healthz (what it checks: webapp/domain/health.py), /metrics (admins or a
+bearer token; the series: webapp/domain/metrics.py), and rq-dashboard (0.9.0)
 under /ops/rq for admins only.
 
 rq-dashboard decisions:
@@ -27,16 +28,16 @@ rq-dashboard decisions:
 """
 from __future__ import annotations
 
+import hmac
 import secrets
 from datetime import datetime, timezone
+from functools import wraps
 
 from flask import Blueprint, Flask, abort, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
-from redis.exceptions import RedisError
 
 from webapp.domain.health import health
-from webapp.plumbing import jobqueue
 from webapp.storage.models import Role
 from webapp.web.access import PUBLIC, access
 from webapp.web.errors import content_security_policy
@@ -101,29 +102,39 @@ def _dashboard_response(response):
     return response
 
 
+def _bearer_or_admin(view):
+    """/metrics answers an admin's session (the @access guard inside) or, for Prometheus, the
+    header `Authorization: Bearer $PAYWATCH_METRICS_TOKEN` (compared in constant time). A
+    request that sends a bearer token is judged by it alone: a wrong one, or any when no
+    token is configured, gets 401 in the error format."""
+
+    @wraps(view)
+    def guarded(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        if not header:
+            return view(*args, **kwargs)
+        from webapp.config import settings
+        from webapp.web.errors import error_body
+
+        scheme, _, given = header.partition(" ")
+        expected = settings().metrics_token
+        if scheme.lower() == "bearer" and expected and hmac.compare_digest(given.strip().encode(), expected.encode()):
+            return _metrics_response()
+        body = error_body(401, "unauthorized", "the metrics token is missing or wrong")
+        return jsonify(body), 401, {"WWW-Authenticate": 'Bearer realm="metrics"'}
+
+    return guarded
+
+
 @bp.get("/metrics")
+@_bearer_or_admin
 @access(Role.ADMIN)
 def metrics():
-    """Prometheus text: rows by status and queue lengths (admins; scrape with a session cookie)."""
-    from peewee import fn
-    from prometheus_client import CollectorRegistry, Gauge, generate_latest
-    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+    """Prometheus text (webapp/domain/metrics.py): admins' sessions, or the metrics bearer token."""
+    return _metrics_response()
 
-    from webapp.storage.models import Notification, Payment, PaymentRequest
 
-    registry = CollectorRegistry()
-    for model, name in ((PaymentRequest, "requests"), (Payment, "payments"), (Notification, "notifications")):
-        gauge = Gauge(f"paywatch_{name}", f"{name} by status", ["status"], registry=registry)
-        for status, count in model.select(model.status, fn.COUNT(model.id)).group_by(model.status).tuples():
-            gauge.labels(status=status).set(count)
-    queued = Gauge("paywatch_queue_jobs", "jobs waiting per RQ queue", ["queue"], registry=registry)
-    healthy = Gauge("paywatch_up", "1 when the part answers", ["part"], registry=registry)
-    checks, _ = health()
-    for part, check in checks.items():
-        healthy.labels(part=part).set(1 if check.get("ok") else 0)
-    try:
-        for name in jobqueue.QUEUES:
-            queued.labels(queue=name).set(jobqueue.queue(name).count)
-    except RedisError:
-        pass
-    return generate_latest(registry), 200, {"Content-Type": CONTENT_TYPE_LATEST}
+def _metrics_response():
+    from webapp.domain import metrics as series
+
+    return series.exposition(), 200, {"Content-Type": series.CONTENT_TYPE, "Cache-Control": "no-store"}

@@ -28,7 +28,7 @@ from flask import Blueprint, flash, make_response, redirect, render_template, re
 from flask_login import current_user
 
 from webapp.config import settings
-from webapp.domain import ledger, message_texts
+from webapp.domain import claims, ledger, message_texts
 from webapp.domain.outbox import Kind
 from webapp.storage.models import MatchCandidate, Payment, PaymentRequest, PaymentStatus, RequestStatus, Role
 from webapp.web.access import access, actor
@@ -130,6 +130,7 @@ def _queue(status: int = 200):
         can_act=current_user.has_role(Role.STAFF),
         confirmable=confirmable,
         rejection=rejection,
+        claims=claims.open_claims(),
     )
 
 
@@ -219,3 +220,14 @@ def link(payment_id: int):
         lambda: ledger.link(payment_id, reference, actor=actor(), user_id=current_user.id),
         lambda payment: f"Payment {payment.id} linked: {payment.request.reference} is paid.",
     )
+
+
+@bp.post("/claims/<int:claim_id>/close")
+@access(Role.STAFF)
+def close_claim(claim_id: int):
+    """Dismiss a customer's claim that waits with no payment (from the payment page's "I've paid")."""
+    if claims.close(claim_id, actor=actor(), reason=(request.form.get("reason") or "")[:500]):
+        flash(f"Claim {claim_id} closed.", "success")
+    else:
+        flash(f"Claim {claim_id} was no longer waiting.", "warning")
+    return redirect(url_for("review.index"))
