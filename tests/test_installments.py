@@ -149,3 +149,31 @@ def test_a_statement_after_three_installments(ctx, pupil):
         ("request", FEE, 0), ("payment", 0, 100_000), ("payment", 0, 150_000), ("payment", 0, 50_000)]
     assert (sheet.owed_minor, sheet.paid_minor, sheet.balance_minor) == (FEE, 300_000, 200_000)
     assert PaymentRequest.get_by_id(request.id).balance_minor == 200_000
+
+
+def test_reminder_rules_pick_payers_by_due_date_balance_group_and_silence(ctx):
+    from webapp.domain import reminders
+
+    p5 = payers.save("A1", "Amina N", ["+256772555001"], "P5", actor="test")[0]
+    p6 = payers.save("B1", "Brian O", ["+256772555002"], "P6", actor="test")[0]
+    soon = new_request(FEE, phone="+256772555001", due_at=utcnow() + timedelta(days=2), allow_partial=True,
+                       payer_id=p5.id)
+    later = new_request(FEE, phone="+256772555002", due_at=utcnow() + timedelta(days=20), allow_partial=True,
+                        payer_id=p6.id)
+    late = new_request(FEE, phone="+256772555003", due_at=ago(days=5), allow_partial=True, now=ago(days=30))
+    pay(450_000, phone="+256772555001")  # soon: balance 50,000, paid today
+
+    def picked(**filter_):
+        rule = reminders.save({"name": "fees", "cron": "0 9 * * 1", "filter": filter_,
+                               "template": "{{ reference }}: balance {{ balance }}, due {{ due_at }}"}, actor="test")
+        return {p.request.reference: p.text for p in reminders.plan(rule)}
+
+    assert set(picked(due_in_days=3)) == {soon.reference}
+    assert set(picked(overdue_days=1)) == {late.reference}
+    assert set(picked(balance_min="100000")) == {later.reference, late.reference}
+    assert set(picked(group="P6")) == {later.reference}
+    assert set(picked(no_payment_days=7)) == {later.reference, late.reference}
+    text = picked(due_in_days=3)[soon.reference]
+    assert "balance UGX" in text.replace("\xa0", " ") and "50,000" in text
+    with pytest.raises(reminders.RuleError, match="overdue_days"):
+        picked(overdue_days="soon")
