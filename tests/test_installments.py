@@ -177,3 +177,29 @@ def test_reminder_rules_pick_payers_by_due_date_balance_group_and_silence(ctx):
     assert "balance UGX" in text.replace("\xa0", " ") and "50,000" in text
     with pytest.raises(reminders.RuleError, match="overdue_days"):
         picked(overdue_days="soon")
+
+
+def test_the_payer_pages_import_make_group_requests_and_show_a_statement(client, auth, login_as, domain, tmp_path,
+                                                                        runner):
+    login_as("staff")
+    token = {"csrf_token": auth.csrf_token("/payers/")}
+    page = client.post("/payers/import", data={**token, "lines": "code,name,phones,group\nP1,Amina N,0772555001,P5\n"
+                                                                  "P2,Brian O,bad,P5\n"})
+    assert page.status_code == 200 and "line 3: phones: &#39;bad&#39; is not a phone number" in page.get_data(as_text=True)
+    made = client.post("/payers/requests", data={**token, "group": "P5", "label": "Term 1 fees", "amount": "500,000",
+                                                 "due": "2027-01-15"})
+    assert "1 request(s) created for P5" in made.get_data(as_text=True)
+    request = domain(lambda: PaymentRequest.get(PaymentRequest.payer.is_null(False)))
+    assert request.due_at.isoformat() == "2027-01-15T20:59:00+00:00"  # 23:59 in Kampala
+    domain(pay, 200_000, phone="+256772555001")
+    detail = client.get("/payers/P1").get_data(as_text=True)
+    assert 'id="payer-balance">UGX' in detail and "300,000" in detail and "Term 1 fees" in detail
+    csv_text = client.get("/payers/P1/statement.csv").get_data(as_text=True).splitlines()
+    assert csv_text[0] == "date,what,reference,charge,paid,balance,currency"
+    assert csv_text[1].endswith(f"Term 1 fees,{request.reference},500000,,500000,UGX")
+    assert csv_text[2].endswith(",200000,300000,UGX")
+    assert client.post("/payers/import", data={"lines": "x"}).status_code == 400  # no CSRF token
+    roster = tmp_path / "roster.csv"
+    roster.write_text("code,name,phones,group\nP3,Carol K,0772555003,P6\nP4,,0772555004,P6\n")
+    result = runner.invoke(args=["payers", "import", str(roster)])
+    assert result.exit_code == 0 and "imported 1" in result.output and "line 3: name: required" in result.output

@@ -22,6 +22,7 @@ def init_app(app: Flask) -> None:
         hooks,
         notifications,
         ops,
+        payers,
         payments,
         requests,
         review,
@@ -37,7 +38,7 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     limiter.init_app(app)
     for module in (auth, users, dashboard, ops, review, settings, audit_log, requests, payments, agents, sources,
-                   hooks, vouchers, notifications):
+                   hooks, vouchers, notifications, payers):
         app.register_blueprint(module.bp)
     csrf.exempt(hooks.bp)  # gateway callbacks prove themselves with a static header
     ops.init_rq_dashboard(app)
