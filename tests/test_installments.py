@@ -203,3 +203,20 @@ def test_the_payer_pages_import_make_group_requests_and_show_a_statement(client,
     roster.write_text("code,name,phones,group\nP3,Carol K,0772555003,P6\nP4,,0772555004,P6\n")
     result = runner.invoke(args=["payers", "import", str(roster)])
     assert result.exit_code == 0 and "imported 1" in result.output and "line 3: name: required" in result.output
+
+
+def test_the_dashboard_shows_collected_against_due_and_the_overdue_total(client, login_as, domain):
+    def seed():
+        term = new_request(FEE, phone=None, due_at=utcnow() + timedelta(days=10), allow_partial=True,
+                           meta={"label": "Term 1 fees"})
+        late = new_request(FEE, phone=None, due_at=ago(days=2), allow_partial=True, meta={"label": "Term 1 fees"},
+                           now=ago(days=20))
+        pay(200_000, note=term.reference)
+        pay(100_000, note=late.reference)
+
+    domain(seed)
+    login_as("viewer")
+    html = client.get("/").get_data(as_text=True).replace("\xa0", " ")
+    section = html.split('id="fees"')[1].split("</section>")[0]
+    assert "Term 1 fees" in section and "UGX 1,000,000" in section and "UGX 300,000" in section
+    assert "(30 %)" in section and "UGX 400,000" in section  # the late one's balance is overdue

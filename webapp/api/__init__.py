@@ -10,7 +10,7 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the API blueprint (before the web's error handlers run, any order works)."""
-    from webapp.api import payers, views  # noqa: F401 (payers adds its routes to views.bp)
+    from webapp.api import views
     from webapp.web.extensions import csrf
 
     app.register_blueprint(views.bp)

@@ -5,7 +5,6 @@ from flask import jsonify
 
 from webapp.api.inputs import API_STAFF, ApiError, actor, api_access, field_error, iso, json_body, payment_json, \
     request_json, text
-from webapp.api.views import bp
 from webapp.domain import money, payers
 from webapp.storage.models import Payer, Payment, PaymentRequest
 
@@ -28,7 +27,12 @@ def payer_json(payer: Payer, *, full: bool = False) -> dict:
     return body
 
 
-@bp.post("/payers")
+def add_routes(bp) -> None:
+    """Add the payer calls to the API blueprint (its error handlers and auth apply)."""
+    bp.add_url_rule("/payers", view_func=create_payer, methods=["POST"])
+    bp.add_url_rule("/payers/<code>", view_func=get_payer, methods=["GET"])
+
+
 @api_access(API_STAFF)
 def create_payer():
     data = json_body()
@@ -46,7 +50,6 @@ def create_payer():
     return jsonify(payer_json(payer, full=True)), 201
 
 
-@bp.get("/payers/<code>")
 @api_access(API_STAFF)
 def get_payer(code: str):
     payer = Payer.get_or_none(Payer.code == code[:64])

@@ -393,3 +393,9 @@ def api_health():
     whatsapp["ok"] = whatsapp["configured"] and not whatsapp["paused"] and whatsapp["session"] in (None, "CONNECTED")
     ok = ok and all(s["ok"] for s in freshness) and (whatsapp["ok"] or not whatsapp["configured"])
     return jsonify({"ok": ok, **checks, "sources": freshness, "whatsapp": whatsapp}), 200 if ok else 503
+
+
+# The payer roster's calls live in their own module, on this blueprint (its auth and error format).
+from webapp.api import payers  # noqa: E402
+
+payers.add_routes(bp)
