@@ -25,11 +25,13 @@ sources_cli = AppGroup("sources", help="Where money is read: portal, mailbox, ga
 mailbox_cli = AppGroup("mailbox", help="Mailbox sources.")
 parsers_cli = AppGroup("parsers", help="Mailbox parsers (jobs/providers/*.toml).")
 agents_cli = AppGroup("agents", help="Agents and their leads.")
+payers_cli = AppGroup("payers", help="The payer roster (fees and invoices).")
 dev_cli = AppGroup("dev", help="One-machine set-up (used by make run / make demo).")
 
 
 def init_app(app: Flask) -> None:
-    for group in (db_cli, users_cli, jobs_cli, apikeys_cli, sources_cli, mailbox_cli, parsers_cli, agents_cli, dev_cli):
+    for group in (db_cli, users_cli, jobs_cli, apikeys_cli, sources_cli, mailbox_cli, parsers_cli, agents_cli,
+                  payers_cli, dev_cli):
         app.cli.add_command(group)
     app.cli.add_command(vouchers_cli)
 
@@ -271,6 +273,23 @@ def agents_import(path: str, kind: str | None) -> None:
         except agents.AgentError as exc:
             raise click.ClickException(exc.message) from None
     click.echo(f"{report.kind}: imported {report.created}, updated {report.updated}, "
+               f"unchanged {report.unchanged}, rejected {len(report.rejected)}")
+    for number, reason in report.rejected:
+        click.echo(f"  line {number}: {reason}")
+
+
+@payers_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def payers_import(path: str) -> None:
+    """Import payers (code,name,phones,group; phones separated by ";") from a CSV file; report rejected lines."""
+    from webapp.domain import agents, payers
+
+    with db.database.connection_context():
+        try:
+            report = payers.import_csv(agents.decode(Path(path).read_bytes()), actor="cli")
+        except agents.AgentError as exc:
+            raise click.ClickException(exc.message) from None
+    click.echo(f"payers: imported {report.created}, updated {report.updated}, "
                f"unchanged {report.unchanged}, rejected {len(report.rejected)}")
     for number, reason in report.rejected:
         click.echo(f"  line {number}: {reason}")

@@ -373,6 +373,11 @@ def request_json(req: PaymentRequest, *, with_payments: bool = True) -> dict[str
         "voucher_pool": req.voucher_pool,
         "meta": req.meta or {},
         "pay_url": paypage.pay_url(req, settings().public_url, request.host_url if has_request_context() else None),
+        "due_at": iso(req.due_at),
+        "allow_partial": bool(req.allow_partial),
+        "paid_amount": money.to_decimal_string(req.paid_minor or 0, req.currency),
+        "balance": money.to_decimal_string(req.balance_minor, req.currency),
+        "payer": req.payer.code if req.payer_id else None,
     }
     if with_payments:
         payments = Payment.select().where(Payment.request == req.id).order_by(Payment.received_at)

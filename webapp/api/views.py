@@ -39,6 +39,7 @@ from webapp.plumbing import jobqueue
 from webapp.storage.models import (
     Agent,
     MatchCandidate,
+    Payer,
     Payment,
     PaymentRequest,
     PaymentStatus,
@@ -133,6 +134,16 @@ def _gateway(data: dict) -> tuple[str, str | None, dict]:
     return name, external_id, {}
 
 
+def _payer(data: dict) -> Payer | None:
+    code = text(data, "payer_code", max_length=64)
+    if not code:
+        return None
+    payer = Payer.get_or_none(Payer.code == code)
+    if payer is None:
+        raise field_error("payer_code", f"no payer has code {code!r}")
+    return payer
+
+
 def _new_request(data: dict) -> ledger.NewRequest:
     source, external_id, gateway_state = _gateway(data)
     cur = currency(data, settings().currency)
@@ -142,11 +153,22 @@ def _new_request(data: dict) -> ledger.NewRequest:
 
         extra[GATEWAY_META_KEY] = gateway_state
     minutes = integer(data, "expires_in_minutes", 1, 60 * 24 * 90)
+    payer = _payer(data)
+    allow_partial = data.get("allow_partial", False)
+    if not isinstance(allow_partial, bool):
+        raise field_error("allow_partial", "must be true or false")
+    due_at = timestamp(data, "due_at")
+    if due_at is not None and minutes:
+        raise field_error("due_at", "a request has a due date or expires_in_minutes, not both")
     return ledger.NewRequest(
         amount_minor=amount(data, cur),
         currency=cur,
-        customer_name=text(data, "customer_name", max_length=200, default="") or "",
-        customer_phone=_phone(data, "customer_phone", strict=True),
+        customer_name=text(data, "customer_name", max_length=200, default="") or (payer.name if payer else ""),
+        customer_phone=_phone(data, "customer_phone", strict=True) or (payer.phones[0] if payer and payer.phones
+                                                                        else None),
+        due_at=due_at,
+        allow_partial=allow_partial,
+        payer_id=payer.id if payer else None,
         agent_id=_agent_id(data),
         reference=_reference(data),
         expires_in=timedelta(minutes=minutes) if minutes else None,
@@ -371,3 +393,9 @@ def api_health():
     whatsapp["ok"] = whatsapp["configured"] and not whatsapp["paused"] and whatsapp["session"] in (None, "CONNECTED")
     ok = ok and all(s["ok"] for s in freshness) and (whatsapp["ok"] or not whatsapp["configured"])
     return jsonify({"ok": ok, **checks, "sources": freshness, "whatsapp": whatsapp}), 200 if ok else 503
+
+
+# The payer roster's calls live in their own module, on this blueprint (its auth and error format).
+from webapp.api import payers  # noqa: E402
+
+payers.add_routes(bp)

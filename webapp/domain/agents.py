@@ -176,7 +176,7 @@ def import_csv(text: str, *, actor: str, kind: str | None = None) -> ImportRepor
     if kind not in COLUMNS:
         raise AgentError("kind", f"kind must be agents or leads, got {kind!r}")
     report = ImportReport(kind)
-    rows = list(_rows(text, COLUMNS[kind], report))
+    rows = list(csv_rows(text, COLUMNS[kind], report))
     seen: dict[str, int] = {}
     with db.transaction():
         for number, row in rows:
@@ -197,8 +197,11 @@ def import_csv(text: str, *, actor: str, kind: str | None = None) -> ImportRepor
     return report
 
 
-def _rows(text: str, columns: tuple[str, ...], report: ImportReport):
-    """(line number, {column: trimmed text}) per data line; malformed lines go to report.rejected."""
+def csv_rows(text: str, columns: tuple[str, ...], report: ImportReport):
+    """(line number, {column: trimmed text}) per data line; malformed lines go to report.rejected.
+
+    Shared by the CSV imports (agents, leads, payers): a header row is optional.
+    """
     reader = csv.reader(io.StringIO(text))
     order = list(columns)
     for row in reader:

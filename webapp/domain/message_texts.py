@@ -33,6 +33,9 @@ DEFAULTS = {
                                  "Please contact us.",
     "payment_unmatched_admin": "Paywatch: a payment of {{ paid_amount }} from {{ sender or 'unknown' }} "
                                "({{ received_at }}) matches no request. Review it.",
+    "installment_received_customer": "Thank you {{ customer_name or '' }}! We received {{ paid_amount }} toward "
+                                     "{{ reference }}. Paid so far {{ paid_total }}, balance {{ balance }}"
+                                     "{% if due_at %}, due {{ due_at }}{% endif %}.",
     "admin_alert": "{{ text }}",
     "reminder": "Hello {{ customer_name or 'there' }}, a reminder: {{ reference }} for {{ amount }} is still unpaid.",
 }
@@ -46,6 +49,8 @@ VARIABLES = {
     "paid_amount": "the amount received", "sender": "who sent the payment", "received_at": "when it arrived",
     "voucher": "the voucher code handed out",
     "pay_url": "the request's payment page (absolute with PAYWATCH_PUBLIC_URL set)",
+    "balance": "what is still owed (installment requests)", "paid_total": "what has been paid toward it so far",
+    "due_at": "the date it is due (fees and invoices; local time)",
     "text": "the alert's text (admin alerts)",
 }
 
@@ -53,7 +58,9 @@ SAMPLE = {
     "reference": "PW-7KQ2M9", "amount": "UGX 50,000", "customer_name": "Jane Doe", "customer_phone": "+256772123456",
     "agent_name": "Sam Okello", "created_at": "2026-11-22 14:03", "expires_at": "2026-11-22 14:18", "minutes": 2,
     "paid_amount": "UGX 50,000", "sender": "JANE DOE", "received_at": "2026-11-22 14:05",
-    "voucher": "WIFI-4821", "pay_url": "https://pay.example.com/pay/3q2Xb8Yk1mN0pLr5Tz7Wc9Hd", "text": "source acme-portal: column 'Amount' is missing",
+    "voucher": "WIFI-4821", "pay_url": "https://pay.example.com/pay/3q2Xb8Yk1mN0pLr5Tz7Wc9Hd",
+    "balance": "UGX 300,000", "paid_total": "UGX 200,000", "due_at": "2027-01-15 00:00",
+    "text": "source acme-portal: column 'Amount' is missing",
 }
 
 
@@ -125,6 +132,9 @@ def context_of(request: PaymentRequest | None, payment: Payment | None, zone, no
             created_at=_local(request.created_at, zone), expires_at=_local(request.expires_at, zone),
             minutes=max(0, int((now - request.created_at).total_seconds() // 60)),
             pay_url=_pay_url(request),
+            balance=money.display(request.balance_minor, request.currency),
+            paid_total=money.display(request.paid_minor or 0, request.currency),
+            due_at=_local(request.due_at, zone),
         )
         voucher = next(iter(request.vouchers), None)
         if voucher is not None:

@@ -20,12 +20,13 @@ class Kind:
     CONFIRMED_AGENT = "payment_confirmed_agent"
     EXPIRED_CUSTOMER = "request_expired_customer"
     REJECTED_CUSTOMER = "payment_rejected_customer"
+    INSTALLMENT_CUSTOMER = "installment_received_customer"
     UNMATCHED_ADMIN = "payment_unmatched_admin"
     ADMIN_ALERT = "admin_alert"
     REMINDER = "reminder"
     ALL = (
         PENDING_ALERT_AGENT, PENDING_ALERT_CUSTOMER, CONFIRMED_CUSTOMER, CONFIRMED_AGENT,
-        EXPIRED_CUSTOMER, REJECTED_CUSTOMER, UNMATCHED_ADMIN, ADMIN_ALERT, REMINDER,
+        EXPIRED_CUSTOMER, REJECTED_CUSTOMER, UNMATCHED_ADMIN, ADMIN_ALERT, REMINDER, INSTALLMENT_CUSTOMER,
     )
     PENDING_ALERTS = (PENDING_ALERT_AGENT, PENDING_ALERT_CUSTOMER)
     # Wait out quiet hours; everything else is transactional (a setting decides).
@@ -100,6 +101,14 @@ def request_paid(request: PaymentRequest, payment: Payment) -> list[str]:
         _queue(Kind.CONFIRMED_AGENT, _agent_phone(request), subject, request=request, payment=payment),
     ]
     return [i for i in ids if i]
+
+
+def installment_received(request: PaymentRequest, payment: Payment) -> list[str]:
+    """Tell the customer an installment arrived and what is left ("received 200,000, balance 300,000")."""
+    cancel_pending_alerts(request, "installment")
+    subject = f"payment:{payment.id}:request:{request.reference}"
+    new = _queue(Kind.INSTALLMENT_CUSTOMER, request.customer_phone, subject, request=request, payment=payment)
+    return [new] if new else []
 
 
 def request_expired(request: PaymentRequest) -> list[str]:

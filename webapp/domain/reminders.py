@@ -3,7 +3,12 @@ requests, a template. Each run queues one reminder per matching customer; a dry
 run lists who would receive what, without queuing anything.
 
 filter keys (all optional): min_pending_minutes, amount_min / amount_max (decimal
-strings in `currency`), currency, agent_code.
+strings in `currency`), currency, agent_code; and for fees and invoices (requests with a
+due date, installments): due_in_days (due within N days from now, not yet overdue),
+overdue_days (overdue by at least N days), balance_min (still owed, decimal string),
+group (the payer's group), no_payment_days (nothing paid toward it in N days). "Days" are
+counted in the configured zone's calendar: a rule at 09:00 sees "due in 3 days" as the
+third local midnight from today.
 """
 from __future__ import annotations
 
@@ -17,9 +22,11 @@ from webapp.config import settings
 from webapp.domain import audit, message_texts, money
 from webapp.domain.outbox import Kind, _queue
 from webapp.storage import db
-from webapp.storage.models import Agent, PaymentRequest, RequestStatus, Rule, utcnow
+from webapp.storage.models import Agent, Payer, Payment, PaymentRequest, PaymentStatus, RequestStatus, Rule, utcnow
 
-FILTER_KEYS = ("min_pending_minutes", "amount_min", "amount_max", "currency", "agent_code")
+FILTER_KEYS = ("min_pending_minutes", "amount_min", "amount_max", "currency", "agent_code",
+               "due_in_days", "overdue_days", "balance_min", "group", "no_payment_days")
+DAY_KEYS = ("min_pending_minutes", "due_in_days", "overdue_days", "no_payment_days")
 
 
 class RuleError(ValueError):
@@ -50,13 +57,16 @@ def check(name: str, cron: str, filter_: dict[str, Any], template: str) -> dict[
         if value in (None, ""):
             continue
         clean[key] = value
-    if "min_pending_minutes" in clean:
-        try:
-            clean["min_pending_minutes"] = int(clean["min_pending_minutes"])
-        except (TypeError, ValueError):
-            raise RuleError("filter.min_pending_minutes: must be a whole number") from None
+    for key in DAY_KEYS:
+        if key in clean:
+            try:
+                clean[key] = int(clean[key])
+            except (TypeError, ValueError):
+                raise RuleError(f"filter.{key}: must be a whole number") from None
+            if not 0 <= clean[key] <= 3660:
+                raise RuleError(f"filter.{key}: must be between 0 and 3660")
     currency = clean.get("currency") or settings().currency
-    for key in ("amount_min", "amount_max"):
+    for key in ("amount_min", "amount_max", "balance_min"):
         if key in clean:
             try:
                 money.to_minor(str(clean[key]), currency)
@@ -99,8 +109,24 @@ def next_run(rule: Rule, after: datetime | None = None) -> datetime:
 
 def targets(rule: Rule, now: datetime) -> list[PaymentRequest]:
     f = rule.filter or {}
-    query = PaymentRequest.select().where(PaymentRequest.status == RequestStatus.PENDING,
+    query = PaymentRequest.select().where(PaymentRequest.status.in_((RequestStatus.PENDING, RequestStatus.PARTIAL)),
                                           PaymentRequest.customer_phone.is_null(False))
+    midnight = _local_midnight(now)
+    if "due_in_days" in f:
+        query = query.where(PaymentRequest.due_at >= now,
+                            PaymentRequest.due_at < midnight + timedelta(days=int(f["due_in_days"]) + 1))
+    if "overdue_days" in f:
+        query = query.where(PaymentRequest.due_at < midnight - timedelta(days=int(f["overdue_days"]) - 1))
+    if "balance_min" in f:
+        query = query.where(PaymentRequest.amount_minor - PaymentRequest.paid_minor
+                            >= money.to_minor(str(f["balance_min"]), f.get("currency") or settings().currency))
+    if f.get("group"):
+        query = query.where(PaymentRequest.payer.in_(Payer.select(Payer.id).where(Payer.group == f["group"])))
+    if "no_payment_days" in f:
+        recent = Payment.select(Payment.request).where(
+            Payment.status == PaymentStatus.CONFIRMED, Payment.request.is_null(False),
+            Payment.received_at >= now - timedelta(days=int(f["no_payment_days"])))
+        query = query.where(PaymentRequest.id.not_in(recent))
     if f.get("min_pending_minutes"):
         query = query.where(PaymentRequest.created_at <= now - timedelta(minutes=int(f["min_pending_minutes"])))
     currency = f.get("currency") or None
@@ -112,6 +138,12 @@ def targets(rule: Rule, now: datetime) -> list[PaymentRequest]:
     if f.get("agent_code"):
         query = query.join(Agent).where(Agent.code == f["agent_code"])
     return list(query.order_by(PaymentRequest.id))
+
+
+def _local_midnight(now: datetime) -> datetime:
+    """The start of today in the configured zone, as an aware UTC time."""
+    local = now.astimezone(settings().zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(now.tzinfo)
 
 
 def plan(rule: Rule, now: datetime | None = None) -> list[Planned]:

@@ -155,3 +155,32 @@ def duration(seconds: float | None) -> str:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+@dataclass(frozen=True)
+class FeeLine:
+    label: str  # the request's label (e.g. "Term 1 fees"); "" for unlabelled ones
+    due_minor: int
+    collected_minor: int
+    overdue_minor: int  # balance of the ones past their due date
+
+
+def fees_summary(currency: str, now: datetime | None = None, limit: int = 6) -> list[FeeLine]:
+    """Collected vs due per label for requests with a due date (fees, invoices) in `currency`,
+    newest labels first; cancelled and failed ones are left out."""
+    now = now or utcnow()
+    rows = (PaymentRequest.select(PaymentRequest.meta, PaymentRequest.amount_minor, PaymentRequest.paid_minor,
+                                  PaymentRequest.due_at, PaymentRequest.status, PaymentRequest.id)
+            .where(PaymentRequest.due_at.is_null(False), PaymentRequest.currency == currency,
+                   PaymentRequest.status.not_in((RequestStatus.CANCELLED, RequestStatus.FAILED)))
+            .order_by(PaymentRequest.id.desc()).limit(20_000))
+    totals: dict[str, list[int]] = {}
+    for r in rows:
+        label = str((r.meta or {}).get("label") or "")
+        line = totals.setdefault(label, [0, 0, 0])
+        paid = r.amount_minor if r.status == RequestStatus.PAID else (r.paid_minor or 0)
+        line[0] += r.amount_minor
+        line[1] += paid
+        if r.due_at < now and r.status != RequestStatus.PAID:
+            line[2] += r.amount_minor - paid
+    return [FeeLine(label, *values) for label, values in list(totals.items())[:limit]]

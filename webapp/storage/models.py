@@ -142,13 +142,24 @@ class Lead(BaseModel):
 class RequestStatus:
     PENDING = "pending"
     REVIEW = "review"
+    PARTIAL = "partial"  # an installment request with some, not all, of its amount paid
     PAID = "paid"
     FAILED = "failed"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
     OPEN = (PENDING, REVIEW)
     ENDED = (PAID, FAILED, EXPIRED, CANCELLED)
-    ALL = (PENDING, REVIEW, PAID, FAILED, EXPIRED, CANCELLED)
+    ALL = (PENDING, REVIEW, PARTIAL, PAID, FAILED, EXPIRED, CANCELLED)
+
+
+class Payer(BaseModel):
+    """Someone who owes over time (a student, tenant, member): the roster requests may name."""
+
+    code = CharField(unique=True)  # the business's own id: admission number, unit, member no.
+    name = CharField()
+    group = CharField(default="", index=True)  # class, building, branch
+    phones = JSONField(default=list)  # E.164 numbers known to pay for this payer
+    created_at = UTCDateTimeField(default=utcnow)
 
 
 def new_pay_token() -> str:
@@ -177,6 +188,16 @@ class PaymentRequest(BaseModel):
     idempotency_key = CharField(null=True)
     flag = CharField(null=True)  # e.g. "voucher_pool_empty"
     meta = JSONField(default=dict)
+    # Fees and invoices: a request with a due date does not expire (expires_at = due_at, the
+    # sweep skips it); one that allows installments is paid by several payments.
+    due_at = UTCDateTimeField(null=True)
+    allow_partial = BooleanField(default=False)
+    paid_minor = BigIntegerField(default=0)  # what the confirmed payments toward it add up to
+    payer = ForeignKeyField(Payer, null=True, backref="requests", on_delete="SET NULL")
+
+    @property
+    def balance_minor(self) -> int:
+        return max(0, self.amount_minor - (self.paid_minor or 0))
 
     class Meta:
         indexes = (
@@ -521,6 +542,7 @@ class Event(BaseModel):
 
 
 MODELS = (
+    Payer,
     User, LoginSession, Agent, Lead, PaymentRequest, AmountReservation, Payment, PaymentSighting, Reversal,
     MatchCandidate, RejectedPair, PayerAlias, Claim,
     Source, Notification, Template, Rule, Voucher, ApiKey, IdempotencyRecord,

@@ -26,6 +26,7 @@ def init_app(app: Flask) -> None:
         ops,
         pay_settings,
         paypage,
+        payers,
         payments,
         requests,
         review,
@@ -41,7 +42,7 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     limiter.init_app(app)
     for module in (auth, users, dashboard, ops, review, learned, settings, audit_log, requests, payments, agents,
-                   sources, hooks, vouchers, notifications, paypage, pay_settings):
+                   sources, hooks, vouchers, notifications, paypage, pay_settings, payers):
         app.register_blueprint(module.bp)
     csrf.exempt(hooks.bp)  # gateway callbacks prove themselves with a static header
     ops.init_rq_dashboard(app)

@@ -74,7 +74,8 @@ def _slow_context() -> dict:
 @access(Role.VIEWER)
 def index():
     return render("pages/dashboard/index.html", "partials/dashboard/counters.html",
-                  **_counters_context(), **_matrix_context(), **_collections_context(), **_slow_context())
+                  **_counters_context(), **_matrix_context(), **_collections_context(), **_slow_context(),
+                  fees=reports.fees_summary(settings().currency), fee_currency=settings().currency)
 
 
 @bp.get("/dashboard/counters")

@@ -231,8 +231,11 @@ def rule_form_values(form) -> dict[str, Any]:
         "enabled": bool(form.get("enabled")),
         "filter": {"min_pending_minutes": minutes, "amount_min": (form.get("amount_min") or "").strip(),
                    "amount_max": (form.get("amount_max") or "").strip(), "currency": currency,
-                   "agent_code": code},
+                   "agent_code": code, **{key: (form.get(key) or "").strip() for key in FEE_FILTERS}},
     }
+
+
+FEE_FILTERS = ("due_in_days", "overdue_days", "balance_min", "group", "no_payment_days")
 
 
 def form_fields(rule: Rule | None) -> dict[str, str]:
@@ -248,7 +251,7 @@ def form_fields(rule: Rule | None) -> dict[str, str]:
     return {"name": rule.name, "cron": rule.cron, "template": rule.template, "enabled": "1" if rule.enabled else "",
             "min_pending": str(minutes or ""), "min_pending_unit": unit, "amount_min": f.get("amount_min", ""),
             "amount_max": f.get("amount_max", ""), "currency": f.get("currency", ""),
-            "agent_code": f.get("agent_code", "")}
+            "agent_code": f.get("agent_code", ""), **{key: str(f.get(key, "")) for key in FEE_FILTERS}}
 
 
 def error_field(error: str) -> str:
@@ -272,6 +275,11 @@ def summary(filter_: dict[str, Any]) -> str:
         parts.append(f"in {currency}")
     if filter_.get("agent_code"):
         parts.append(f"agent {filter_['agent_code']}")
+    for key, words in (("due_in_days", "due within {} days"), ("overdue_days", "overdue ≥ {} days"),
+                       ("balance_min", "balance ≥ {}"), ("group", "group {}"),
+                       ("no_payment_days", "no payment in {} days")):
+        if filter_.get(key) not in (None, ""):
+            parts.append(words.format(filter_[key]))
     return " · ".join(parts) or "every pending request"
 
 

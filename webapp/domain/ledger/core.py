@@ -21,7 +21,7 @@ from webapp.storage.models import (
 )
 
 REVERSED_REASON = "reversed at the provider"
-PAYABLE = (RequestStatus.PENDING, RequestStatus.REVIEW, RequestStatus.EXPIRED)
+PAYABLE = (RequestStatus.PENDING, RequestStatus.REVIEW, RequestStatus.PARTIAL, RequestStatus.EXPIRED)
 DECIDABLE = (PaymentStatus.UNMATCHED, PaymentStatus.REVIEW, PaymentStatus.REJECTED)
 
 
@@ -48,6 +48,9 @@ class NewRequest:
     external_id: str | None = None
     meta: dict = field(default_factory=dict)
     idempotency_key: str | None = None
+    due_at: datetime | None = None  # a fee or invoice: due then (overdue after), never expires
+    allow_partial: bool = False  # paid in installments: payments count toward it until the balance is 0
+    payer_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -150,20 +153,35 @@ def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now:
             )
             if confirmed != 1:
                 raise _Lost()
+            before = sqlcache.by_id(PaymentRequest, candidate.request_id)
+            total = (before.paid_minor or 0) + (payment.amount_minor or 0)
+            if before.allow_partial and total > before.amount_minor:
+                raise _Lost()  # more than the balance: never kept silently (money_in sends it to review)
+            whole = not before.allow_partial or total == before.amount_minor
+            changes = {"status": RequestStatus.PAID, "paid_at": now, "ended_at": now} if whole else {
+                "status": RequestStatus.PARTIAL}
+            # Compare-and-set on the paid total too: two installments at once add up, never overwrite.
             paid = sqlcache.update(
-                PaymentRequest, {"status": RequestStatus.PAID, "paid_at": now, "ended_at": now},
-                {"id": candidate.request_id, "status": PAYABLE},
+                PaymentRequest, {**changes, "paid_minor": total},
+                {"id": candidate.request_id, "status": PAYABLE, "paid_minor": before.paid_minor or 0},
             )
             if paid != 1:
                 raise _Lost()
     except _Lost:
         return False
     request = sqlcache.by_id(PaymentRequest, candidate.request_id)
-    _release_amount(request.id)
     if not fresh:
         _release_requests(_clear_candidates(payment.id) - {request.id})
     audit.record("payment.confirmed", f"payment:{payment.id}", actor=actor, request=request.reference,
                  confidence=candidate.score, how=how, late=candidate.late)
+    if request.status == RequestStatus.PARTIAL:
+        audit.record("request.installment", f"request:{request.reference}", actor=actor, payment=payment.id,
+                     amount_minor=payment.amount_minor, paid_minor=request.paid_minor,
+                     balance_minor=request.balance_minor, how=how)
+        if announce:
+            outbox.installment_received(request, payment)
+        return True
+    _release_amount(request.id)
     audit.record("request.paid", f"request:{request.reference}", actor=actor, payment=payment.id,
                  confidence=candidate.score, how=how)
     if announce:

@@ -28,7 +28,10 @@ from webapp.storage.models import (
 
 def _staff_candidate(payment: Payment, request: PaymentRequest) -> matching.Candidate:
     """The candidate row staff act on, or a fresh score for a payment linked by hand."""
-    if payment.amount_minor != request.amount_minor or payment.currency != request.currency:
+    if request.allow_partial and payment.currency == request.currency and payment.amount_minor is not None \
+            and 0 < payment.amount_minor <= request.balance_minor:
+        pass  # an installment: any part of the balance
+    elif payment.amount_minor != request.amount_minor or payment.currency != request.currency:
         raise LedgerError(
             "amount_mismatch",
             f"payment {payment.id} is {payment.amount_minor} {payment.currency} (minor units) but "

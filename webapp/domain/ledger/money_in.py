@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from peewee import IntegrityError
 
 from webapp.domain import audit, learned, matching, options, outbox
+from webapp.domain.ledger import installments
 from webapp.domain.ledger.core import (
     REVERSED_REASON,
     IngestResult,
@@ -60,7 +61,8 @@ def ingest_payment(obs: PaymentObservation, *, actor: str = "system", now: datet
                     audit.record("payment.unreadable", f"payment:{payment.id}", actor=actor,
                                  reason="kept as evidence: no rule could read the amount")
                     return IngestResult(payment, created=True)
-                decision = _match(payment, now, fresh=True, hold=_doubt(payment, now))
+                hold = _doubt(payment, now)
+                decision = _installment(payment, now, hold) or _match(payment, now, fresh=True, hold=hold)
         except IntegrityError:
             # Another process stored this report, or this money, between our look and our insert.
             if attempt == 2:
@@ -237,6 +239,24 @@ def _match(payment: Payment, now: datetime, *, fresh: bool = False, hold: str | 
         _to_review(payment, decision, now, fresh=fresh)
     else:
         _to_unmatched(payment, decision, values)
+    return decision
+
+
+def _installment(payment: Payment, now: datetime, hold: str | None) -> matching.Decision | None:
+    """A new payment toward an installment request (installments.decide), applied; None when
+    no installment request names its payer."""
+    settings = options.match_settings(options.current())
+    for attempt in range(2):
+        decision = installments.decide(payment, settings, hold)
+        if decision is None or decision.action != "confirm":
+            break
+        if _settle(payment, decision.candidate, actor="system", now=now, fresh=True):
+            return decision
+    else:
+        decision = matching.Decision("review", decision.candidate, decision.candidates,
+                                     "the request changed while this installment was applied")
+    if decision is not None:
+        _to_review(payment, decision, now, fresh=True)
     return decision
 
 

@@ -22,14 +22,16 @@ def create_request(new: NewRequest, *, actor: str = "system", now: datetime | No
     values = options.current()
     ttl = new.expires_in or timedelta(minutes=values["request_ttl_minutes"])
     with db.transaction():
-        request = _insert_request(new, now, now + ttl)
+        request = _insert_request(new, now, new.due_at or now + ttl)
         amount = new.amount_minor
-        if values["unique_amounts"]:
+        if values["unique_amounts"] and not new.allow_partial:  # installments are found by identity
             amount = _reserve_unique_amount(request, values["unique_amount_max_steps"])
         audit.record(
             "request.created", f"request:{request.reference}", actor=actor,
             amount_minor=amount, requested_minor=new.amount_minor, currency=new.currency,
             expires_at=request.expires_at.isoformat(), source=new.source,
+            **({"due_at": new.due_at.isoformat()} if new.due_at else {}),
+            **({"allow_partial": True} if new.allow_partial else {}),
         )
         outbox.request_created(request, timedelta(seconds=values["pending_alert_seconds"]))
         # Money may have come first (a customer who pays, then books): it is matched now.
@@ -42,7 +44,8 @@ def _insert_request(new: NewRequest, now: datetime, expires_at: datetime) -> Pay
         customer_name=new.customer_name, customer_phone=new.customer_phone, agent=new.agent_id,
         lead=new.lead_id, source=new.source, external_id=new.external_id, created_at=now,
         expires_at=expires_at, voucher_pool=new.voucher_pool, meta=new.meta,
-        idempotency_key=new.idempotency_key,
+        idempotency_key=new.idempotency_key, due_at=new.due_at, allow_partial=new.allow_partial,
+        payer=new.payer_id,
     )
     if new.reference:
         if PaymentRequest.select().where(PaymentRequest.reference == new.reference).exists():
@@ -96,13 +99,17 @@ def cancel_request(reference: str, *, actor: str, reason: str = "", now: datetim
     return sqlcache.by_id(PaymentRequest, request.id)
 
 def expire_due(*, now: datetime | None = None, batch: int = 500) -> int:
-    """Expire every pending request past expires_at (the 30-s sweep). Returns how many."""
+    """Expire every pending request past expires_at (the 30-s sweep). Returns how many.
+
+    A request with a due date never expires: past it, it is overdue (domain/installments.py).
+    """
     now = now or utcnow()
     expired = 0
     while True:
         due = list(
             PaymentRequest.select()
-            .where(PaymentRequest.status == RequestStatus.PENDING, PaymentRequest.expires_at <= now)
+            .where(PaymentRequest.status == RequestStatus.PENDING, PaymentRequest.expires_at <= now,
+                   PaymentRequest.due_at.is_null())
             .order_by(PaymentRequest.expires_at)
             .limit(batch)
         )
