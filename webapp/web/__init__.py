@@ -25,6 +25,7 @@ def init_app(app: Flask) -> None:
         payments,
         requests,
         review,
+        rules_builder,
         settings,
         sources,
         users,
@@ -37,7 +38,7 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     limiter.init_app(app)
     for module in (auth, users, dashboard, ops, review, settings, audit_log, requests, payments, agents, sources,
-                   hooks, vouchers, notifications):
+                   hooks, vouchers, notifications, rules_builder):
         app.register_blueprint(module.bp)
     csrf.exempt(hooks.bp)  # gateway callbacks prove themselves with a static header
     ops.init_rq_dashboard(app)
