@@ -3,7 +3,8 @@
 `read(text)` decides one of three things, and says why:
 - "not_money": the text clearly is not money received (a one-time code, money
   paid/sent/withdrawn, a reversal or refund, a card or ATM transaction, a payout,
-  a balance notice, marketing);
+  a failed, cancelled, pending or not yet accepted transaction, a balance notice,
+  marketing);
 - "received": it clearly announces money received ("received / credited /
   deposited / sent you / paid you" wording and an amount with a currency), and
   the fields it could find (amount, currency, payer, phone, transaction id, date);
@@ -28,18 +29,20 @@ _OUT = re.compile(
     r"\b(?:you have (?:paid|sent|transferred|withdrawn)|you paid|you sent|you spent|paid to|sent to|"
     r"(?<!were )(?<!was )sent (?:rs|pkr|inr|ksh|ugx|usd|\$)|transferred to|debited|withdrawn|withdrawal|withdraw|spent at|"
     r"purchase|card (?:payment|transaction)|POS|ATM|reversed|reversal|refund(?:ed)?|payout|"
-    r"has been charged|charged for|bill payment|you bought|money request|requested)\b", _F)
+    r"has been charged|charged for|bill payment|you bought|money request|requested|failed|insufficient|"
+    r"not enough|declined|unsuccessful|cancell?ed|pending|on hold|authori[sz]ed|to deposit your money|"
+    r"(?:accept|claim) (?:the|this|your) (?:money|transfer|payment))\b", _F)
 _PROMO = re.compile(r"\b(?:win|offer|discount|cashback|bonus|promo(?:tion)?|sweepstakes|get up to|"
                     r"chance to|congratulations you (?:have )?won|dial \*)", _F)
 _IN = re.compile(r"\b(?:received|credited|deposited|paid you|sent you|you got|got money|incoming|"
-                 r"money in|credit alert)\b", _F)
+                 r"credit alert)\b", _F)
 _BALANCE = re.compile(r"\b(?:balance|bal)\b", _F)
 
 _CODES = "KSH|KSHS|KES|UGX|USH|USHS|PKR|INR|RS|USD|EUR|GBP|CAD|AUD|TZS|RWF|GHS|NGN|ZAR|COP"
 _SYMBOL = r"(?:US\$|C\$|CA\$|A\$|\$|€|£|₹)"
 _NUMBER = r"\d{1,3}(?:[,.' ]\d{2,3}){0,6}(?:[.,]\d{1,3})?(?:/-)?|\d{1,12}(?:[.,]\d{1,3})?(?:/-)?"
 _MONEY = re.compile(
-    rf"(?P<cur>{_SYMBOL}|\b(?:{_CODES})(?![A-Za-z])\.?)\s?(?P<amt>{_NUMBER})(?!\d)"
+    rf"(?P<cur>{_SYMBOL}|(?:\b|(?<=[AP]M))(?:{_CODES})(?![A-Za-z])\.?)\s?(?P<amt>{_NUMBER})(?!\d)"
     rf"|(?<![\w.,])(?P<amt2>{_NUMBER})\s?(?P<cur2>\b(?:{_CODES})\b)", _F)
 _NOT_THE_AMOUNT = re.compile(r"(?:balance|bal|fee|cost|charges?|limit)\W{0,3}(?:is|was|:)?\W{0,3}$", _F)
 
