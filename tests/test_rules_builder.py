@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from jobs import rules
-from jobs.email_providers import installed_providers
+from jobs.email_providers import ProviderError, installed_providers, line_tolerant, load_providers
 from jobs.emails import parse_messages
 from jobs.mailbox import _observation
 from sandbox.heldout import trusted
@@ -118,3 +118,19 @@ def test_the_builder_page_needs_staff_and_saving_needs_csrf(app, client, login_a
     assert domain(lambda: Payment.get_by_id(payment.id).parsed)
     bad = client.post(f"/rules/build/{payment.id}", data={"amount": "nope", "name": "sw2", "csrf_token": token})
     assert bad.status_code == 422 and "Not saved" in bad.get_data(as_text=True)
+
+
+def test_a_file_that_adds_to_a_provider_goes_first_and_an_unknown_base_is_refused(tmp_path):
+    (tmp_path / "extra.toml").write_text(
+        "adds_to = 'mtn_ug'\nsms_senders = ['MoMoUG']\n[[rules]]\nname = 'local'\nkind = 'received'\n"
+        "body = ['Got UGX (?P<amount>\\d+)']\n")
+    mtn = next(p for p in load_providers([tmp_path]) if p.name == "mtn_ug")
+    assert mtn.rules[0].name == "local" and len(mtn.rules) > 1 and mtn.sends_sms_as("MoMoUG")
+    (tmp_path / "extra.toml").write_text("adds_to = 'nobody'\n[[rules]]\nname = 'x'\nkind = 'received'\n"
+                                         "body = ['(?P<amount>\\d+)']\n")
+    with pytest.raises(ProviderError, match="adds_to names 'nobody'"):
+        load_providers([tmp_path])
+
+
+def test_a_literal_space_in_a_rule_also_matches_a_label_wrapped_over_lines():
+    assert line_tolerant(r"Transaction ID\s*[^ ]+ x ?y") == r"Transaction[ \n]ID\s*[^ ]+[ \n]x ?y"
