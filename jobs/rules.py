@@ -19,12 +19,12 @@ import re
 import tempfile
 from pathlib import Path
 
-from jobs.email_providers import ProviderError, installed_providers, instance_dir, load_providers
+from jobs.email_providers import ProviderError, installed_providers, instance_dir, load_providers, sender_matches
 from jobs.email_sms import notifications_in
 from jobs.email_text import read_mail, sms_in
 from jobs.emails import ParsedMail, parse_messages
 from webapp.domain import ledger
-from webapp.storage.models import Payment, PaymentStatus
+from webapp.storage.models import Payment, PaymentStatus, Source
 
 MARKS = ("amount", "sender_name", "transaction_id", "date", "sender_phone")
 SHAPES = {
@@ -252,6 +252,10 @@ def builder_view(payment_id: int, form: dict) -> dict:
     base = payment.provider or found["provider"] or sender_known(found["sender"], installed_providers())
     view = {"payment": payment_id, "source": payment.source, "base": base, **found,
             "marks": {k: form.get(k, "") for k in MARKS}}
+    if not found["sms"] and _forwarder(payment.source, found["sender"]):
+        view["error"] = (f"{found['sender']} is a forwarder of this source and no SMS sender id was found in the "
+                         "message: a rule cannot trust the forwarder's own address")
+        return view
     if not any(view["marks"].values()):
         return view
     try:
@@ -263,6 +267,13 @@ def builder_view(payment_id: int, form: dict) -> dict:
     except RuleBuildError as exc:
         view["error"] = str(exc)
     return view
+
+
+def _forwarder(source: str, sender: str) -> bool:
+    """True when `sender` is one of the source's trusted forwarders (never a provider's address)."""
+    row = Source.get_or_none(Source.name == source)
+    trusted = (row.config or {}).get("trusted_senders") or [] if row is not None else []
+    return any(sender_matches(t, sender) for t in trusted if isinstance(t, str))
 
 
 def builder_save(payment_id: int, form: dict, actor: str) -> dict:

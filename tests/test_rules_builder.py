@@ -12,10 +12,10 @@ from jobs.email_providers import ProviderError, installed_providers, line_tolera
 from jobs.emails import parse_messages
 from jobs.mailbox import _observation
 from sandbox.heldout import trusted
-from sandbox.mail_mime import sms_forward
+from sandbox.mail_mime import SMS_FORWARDER, plain, sms_forward
 from webapp.domain import ledger
 from webapp.domain.ledger.money_in import GENERIC_HOLD
-from webapp.storage.models import Event, Payment, PaymentStatus
+from webapp.storage.models import Event, Payment, PaymentStatus, Source
 
 WHEN = datetime(2026, 7, 3, 6, 5, tzinfo=timezone.utc)
 SWAHILI = ("UG12XYZ789 Imethibitishwa. Umepokea Ksh1,500.00 kutoka JANE WANJIKU 0712345678 tarehe 3/7/26 "
@@ -134,3 +134,27 @@ def test_a_file_that_adds_to_a_provider_goes_first_and_an_unknown_base_is_refuse
 
 def test_a_literal_space_in_a_rule_also_matches_a_label_wrapped_over_lines():
     assert line_tolerant(r"Transaction ID\s*[^ ]+ x ?y") == r"Transaction[ \n]ID\s*[^ ]+[ \n]x ?y"
+
+
+def _kept(text: str, ref: str, subject: str = "New SMS") -> Payment:
+    """A trusted forwarder's mail no provider reads, kept as evidence as the mailbox keeps it."""
+    raw = plain(SMS_FORWARDER, subject, WHEN, ref, text)
+    parsed = parse_messages(raw, trusted_forwarders=trusted())[0]
+    assert parsed.kind == "ignored"  # the mailbox files a trusted sender's such mail as unreadable
+    parsed.kind = "unparsed"
+    return ledger.ingest_payment(_observation("mbox", parsed, raw, WHEN, readable=False)).payment
+
+
+def test_an_sms_sender_no_provider_claims_becomes_a_new_provider_but_a_forwarder_address_never(ctx, settings):
+    Source.create(kind="mailbox", name="mbox", config={"trusted_senders": [SMS_FORWARDER]})
+    sms = _kept("From: SHOPBANK\n\nCredit of UGX 45,000 from OKELLO JOHN. Ref 99887766.", "<k1@relay.example>")
+    marks = {"amount": "45,000", "sender_name": "OKELLO JOHN", "transaction_id": "99887766", "name": "shopbank",
+             "currency": "UGX"}
+    done = rules.builder_save(sms.id, marks, "user:1")
+    assert done["reread"] == 1
+    shopbank = next(p for p in installed_providers() if p.name == "shopbank")
+    assert shopbank.sms_senders == ("SHOPBANK",) and shopbank.senders == () and shopbank.currency == "UGX"
+    assert Payment.get_by_id(sms.id).amount_minor == 45000
+    odd = _kept("Credit of UGX 5,000 from ANN. Ref 11223344.", "<k2@relay.example>", subject="hello")
+    view = rules.builder_view(odd.id, {"amount": "5,000", "name": "relay"})
+    assert "forwarder" in view["error"] and "pattern" not in view
