@@ -320,6 +320,12 @@ _T += [
     ("wise", "received-c", "mail", "Wise <noreply@wise.com>", "You received {AMT} EUR from {Name}",
      "{AMT} EUR from {Name} has arrived in your EUR balance. Reference: INV{D6}.",
      "received", dict(amount_minor="{minor}", currency="EUR", sender_name="{Name}")),
+    ("hbl", "no-seconds", "sms", "HBL", "",
+     "{FIRST}, PKR {AMT} received from {NAME} A/C via Raast on {when:%d/%m/%Y %H:%M}, TXN ID {D16}. UAN:111-111-425.",
+     "received", dict(amount_minor="{minor}", currency="PKR", transaction_id="{D16}", sender_name="{NAME}")),
+    ("easypaisa", "no-seconds", "sms", "3737", "",
+     "Dear ZARA KHAN, You have received Rs.{AMT} in your Easypaisa account ***********{L4} from {NAME} PK**HABB****{L4} via Raast Payment on {dmY} at {hm}. Trx ID: {D11}",
+     "received", dict(amount_minor="{minor}", currency="PKR", transaction_id="{D11}", sender_name="{NAME}")),
     ("nayapay", "card", "html", "service@nayapay.com", "You spent Rs. {AMT0} at DARAZ 💳",
      "Rs. {AMT0}|Visa ●●●●{L4}|Transaction ID|{D6}", "not_income", {}),
 ]
