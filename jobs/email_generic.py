@@ -28,10 +28,13 @@ _OTP = re.compile(r"\b(?:OTP|one[- ]time (?:password|pin|code)|verification code
 _OUT = re.compile(
     r"\b(?:you have (?:paid|sent|transferred|withdrawn)|you paid|you sent|you spent|paid to|sent to|"
     r"(?<!were )(?<!was )sent (?:rs|pkr|inr|ksh|ugx|usd|\$)|transferred to|debited|withdrawn|withdrawal|withdraw|spent at|"
-    r"purchase|card (?:payment|transaction)|POS|ATM|reversed|reversal|refund(?:ed)?|payout|"
-    r"has been charged|charged for|bill payment|you bought|money request|requested|failed|insufficient|"
-    r"not enough|declined|unsuccessful|cancell?ed|pending|on hold|authori[sz]ed|to deposit your money|"
-    r"(?:accept|claim) (?:the|this|your) (?:money|transfer|payment))\b", _F)
+    r"purchase|card (?:payment|transaction)|POS|ATM|payout|has been charged|charged for|bill payment|"
+    r"you bought|money request|requested)\b", _F)
+# The state of the whole transaction: wherever it is said, the money is not (or no longer) in.
+_STATE = re.compile(
+    r"\b(?:reversed|reversal|refund(?:ed)?|failed|insufficient|not enough|declined|unsuccessful|cancell?ed|"
+    r"pending|on hold|authori[sz]ed|to deposit your money|(?:accept|claim) (?:the|this|your) "
+    r"(?:money|transfer|payment))\b", _F)
 _PROMO = re.compile(r"\b(?:win|offer|discount|cashback|bonus|promo(?:tion)?|sweepstakes|get up to|"
                     r"chance to|congratulations you (?:have )?won|dial \*)", _F)
 _IN = re.compile(r"\b(?:received|credited|deposited|paid you|sent you|you got|got money|incoming|"
@@ -80,9 +83,15 @@ def read(text: str, subject: str = "") -> Reading:
     """Classify and read `text` (see the module docstring). Never raises."""
     body = re.sub(r"\*+", " ", f"{text[:_MAX_TEXT]}\n{subject[:200]}")  # the body's amount wins
     flat = re.sub(r"\s+", " ", body)
-    for pattern, what in ((_OTP, "a one-time code"), (_OUT, "money out, a reversal, a refund or a card/ATM "
-                                                              "transaction"), (_PROMO, "marketing")):
-        found = pattern.search(flat)
+    head = re.sub(r"\s+", " ", re.sub(r"\*+", " ", subject[:200]))
+    words = re.sub(r"\s+", " ", re.sub(r"\*+", " ", text[:_MAX_TEXT]))
+    first_in = _IN.search(words)
+    before = words[:first_in.start()] if first_in else words  # a promo tail after the news is not the news
+    for pattern, where, what in ((_OTP, flat, "a one-time code"),
+                                 (_STATE, flat, "a reversal, refund, failed, pending or not yet accepted transaction"),
+                                 (_OUT, head, "money out or a card/ATM transaction"), (_PROMO, head, "marketing"),
+                                 (_OUT, before, "money out or a card/ATM transaction"), (_PROMO, before, "marketing")):
+        found = pattern.search(where)
         if found:
             return Reading("not_money", [f"generic reader: {found[0]!r} marks {what}; not money received"])
     incoming = _IN.search(flat)

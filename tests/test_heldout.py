@@ -92,6 +92,9 @@ def test_an_sms_from_a_sender_id_no_provider_claims_is_not_read_even_by_the_fall
     ("You have received Ksh1,250.00 from MARY AKINYI 0711000111 on 3/7/26 at 9:01 AM", "received"),
     ("Your A/C XX1234 has been credited with INR 2,000.00 by NEFT from ACME TRADERS. UTR N123456789012",
      "received"),
+    ("You have received Ksh100.00 from ANN. New balance Ksh900.00. Withdraw at any agent and WIN a bonus!",
+     "received"),  # a promotional tail after the news is not the news
+    ("ICICI Acct XX123 debited for Rs 500.00; SHOP credited. UPI 123456789012", "not_money"),
     ("You have paid Rs 500 to SHOP", "not_money"),
     ("Sent Rs.200.00 from A/C X1234 to ravi@okaxis", "not_money"),
     ("Ksh100.00 withdrawn from agent 123 on 3/7/26", "not_money"),
