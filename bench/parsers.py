@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import replace
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -33,8 +34,11 @@ def main() -> int:
     providers = [replace(p, rules=()) if p.name in left_out else p for p in load_providers()]
     right, total, counted, n = Counter(), Counter(), Counter(), Counter()
     how: dict[str, Counter] = defaultdict(Counter)
+    spent = 0.0
     for sample in samples(args.seed, args.per_template):
+        started = time.perf_counter()
         parsed = parse_messages(sample.raw, providers=providers, trusted_forwarders=trusted())[0]
+        spent += time.perf_counter() - started
         r, t, c = score(sample, parsed)
         key = sample.provider
         right[key] += r
@@ -53,6 +57,7 @@ def main() -> int:
               f"{counted[key]:>19}  {dict(sorted(how[key].items()))}")
     print(f"{'overall':<11} {sum(n.values()):>7} {100 * sum(right.values()) / sum(total.values()):>8.1f}% "
           f"{sum(counted.values()):>19}")
+    print(f"parse time: {1000 * spent / sum(n.values()):.2f} ms per message (mean)")
     if left_out:
         print("* rules left out (senders kept): read by the fallback reader only")
     return 0
