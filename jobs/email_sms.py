@@ -38,10 +38,8 @@ def notification_in(body: str) -> Notification | None:
     if text is None or (app is None and title is None):
         return None
     rest = body[text.end():]
-    end = _META.search(rest)
-    nxt = _APP.search(rest)
-    stop = min(m.start() for m in (end, nxt, _TITLE.search(rest)) if m is not None) if any(
-        (end, nxt, _TITLE.search(rest))) else len(rest)
+    ends = [m.start() for m in (_META.search(rest), _APP.search(rest), _TITLE.search(rest)) if m is not None]
+    stop = min(ends, default=len(rest))
     senders = tuple(dict.fromkeys(m["v"] for m in (title, app) if m is not None))
     return Notification(senders, normalise_text(rest[:stop]))
 
