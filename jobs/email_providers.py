@@ -17,7 +17,10 @@ Rule keys (see jobs/providers/mpesa.toml for a worked example):
   unless     regexes (subject or body); the rule does not apply if any matches
   from       sender patterns; the rule applies only to mail from these
   channels   where the rule applies: any of "email", "forward", "sms" (default all)
-Patterns are case-insensitive and multi-line; named groups give the fields:
+A file may instead add to a provider loaded before it: `adds_to = "<name>"` plus
+`rules` (tried first) and optional extra `senders` / `sms_senders` (see load_providers).
+Patterns are case-insensitive and multi-line, and a literal space also matches a
+line break (labels wrapped by mail clients: see line_tolerant); named groups give the fields:
 amount, currency (a code or symbol), currency_code (an ISO code that wins over
 a symbol: "$20.00 CAD"), transaction_id, reversed_transaction_id, sender_name,
 sender_phone, note, date (and time, appended to date before reading).
@@ -26,12 +29,15 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
 from jobs.email_text import sms_id_key
 from jobs.email_values import ValueReadError, zone
+from flask import has_app_context
+
+from webapp.config import INSTANCE, settings
 from webapp.domain.money import MoneyError, normalize_currency
 
 BUILTIN_DIR = Path(__file__).with_name("providers")
@@ -43,7 +49,7 @@ FIELDS = frozenset({
 })
 _PROVIDER_KEYS = frozenset({
     "name", "label", "currency", "region", "timezone", "senders", "sms_senders",
-    "date_formats", "currency_aliases", "rules", "evidence",
+    "date_formats", "currency_aliases", "rules", "evidence", "adds_to",
 })
 _RULE_KEYS = frozenset({"name", "kind", "why", "subject", "body", "optional", "unless",
                         "from", "channels"})
@@ -116,7 +122,9 @@ def load_providers(extra_dirs: Iterable[str | Path] = ()) -> list[Provider]:
     """The built-in providers followed by every *.toml in `extra_dirs`.
 
     A user file with the same `name` as an earlier provider replaces it, so a
-    business can correct a built-in parser without editing the code. Raises
+    business can correct a built-in parser without editing the code; a file with
+    `adds_to = "<name>"` instead puts its rules before that provider's and adds its
+    senders (what the rule builder saves). Raises
     ProviderError for an unreadable file or a missing directory.
     """
     by_name: dict[str, Provider] = {}
@@ -124,18 +132,55 @@ def load_providers(extra_dirs: Iterable[str | Path] = ()) -> list[Provider]:
         if not directory.is_dir():
             raise ProviderError(f"provider directory {directory} does not exist")
         for path in sorted(directory.glob("*.toml")):
+            data = _read_toml(path)
+            base = data.get("adds_to")
+            if base is not None:
+                if base not in by_name:
+                    raise ProviderError(f"{path}: adds_to names {base!r}, which is not loaded before it")
+                by_name[base] = _added(by_name[base], data, path)
+                continue
             provider = load_provider_file(path)
             by_name.pop(provider.name, None)
             by_name[provider.name] = provider
     return list(by_name.values())
 
 
-def load_provider_file(path: Path) -> Provider:
-    """Read and check one provider file."""
+def instance_dir() -> Path:
+    """Where the rule builder saves provider files: <instance>/providers (the configured
+    instance folder inside an app context, as in web requests and jobs; else the default)."""
+    return (settings().instance_path if has_app_context() else INSTANCE) / "providers"
+
+
+def installed_providers(extra_dirs: Iterable[str | Path] = ()) -> list[Provider]:
+    """Built-in providers, then the instance folder's (rule builder), then `extra_dirs`."""
+    here = instance_dir()
+    return load_providers([*([here] if here.is_dir() else []), *extra_dirs])
+
+
+def _added(base: Provider, data: dict, path: Path) -> Provider:
+    """`base` with a file's rules tried first and its senders added (key `adds_to`)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        _no_unknown(data, _PROVIDER_KEYS, "provider")
+        rules = tuple(_rule(r, i) for i, r in enumerate(data.get("rules") or []))
+        senders, sms = _texts(data, "senders"), _texts(data, "sms_senders")
+    except ProviderError as exc:
+        raise ProviderError(f"{path}: {exc}") from None
+    if not rules:
+        raise ProviderError(f"{path}: a file that adds to {base.name!r} needs rules")
+    return replace(base, rules=rules + base.rules, senders=tuple(dict.fromkeys(base.senders + senders)),
+                   sms_senders=tuple(dict.fromkeys(base.sms_senders + sms)))
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeError, tomllib.TOMLDecodeError) as exc:
         raise ProviderError(f"{path}: cannot read: {exc}") from None
+
+
+def load_provider_file(path: Path) -> Provider:
+    """Read and check one provider file."""
+    data = _read_toml(path)
     try:
         return provider_from_dict(data, str(path))
     except ProviderError as exc:
@@ -200,7 +245,7 @@ def _patterns(data: dict, key: str, where: str) -> tuple[re.Pattern, ...]:
     compiled = []
     for text in _texts(data, key):
         try:
-            pattern = re.compile(text, _FLAGS)
+            pattern = re.compile(line_tolerant(text), _FLAGS)
         except re.error as exc:
             raise ProviderError(f"{where}: {key} pattern {text!r}: {exc}") from None
         unknown = set(pattern.groupindex) - FIELDS
@@ -209,6 +254,30 @@ def _patterns(data: dict, key: str, where: str) -> tuple[re.Pattern, ...]:
                                 f"use {sorted(FIELDS)}")
         compiled.append(pattern)
     return tuple(compiled)
+
+
+def line_tolerant(pattern: str) -> str:
+    """`pattern` with each literal space (outside a [class], not escaped, not quantified)
+    also matching a line break: mail clients wrap labels ("Transaction\\nID").
+
+    Texts reach the rules normalised (single spaces, lines stripped), so "[ \\n]" is
+    enough and adds no backtracking.
+    """
+    out, in_class, escaped = [], False, False
+    for index, char in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class and pattern[index - 1] != "[":
+            in_class = False
+        elif char == " " and not in_class and pattern[index + 1:index + 2] not in ("?", "*", "+", "{"):
+            out.append("[ \\n]")
+            continue
+        out.append(char)
+    return "".join(out)
 
 
 def _no_unknown(data: dict, allowed: frozenset, where: str) -> None:

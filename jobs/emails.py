@@ -23,8 +23,12 @@ Trust, in order:
         `Received:`, `Sent:`, `SIM:`…);
       - a subject `SMS from MPESA` / `New SMS from 3737` / `SMS: MPESA`, with
         the SMS as the whole body.
-      The sender id must be one of a provider's `sms_senders` (compared without
-      case or punctuation: "M-PESA" is "MPESA"). The transaction time comes from
+      - an app-notification forwarder's envelope `App: … / Title: … / Text: … /
+        Posted: …` (jobs/email_sms.py): the Title, else the App, is the sender id.
+      The sender id is matched against providers' `sms_senders` (compared without
+      case or punctuation: "M-PESA" is "MPESA"). Several SMS joined in one mail are
+      split (jobs/email_sms.split_messages) and each is read: parse_messages()
+      returns one ParsedMail per message, source_ref "<Message-ID>#n". The transaction time comes from
       the SMS text; the mail's Date header (the forwarding time) is only a
       fallback, and the reasons say so.
 3. Anyone else → kind "ignored".
@@ -33,74 +37,44 @@ Once a provider is known, its rules run in file order and the first that
 matches decides: "received" (money in), "reversal" (an earlier receipt pulled
 back; `reversed_transaction_id` names it so the caller can send that payment to
 review) or "not_money" (outgoing, payout, failure, marketing...). Mail from a
-provider that no rule reads is "unparsed": kept as evidence, never guessed.
+provider that no rule reads goes to the fallback reader (jobs/email_generic.py), : a clear
+not-income text becomes "not_money"; a clear money-received text becomes "received"
+with `generic=True` and `verified=False` (the ledger never confirms it automatically:
+review, with these reasons); anything else is "unparsed": kept as evidence, never guessed.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable
 
-from jobs.email_providers import Provider, Rule, load_providers, sender_matches
+from jobs import email_generic
+from jobs.email_fields import Context, ParsedMail, outcome
+from jobs.email_providers import Provider, Rule, installed_providers, instance_dir, load_providers, sender_matches
+from jobs.email_sms import as_sms, notifications_in, split_messages
 from jobs.email_text import header_date, inner_forward, read_mail, sms_in, source_ref
-from jobs.email_values import (
-    ValueReadError,
-    as_decimal_string,
-    on_day_at,
-    parse_amount,
-    parse_local_datetime,
-    read_currency,
-    zone,
-)
-from webapp.domain.phones import try_e164
+from jobs.email_values import ValueReadError, as_decimal_string, parse_local_datetime, zone
 
-__all__ = ["ParsedMail", "parse_message", "load_providers", "explain"]
+__all__ = ["ParsedMail", "parse_message", "parse_messages", "load_providers", "explain"]
 
-_EMPTY_NOTES = {"N/A", "NA", "NONE", "-", "NULL"}
-_MAX_NAME, _MAX_NOTE = 200, 2000  # what the API accepts for the same fields
 KINDS = ("received", "reversal", "not_money", "unparsed", "ignored")
-
-
-@dataclass
-class ParsedMail:
-    """What one mail means for Paywatch; only kind "received" is money in."""
-
-    kind: str
-    provider: str | None = None
-    message_id: str | None = None
-    amount_minor: int | None = None
-    currency: str | None = None
-    transaction_id: str | None = None
-    sender_name: str | None = None
-    sender_phone: str | None = None
-    note: str | None = None
-    received_at: datetime | None = None
-    verified: bool = False
-    reversed_transaction_id: str | None = None
-    reasons: list[str] = field(default_factory=list)
-    source_ref: str = ""
-    channel: str | None = None  # "email" | "forward" | "sms"
-    rule: str | None = None
-
-
-@dataclass
-class _Context:
-    """The provider message located inside the mail, whatever carried it."""
-
-    provider: Provider
-    channel: str
-    subject: str
-    bodies: list[tuple[str, str]]
-    fallback_time: datetime | None
-    fallback_note: str
-    sender_address: str
 
 
 def parse_message(raw: bytes, *, providers: list | None = None,
                   trusted_forwarders: Iterable[str] = ()) -> ParsedMail:
-    """Parse one raw RFC 822 message. Never raises; see the module docstring."""
+    """Parse one raw RFC 822 message. Never raises; see the module docstring.
+
+    A mail carrying several SMS gives the first one's reading; parse_messages() gives all.
+    """
+    return parse_messages(raw, providers=providers, trusted_forwarders=trusted_forwarders)[0]
+
+
+def parse_messages(raw: bytes, *, providers: list | None = None,
+                   trusted_forwarders: Iterable[str] = ()) -> list[ParsedMail]:
+    """Every provider message in one raw mail (several when a forwarder joined SMS),
+    each with its own `source_ref` ("<Message-ID>#2"…). Never raises; never empty."""
     result = ParsedMail(kind="ignored")
     try:
         raw = raw if isinstance(raw, bytes) else _as_bytes(raw)
@@ -108,7 +82,7 @@ def parse_message(raw: bytes, *, providers: list | None = None,
         known = _builtin_providers() if providers is None else list(providers)
         return _parse(raw, known, tuple(trusted_forwarders), result)
     except Exception as exc:  # hostile mail must not stop a mailbox fetch
-        return _failed(result, exc)
+        return [_failed(result, exc)]
 
 
 def _as_bytes(raw: object) -> bytes:
@@ -129,42 +103,64 @@ def _failed(result: ParsedMail, exc: Exception) -> ParsedMail:
     return kept
 
 
-@functools.lru_cache(maxsize=1)
-def _builtin_cached() -> tuple[Provider, ...]:
-    return tuple(load_providers())
+@functools.lru_cache(maxsize=4)
+def _installed_cached(stamp: tuple) -> tuple[Provider, ...]:
+    return tuple(installed_providers())
 
 
 def _builtin_providers() -> list[Provider]:
-    """The built-in providers, read once per process (files do not change at run time)."""
-    return list(_builtin_cached())
+    """Built-in and instance-folder providers, read again only when the instance folder changes."""
+    here = instance_dir()
+    stamp = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in here.glob("*.toml"))) if here.is_dir() else ()
+    return list(_installed_cached((str(here), stamp)))
 
 
 def _parse(raw: bytes, providers: list[Provider], forwarders: tuple[str, ...],
-           result: ParsedMail) -> ParsedMail:
+           result: ParsedMail) -> list[ParsedMail]:
     mail = read_mail(raw)
     result.message_id = mail.message_id
     result.source_ref = source_ref(raw, mail.message_id)
     if len(mail.from_addresses) != 1:
         result.reasons.append(f"{len(mail.from_addresses)} From addresses "
                               f"({', '.join(mail.from_addresses) or 'none'}): not trusted")
-        return result
+        return [result]
     sender = mail.from_address
     if mail.problem:
-        return _unread(mail, sender, providers, result)
-    context = _direct(mail, providers, result)
-    if context is None and any(sender_matches(f, sender) for f in forwarders):
+        return [_unread(mail, sender, providers, result)]
+    contexts = [c for c in [_direct(mail, providers, result)] if c is not None]
+    if not contexts and any(sender_matches(f, sender) for f in forwarders):
         result.reasons.append(f"From {sender} is a configured forwarder: looking inside")
-        context = _forwarded(mail, providers, result) or _sms(mail, providers, result)
-        if context is None:
+        forwarded = _forwarded(mail, providers, result)
+        contexts = [forwarded] if forwarded is not None else _sms(mail, providers, result)
+        if not contexts:
             result.reasons.append("no provider message found inside the forwarder's mail")
-    if context is None:
+    if not contexts:
         if not result.reasons:
             result.reasons.append(f"From {sender} is neither a provider sender nor a "
                                   "configured forwarder")
-        return result
-    result.provider, result.channel = context.provider.name, context.channel
-    result.verified = context.channel == "email"
-    return _apply_rules(context, result)
+        return [result]
+    pieces = [(c, text) for c in contexts for text in _pieces(c)]
+    results = []
+    for index, (context, text) in enumerate(pieces, start=1):
+        one = copy.deepcopy(result)
+        if len(pieces) > 1:
+            one.source_ref = f"{result.source_ref}#{index}"
+            one.reasons.append(f"message {index} of {len(pieces)} joined in this mail")
+        if text is not None:
+            context = copy.copy(context)
+            context.bodies = [("sms", text)]
+        one.provider = context.provider.name if context.provider else None
+        one.channel = context.channel
+        one.verified = context.channel == "email"
+        results.append(_apply_rules(context, one))
+    return results or [result]
+
+
+def _pieces(context: Context) -> list[str | None]:
+    """The SMS texts in an SMS context (several when joined); [None] for mail."""
+    if context.channel != "sms" or not context.bodies:
+        return [None]
+    return split_messages(context.bodies[0][1])
 
 
 def _unread(mail, sender: str, providers: list[Provider], result: ParsedMail) -> ParsedMail:
@@ -184,16 +180,16 @@ def _provider_for(address: str, providers: list[Provider]) -> Provider | None:
     return next((p for p in providers if p.sends_from(address)), None)
 
 
-def _direct(mail, providers: list[Provider], result: ParsedMail) -> _Context | None:
+def _direct(mail, providers: list[Provider], result: ParsedMail) -> Context | None:
     provider = _provider_for(mail.from_address, providers)
     if provider is None:
         return None
     result.reasons.append(f"From {mail.from_address} is a sender of {provider.label}")
-    return _Context(provider, "email", mail.subject, mail.bodies, mail.date,
+    return Context(provider, "email", mail.subject, mail.bodies, mail.date,
                     "the mail's Date header", mail.from_address)
 
 
-def _forwarded(mail, providers: list[Provider], result: ParsedMail) -> _Context | None:
+def _forwarded(mail, providers: list[Provider], result: ParsedMail) -> Context | None:
     """A provider mail forwarded inline or attached; only the inner message counts."""
     for attached in mail.attached:
         inner = read_mail(attached)
@@ -201,7 +197,7 @@ def _forwarded(mail, providers: list[Provider], result: ParsedMail) -> _Context 
         if provider is not None:
             result.reasons.append(f"attached message from {inner.from_address} "
                                   f"({provider.label}); forwarded, so unverified")
-            return _Context(provider, "forward", inner.subject, inner.bodies, inner.date,
+            return Context(provider, "forward", inner.subject, inner.bodies, inner.date,
                             "the attached message's Date header", inner.from_address)
     for label, text in mail.bodies:
         forward = inner_forward(text)
@@ -217,7 +213,7 @@ def _forwarded(mail, providers: list[Provider], result: ParsedMail) -> _Context 
         when = _forward_date(forward.date_text, provider) or mail.date
         subject = re.sub(r"^\s*(?:(?:fwd?|fw|re)\s*:\s*)+", "", forward.subject or mail.subject,
                          flags=re.I)
-        return _Context(provider, "forward", subject, [(f"forwarded {label}", forward.body)],
+        return Context(provider, "forward", subject, [(f"forwarded {label}", forward.body)],
                         when, "the forwarded message's Date line", forward.from_address)
     return None
 
@@ -238,28 +234,49 @@ def _forward_date(text: str, provider: Provider) -> datetime | None:
         return None
 
 
-def _sms(mail, providers: list[Provider], result: ParsedMail) -> _Context | None:
-    """An SMS carried in the forwarder's mail (convention in the module docstring)."""
+def _sms(mail, providers: list[Provider], result: ParsedMail) -> list[Context]:
+    """The SMS or app notifications carried in the forwarder's mail (module docstring).
+
+    A sender id no provider claims is not read at all: spoofed "You have received" SMS
+    from look-alike ids are a known fraud (providers.md 1.1).
+    """
     for label, text in mail.bodies or [("empty", "")]:
-        sms = sms_in(mail.subject, text)
-        if sms is None:
-            continue
-        provider = next((p for p in providers if p.sends_sms_as(sms.sender)), None)
-        if provider is None:
-            result.reasons.append(f"SMS sender id {sms.sender!r} ({sms.where}) belongs to "
-                                  "no provider")
-            return None
-        result.reasons.append(f"SMS from sender id {sms.sender!r} ({sms.where}) is "
-                              f"{provider.label}; forwarded, so unverified")
-        return _Context(provider, "sms", "", [("sms", sms.text)], mail.date,
-                        "the forwarder's Date header (forwarding time, may lag)", "")
-    return None
+        notes = notifications_in(text)
+        found = [_pick(n, providers) for n in notes]
+        if not notes:
+            sms = sms_in(mail.subject, text)
+            found = [_sms_for(sms, providers)] if sms is not None else []
+        contexts = []
+        for provider, sms in found:
+            if provider is None:
+                result.reasons.append(f"SMS sender id {sms.sender!r} ({sms.where}) belongs to no provider")
+                continue
+            result.reasons.append(f"SMS from sender id {sms.sender!r} ({sms.where}) is "
+                                  f"{provider.label}; forwarded, so unverified")
+            contexts.append(Context(provider, "sms", "", [("sms", sms.text)], mail.date,
+                                    "the forwarder's Date header (forwarding time, may lag)", ""))
+        if found:
+            return contexts
+    return []
+
+
+def _sms_for(sms, providers: list[Provider]):
+    return next((p for p in providers if p.sends_sms_as(sms.sender)), None), sms
+
+
+def _pick(note, providers: list[Provider]):
+    """A notification's provider: its Title (an SMS app shows the sender) or its App name."""
+    for sender in note.senders:
+        provider, sms = _sms_for(as_sms(note, sender), providers)
+        if provider is not None:
+            return provider, sms
+    return None, as_sms(note, note.senders[0])
 
 
 # ---------------------------------------------------------------------------
 # Rules
 
-def _apply_rules(ctx: _Context, result: ParsedMail) -> ParsedMail:
+def _apply_rules(ctx: Context, result: ParsedMail) -> ParsedMail:
     for rule in ctx.provider.rules:
         if ctx.channel not in rule.channels:
             continue
@@ -272,11 +289,33 @@ def _apply_rules(ctx: _Context, result: ParsedMail) -> ParsedMail:
                 result.reasons.append(f"rule {rule.name!r} ({rule.kind}"
                                       f"{': ' + rule.why if rule.why else ''}) matched the "
                                       f"{'subject and ' if rule.subject else ''}{label} text")
-                return _outcome(rule, groups, ctx, result)
-    result.kind = "unparsed"
-    result.reasons.append(f"no rule of {ctx.provider.label} matched; kept as evidence, "
-                          "nothing guessed")
-    return result
+                return outcome(rule, groups, ctx, result)
+    result.reasons.append(f"no rule of {ctx.provider.label} matched")
+    return _generic(ctx, result)
+
+
+_GENERIC = Rule(name="generic", kind="received", why="read by the fallback reader", subject=(), body=())
+
+
+def _generic(ctx: Context, result: ParsedMail) -> ParsedMail:
+    """The fallback reader (jobs/email_generic.py) on a trusted sender's unread text."""
+    text = "\n".join(body for _, body in ctx.bodies)
+    reading = email_generic.read(text, ctx.subject)
+    result.reasons.extend(reading.why)
+    if reading.kind is None:
+        result.kind = "unparsed"
+        result.reasons.append("kept as evidence, nothing guessed")
+        return result
+    result.rule, result.generic = "generic", True
+    if reading.kind == "not_money":
+        result.kind = "not_money"
+        result.reasons.append("filed as not money received: nothing is counted")
+        return result
+    result.verified = False
+    done = outcome(_GENERIC, reading.groups, ctx, result)
+    if done.kind == "received":
+        done.reasons.append("generic reading: unverified, never confirmed automatically; goes to review")
+    return done
 
 
 def _match(rule: Rule, subject: str, body: str) -> dict[str, str] | None:
@@ -304,99 +343,6 @@ def _merge(groups: dict[str, str], found: re.Match) -> None:
             groups[key] = value.strip()
 
 
-def _outcome(rule: Rule, groups: dict[str, str], ctx: _Context,
-             result: ParsedMail) -> ParsedMail:
-    if rule.kind == "not_money":
-        result.kind = "not_money"
-        result.reasons.append("not money received: nothing is counted")
-        return result
-    try:
-        _fill_money(rule, groups, ctx, result)
-    except ValueReadError as exc:
-        return _unreadable(result, str(exc))
-    result.kind = rule.kind
-    _fill_people(groups, ctx, result)
-    _fill_time(groups, ctx, result)
-    return result
-
-
-def _unreadable(result: ParsedMail, why: str) -> ParsedMail:
-    result.kind, result.amount_minor, result.currency = "unparsed", None, None
-    result.transaction_id = result.reversed_transaction_id = None
-    result.reasons.append(f"{why}; kept as evidence, nothing guessed")
-    return result
-
-
-def _fill_money(rule: Rule, groups: dict[str, str], ctx: _Context,
-                result: ParsedMail) -> None:
-    provider = ctx.provider
-    written = groups.get("currency_code") or groups.get("currency")
-    currency = read_currency(written, provider.currency, provider.currency_aliases)
-    result.transaction_id = _token(groups.get("transaction_id"))
-    result.reversed_transaction_id = _token(groups.get("reversed_transaction_id"))
-    if "amount" in groups:
-        result.amount_minor = parse_amount(groups["amount"], currency)
-        result.currency = currency
-        how = f"written {written!r}" if written else "the provider's default"
-        result.reasons.append(f"amount {groups['amount']!r} → "
-                              f"{as_decimal_string(result.amount_minor, currency)} {currency}"
-                              f" (currency {how})")
-    elif rule.kind == "received":
-        raise ValueReadError("the rule matched but captured no amount")
-    if result.transaction_id:
-        result.reasons.append(f"transaction id {result.transaction_id}")
-    if result.reversed_transaction_id:
-        result.reasons.append(f"reverses transaction {result.reversed_transaction_id}: "
-                              "send that payment to review")
-
-
-_MAX_TOKEN = 128  # a transaction id longer than the column holds is not one
-
-
-def _token(value: str | None) -> str | None:
-    token = re.sub(r"\s+", "", value[:_MAX_TOKEN * 2]) if value else None
-    if token and len(token) > _MAX_TOKEN:
-        raise ValueReadError(f"transaction id {token[:24]!r}… is over {_MAX_TOKEN} characters")
-    return token
-
-
-def _fill_people(groups: dict[str, str], ctx: _Context, result: ParsedMail) -> None:
-    name = groups.get("sender_name")
-    if name:
-        result.sender_name = re.sub(r"\s+", " ", name[:_MAX_NAME]).strip(" .,;:-")
-        result.reasons.append(f"sender name {result.sender_name!r}")
-    phone = groups.get("sender_phone")
-    if phone:
-        result.sender_phone = try_e164(phone, ctx.provider.region)
-        result.reasons.append(f"sender phone {phone!r} → {result.sender_phone}"
-                              if result.sender_phone else
-                              f"sender phone {phone!r} is masked or invalid; not kept")
-    note = groups.get("note")
-    if note and note.strip().upper() not in _EMPTY_NOTES:
-        result.note = re.sub(r"\s+", " ", note[:_MAX_NOTE]).strip()
-        result.reasons.append(f"note {result.note!r}")
-
-
-def _fill_time(groups: dict[str, str], ctx: _Context, result: ParsedMail) -> None:
-    provider = ctx.provider
-    tz = zone(provider.timezone)
-    text = " ".join(v for v in (groups.get("date"), groups.get("time")) if v)
-    if text:
-        try:
-            moment, has_time = parse_local_datetime(text, provider.date_formats, tz)
-        except ValueReadError as exc:
-            result.reasons.append(f"{exc}; using {ctx.fallback_note}")
-        else:
-            result.received_at = moment if has_time else on_day_at(moment, tz, ctx.fallback_time)
-            result.reasons.append(f"time {text!r} read in {provider.timezone} → "
-                                  f"{result.received_at.isoformat()}"
-                                  + ("" if has_time else " (no clock in the text)"))
-            return
-    result.received_at = ctx.fallback_time
-    when = result.received_at.isoformat() if result.received_at else "none"
-    result.reasons.append(f"no time in the text; used {ctx.fallback_note}: {when}")
-
-
 def explain(parsed: ParsedMail) -> str:
     """Multi-line text for `flask parsers test`: the fields, then the reasons."""
     lines = [f"kind:        {parsed.kind}"]
@@ -408,6 +354,7 @@ def explain(parsed: ParsedMail) -> str:
         ("reverses", parsed.reversed_transaction_id), ("sender", parsed.sender_name),
         ("phone", parsed.sender_phone), ("note", parsed.note),
         ("received", parsed.received_at.isoformat() if parsed.received_at else None),
+        ("generic", "yes: read by the fallback reader, not a provider rule" if parsed.generic else None),
         ("verified", "yes" if parsed.verified else "no (forwarded or not from a provider)"),
         ("message-id", parsed.message_id), ("source_ref", parsed.source_ref),
     ):

@@ -33,9 +33,9 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from jobs import job
-from jobs.email_providers import Provider, ProviderError, load_providers, sender_matches
+from jobs.email_providers import Provider, ProviderError, installed_providers, sender_matches
 from jobs.email_text import read_mail
-from jobs.emails import ParsedMail, explain, parse_message
+from jobs.emails import ParsedMail, explain, parse_messages
 from webapp import config as app_config
 from webapp.domain import ledger, sources
 from webapp.plumbing import jobqueue
@@ -117,9 +117,10 @@ def mailbox_config(config: dict[str, Any], *, with_secrets: bool = True) -> Mail
 
 
 def parsers_for(cfg: MailboxConfig) -> list[Provider]:
-    """The providers this source reads: all loaded ones (built-in + providers_dir) or those named."""
+    """The providers this source reads: all loaded ones (built-in + instance folder + providers_dir)
+    or those named."""
     try:
-        loaded = load_providers([cfg.providers_dir] if cfg.providers_dir else [])
+        loaded = installed_providers([cfg.providers_dir] if cfg.providers_dir else [])
     except ProviderError as exc:
         raise MailboxError(str(exc), permanent=True) from None
     if cfg.providers is None:
@@ -316,17 +317,17 @@ def _batch(source: Source, cfg: MailboxConfig, providers: list[Provider], client
         raw = bytes(item[b"BODY[]"])
         arrived = item.get(b"INTERNALDATE")
         arrived = arrived if isinstance(arrived, datetime) and arrived.tzinfo else None
-        parsed = parse_message(raw, providers=providers, trusted_forwarders=cfg.trusted_senders)
-        kind = _kind(parsed, raw, cfg)
-        counts[kind] += 1
-        if kind == "ignored":
-            continue  # not ours: leave it unseen, where it is
-        ours.append(uid)
-        newest = max(filter(None, (newest, arrived))) if arrived else newest
-        if kind in ("received", "unparsed"):
-            observations.append(_observation(source.name, parsed, raw, arrived, readable=kind == "received"))
-        elif kind == "reversal":
-            reversals.append(parsed)
+        kinds = []  # one per SMS when a forwarder joined several in this mail
+        for parsed in parse_messages(raw, providers=providers, trusted_forwarders=cfg.trusted_senders):
+            kinds.append(kind := _kind(parsed, raw, cfg))
+            if kind in ("received", "unparsed"):
+                observations.append(_observation(source.name, parsed, raw, arrived, readable=kind == "received"))
+            elif kind == "reversal":
+                reversals.append(parsed)
+        counts.update(kinds)
+        if set(kinds) != {"ignored"}:  # not ours: left unseen, where it is
+            ours.append(uid)
+            newest = max(filter(None, (newest, arrived))) if arrived else newest
     results = ledger.ingest_payments(observations, actor=actor) if observations else []
     counts["duplicate"] += sum(1 for r in results if not r.created)
     for parsed in reversals:
@@ -359,12 +360,13 @@ def _observation(source: str, parsed: ParsedMail, raw: bytes, arrived: datetime 
     if not readable:
         return ledger.PaymentObservation(
             source=source, source_ref=parsed.source_ref, amount_minor=None, currency=None,
-            received_at=received, raw=text, parsed=False, verified=parsed.verified)
+            received_at=received, raw=text, parsed=False, verified=parsed.verified, provider=parsed.provider)
     return ledger.PaymentObservation(
         source=source, source_ref=parsed.source_ref, amount_minor=parsed.amount_minor,
         currency=parsed.currency, received_at=received, sender_name=parsed.sender_name or "",
         sender_phone=parsed.sender_phone, note=parsed.note or "", transaction_id=parsed.transaction_id,
-        raw=text, parsed=True, verified=parsed.verified, provider=parsed.provider)
+        raw=text, parsed=True, verified=parsed.verified, provider=parsed.provider, generic=parsed.generic,
+        reading="\n".join(parsed.reasons) if parsed.generic else "")
 
 
 def _mark(client: IMAPClient, cfg: MailboxConfig, uids: list[int]) -> None:
@@ -402,9 +404,10 @@ def explain_file(raw: bytes, *, config: dict[str, Any] | None = None, trusted: t
     cfg = mailbox_config(config, with_secrets=False)
     providers = parsers_for(cfg)
     trusted_all = (*cfg.trusted_senders, *trusted)
-    parsed = parse_message(raw, providers=providers, trusted_forwarders=trusted_all)
-    text = explain(parsed)
-    kind = _kind(parsed, raw, replace(cfg, trusted_senders=trusted_all))
-    if kind != parsed.kind:
-        text += "\nmailbox: from a trusted sender but unreadable: kept as evidence (unreadable payment)"
-    return text
+    texts = []
+    for parsed in parse_messages(raw, providers=providers, trusted_forwarders=trusted_all):
+        text = explain(parsed)
+        if _kind(parsed, raw, replace(cfg, trusted_senders=trusted_all)) != parsed.kind:
+            text += "\nmailbox: from a trusted sender but unreadable: kept as evidence (unreadable payment)"
+        texts.append(text)
+    return "\n\n".join(texts)

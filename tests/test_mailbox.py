@@ -353,3 +353,25 @@ def test_a_mail_nested_too_deep_is_kept_as_unreadable_evidence_and_the_pass_goes
     kept = in_db(app, lambda: Payment.get(Payment.source_ref == "<deep@relay.example>"))
     assert (kept.parsed, kept.amount_minor) == (False, None) and kept.raw.startswith("From:")
     assert all(b"\\Seen" in f for f in flags(imap).values())
+
+
+def test_joined_sms_are_each_a_payment_and_the_fallback_reader_files_or_reviews_the_rest(app, imap, make_source,
+                                                                                        fetch):
+    source_id = make_source()
+    joined = ("From: MPESA\n\nTG11AAA111 Confirmed.You have received Ksh1,000.00 from ANN WERU 0711222333 on 3/7/26 "
+              "at 9:01 AM New M-PESA balance is Ksh5,000.00.\n---\nTG11AAA112 Confirmed.You have received "
+              "Ksh2,500.50 from BEN OTIENO 0722333444 on 3/7/26 at 9:05 AM New M-PESA balance is Ksh7,500.50.")
+    append(imap, USER, PASSWORD, "INBOX", plain(SMS_FORWARDER, "New SMS", utcnow(), "<two@relay.example>", joined))
+    odd = "From: MPESA\n\nDear customer, Ksh 4,200.00 has been credited to your wallet from PETER KAMAU. Ref QX1234567."
+    append(imap, USER, PASSWORD, "INBOX", plain(SMS_FORWARDER, "New SMS", utcnow(), "<odd@relay.example>", odd))
+    atm = "From: MPESA\n\nKsh 3,000.00 ATM withdrawal from your wallet at KICC branch."
+    append(imap, USER, PASSWORD, "INBOX", plain(SMS_FORWARDER, "New SMS", utcnow(), "<atm@relay.example>", atm))
+
+    assert fetch(source_id)["kinds"] == {"received": 3, "not_money": 1}
+
+    kept = in_db(app, lambda: list(Payment.select().order_by(Payment.id)))
+    assert [(p.source_ref, p.amount_minor, p.generic, p.status) for p in kept] == [
+        ("<two@relay.example>#1", 100000, False, "unmatched"), ("<two@relay.example>#2", 250050, False, "unmatched"),
+        ("<odd@relay.example>", 420000, True, "review")]
+    assert "PETER KAMAU" in kept[2].reading
+    assert all(b"\\Seen" in f for f in flags(imap).values())

@@ -61,6 +61,9 @@ JOBS: dict[str, JobSpec] = {
     "whatsapp_session": JobSpec("jobs.whatsapp.session_action", "fast", 60),
     # mailbox sources (jobs/mailbox.py)
     "mailbox_fetch": JobSpec("jobs.mailbox.fetch", "default", 300),
+    # the rule builder (jobs/rules.py), run inline by webapp/web/rules_builder.py
+    "rules_build": JobSpec("jobs.rules.builder_view", "fast", 60),
+    "rules_save": JobSpec("jobs.rules.builder_save", "default", 300),
     # portal sources (jobs/portal.py)
     "portal_pass": JobSpec("jobs.portal.run_pass", "slow", 300),
     "claim_check": JobSpec("jobs.claims.check", "default", 60),

@@ -249,6 +249,8 @@ class Payment(BaseModel):
     raw = TextField(default="")
     parsed = BooleanField(default=True)
     verified = BooleanField(default=True)  # False for forwarded mail and the like
+    generic = BooleanField(default=False)  # read by the fallback reader: never confirmed automatically
+    reading = TextField(default="")  # for a generic reading: what was read and why
     status = CharField(default=PaymentStatus.UNMATCHED, index=True)
     request = ForeignKeyField(PaymentRequest, null=True, backref="payments", on_delete="SET NULL")
     confidence = IntegerField(null=True)

@@ -30,6 +30,7 @@ def init_app(app: Flask) -> None:
         payments,
         requests,
         review,
+        rules_builder,
         settings,
         sources,
         users,
@@ -42,7 +43,7 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     limiter.init_app(app)
     for module in (auth, users, dashboard, ops, review, learned, settings, audit_log, requests, payments, agents,
-                   sources, hooks, vouchers, notifications, paypage, pay_settings, payers):
+                   sources, hooks, vouchers, notifications, paypage, pay_settings, payers, rules_builder):
         app.register_blueprint(module.bp)
     csrf.exempt(hooks.bp)  # gateway callbacks prove themselves with a static header
     ops.init_rq_dashboard(app)

@@ -7,7 +7,8 @@ at once in two processes, leaves exactly one winner: the loser sees the row
 count 0 and gets a LedgerError (staff actions) or a fresh decision (matching).
 
 Split by subject: core (errors, shared compare-and-sets), owed (requests),
-money_in (payments and matching), decisions (staff), observed (what sources report).
+money_in (payments and matching), decisions (staff), observed (what sources report),
+reread (kept evidence read again by a new rule).
 """
 from webapp.domain.ledger.core import (
     DECIDABLE,
@@ -31,10 +32,11 @@ from webapp.domain.ledger.observed import (
     observe_request,
 )
 from webapp.domain.ledger.owed import cancel_request, create_request, expire_due
+from webapp.domain.ledger.reread import reread_payment
 
 __all__ = [
     "DECIDABLE", "ENDINGS", "PAYABLE", "REVERSED_REASON", "IngestResult", "LedgerError", "NewRequest",
     "ObserveResult", "PaymentObservation", "RequestObservation", "cancel_request", "confirm", "create_request",
     "expire_due", "find_payment", "find_request", "flag_reversal", "ingest_payment", "ingest_payments", "link",
-    "normalize_txn", "observe_request", "reject", "why_not_tell_customer",
+    "normalize_txn", "observe_request", "reject", "reread_payment", "why_not_tell_customer",
 ]

@@ -70,6 +70,8 @@ class PaymentObservation:
     parsed: bool = True
     verified: bool = True
     provider: str | None = None  # whose transaction id it is (a parser's name, "iotec"…), when known
+    generic: bool = False  # read by the fallback reader, not a provider rule: review, never auto-confirmed
+    reading: str = ""  # what the fallback reader read and why (shown in review)
 
 
 @dataclass

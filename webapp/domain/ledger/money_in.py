@@ -124,7 +124,8 @@ def insert_payment(obs: PaymentObservation, now: datetime, **overrides) -> Payme
         txn_norm=key[1] if key else None, provider=obs.provider,
         amount_minor=obs.amount_minor, currency=obs.currency, sender_name=obs.sender_name or "",
         sender_phone=obs.sender_phone, note=obs.note or "", received_at=obs.received_at,
-        raw=obs.raw or "", parsed=parsed, verified=obs.verified, created_at=now, **overrides,
+        raw=obs.raw or "", parsed=parsed, verified=obs.verified, generic=obs.generic and parsed,
+        reading=obs.reading or "", created_at=now, **overrides,
     )
     return Payment(id=sqlcache.insert(Payment, values), **values)
 
@@ -174,11 +175,14 @@ def _payment_by_ref(source: str, source_ref: str) -> Payment | None:
     return next(iter(found), None)
 
 
+GENERIC_HOLD = "read by the fallback reader, not a provider rule: a person must check it"
+
+
 def _doubt(payment: Payment, now: datetime) -> str | None:
     """Why this new payment may not be confirmed automatically (see _hold), after applying a
     reversal of its transaction reported before it arrived."""
     if not payment.txn_norm:
-        return None
+        return GENERIC_HOLD if payment.generic else None
     reversal = (Reversal.select().where(Reversal.txn_norm == payment.txn_norm, Reversal.applied_at.is_null())
                 .order_by(Reversal.id).first())
     if reversal is not None and reversal.currency in (None, payment.currency):
@@ -190,15 +194,16 @@ def _doubt(payment: Payment, now: datetime) -> str | None:
                            f"Paywatch: payment {payment.id} ({payment.source}, {payment.transaction_id}) "
                            f"arrived after its reversal was reported; it is in review")
         return reason
-    return _disagreement(payment)
+    return _disagreement(payment) or (GENERIC_HOLD if payment.generic else None)
 
 
 def _hold(payment: Payment) -> str | None:
     """Why a stored payment must not be confirmed automatically: it was reversed at the
-    provider, or its transaction id was seen with another amount; None otherwise."""
+    provider, its transaction id was seen with another amount, or the fallback reader read it;
+    None otherwise."""
     if (payment.reason or "").startswith(REVERSED_REASON):
         return payment.reason
-    return _disagreement(payment) if payment.txn_norm else None
+    return (_disagreement(payment) if payment.txn_norm else None) or (GENERIC_HOLD if payment.generic else None)
 
 
 def _disagreement(payment: Payment) -> str | None:
@@ -235,6 +240,10 @@ def _match(payment: Payment, now: datetime, *, fresh: bool = False, hold: str | 
                                      "the request changed while this payment was matched", decision.late)
     if hold and decision.action == "unmatched":
         decision = replace(decision, reason=f"{hold}; {decision.reason}")
+        if payment.generic:  # a generic reading is always shown to a person, even with no candidate
+            decision = replace(decision, action="review")
+    elif payment.generic and decision.action == "review" and GENERIC_HOLD not in (decision.reason or ""):
+        decision = replace(decision, reason=f"{GENERIC_HOLD}; {decision.reason}")
     if decision.action == "review":
         _to_review(payment, decision, now, fresh=fresh)
     else:
