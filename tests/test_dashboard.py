@@ -43,7 +43,7 @@ def test_the_matrix_counts_requests_per_agent_and_status_and_links_to_the_filter
     assert re.findall(r'<tr id="matrix-([\w-]+)"', html) == ["AG7", "no-agent"]
     row = html.split('id="matrix-AG7"')[1].split("</tr>")[0]
     cells = dict(re.findall(r'data-status="(\w+)">\s*(?:<a href="[^"]*"[^>]*>)?(\d+)', row))
-    assert cells == {"pending": "2", "review": "0", "paid": "1", "failed": "0", "expired": "1", "cancelled": "0", "all": "4"}
+    assert cells == {"pending": "2", "review": "0", "partial": "0", "paid": "1", "failed": "0", "expired": "1", "cancelled": "0", "all": "4"}
     assert '<a href="/requests/?agent=AG7&amp;status=pending"' in row and "status=review" not in row
     no_agent = html.split('id="matrix-no-agent"')[1].split("</tr>")[0]
     assert re.search(r'data-status="cancelled">1<', no_agent) and "<a " not in no_agent

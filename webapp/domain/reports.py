@@ -16,7 +16,7 @@ from webapp.config import settings
 from webapp.storage.db import database
 from webapp.storage.models import Agent, Notification, PaymentRequest, RequestStatus, utcnow
 
-MATRIX_STATUSES = RequestStatus.ALL  # pending, review, paid, failed, expired, cancelled
+MATRIX_STATUSES = RequestStatus.ALL  # pending, review, partial (installments), paid, failed, expired, cancelled
 ENDED = (RequestStatus.PAID, RequestStatus.EXPIRED, RequestStatus.FAILED, RequestStatus.CANCELLED)
 
 
