@@ -32,6 +32,9 @@ def init_app(app: Flask) -> None:
     for group in (db_cli, users_cli, jobs_cli, apikeys_cli, sources_cli, mailbox_cli, parsers_cli, agents_cli, dev_cli):
         app.cli.add_command(group)
     app.cli.add_command(vouchers_cli)
+    from webapp.cli_webhooks import webhooks_cli
+
+    app.cli.add_command(webhooks_cli)
 
 
 @db_cli.command("upgrade")

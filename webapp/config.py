@@ -53,6 +53,7 @@ class Settings:
     public_url: str | None = None
     log_level: str = "INFO"
     login_rate_limit: str = "10 per minute"
+    webhooks_allow_private: bool = False  # PAYWATCH_WEBHOOKS_ALLOW_PRIVATE: webhook URLs on loopback/private addresses
     instance_path: Path = INSTANCE
 
     @property
@@ -227,6 +228,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         public_url=public_url,
         log_level=log_level,
         login_rate_limit=_read(env, "PAYWATCH_LOGIN_RATE_LIMIT") or "10 per minute",
+        webhooks_allow_private=_bool(env, "PAYWATCH_WEBHOOKS_ALLOW_PRIVATE", False),
         instance_path=instance,
     )
 
