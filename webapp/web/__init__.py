@@ -2,7 +2,7 @@
 
 Page modules (one blueprint each, named after what the user sees): auth, users, dashboard,
 requests, payments, review, agents, vouchers, notifications, sources, settings, audit_log,
-hooks (inbound callbacks), ops. Shared helpers: access (roles), forms, money_forms, htmx,
+hooks (inbound callbacks), ops, webhooks (outbound endpoints). Shared helpers: access (roles), forms, money_forms, htmx,
 listing (filtered keyset lists), charts, errors (one error format, JSON under /api),
 headers (CSP and friends), extensions. Imports the domain, storage, plumbing and config.
 """
@@ -29,6 +29,7 @@ def init_app(app: Flask) -> None:
         sources,
         users,
         vouchers,
+        webhooks,
     )
     from webapp.web.extensions import csrf, htmx, limiter, login_manager
 
@@ -37,7 +38,7 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     limiter.init_app(app)
     for module in (auth, users, dashboard, ops, review, settings, audit_log, requests, payments, agents, sources,
-                   hooks, vouchers, notifications):
+                   hooks, vouchers, notifications, webhooks):
         app.register_blueprint(module.bp)
     csrf.exempt(hooks.bp)  # gateway callbacks prove themselves with a static header
     ops.init_rq_dashboard(app)
