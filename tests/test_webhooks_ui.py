@@ -3,22 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.server import ServerThread
-from sandbox.webhook_receiver import make_app as make_receiver
+from tests.test_webhooks import environ, receiver  # noqa: F401 (fixtures: private URLs allowed, a receiver)
 from webapp.domain import webhooks
 from webapp.storage.models import Event, WebhookDelivery, WebhookEndpoint, utcnow
-
-
-@pytest.fixture
-def environ(environ):
-    return {**environ, "PAYWATCH_WEBHOOKS_ALLOW_PRIVATE": "1"}
-
-
-@pytest.fixture
-def receiver():
-    server = ServerThread(make_receiver()).start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.parametrize("role", ["viewer", "staff"])

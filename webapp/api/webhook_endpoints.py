@@ -1,14 +1,14 @@
 """The API's outbound webhook endpoints: POST/GET /webhook-endpoints, GET/PATCH/DELETE /webhook-endpoints/<id>.
 
-Admin keys only. Bodies are checked with the helpers every API view uses (webapp.api.inputs);
+Any API key (staff keys read every request and payment already). Bodies are checked with the helpers every API view uses (webapp.api.inputs);
 the secret (`whsec_…`) is in the create answer only.
 """
 from __future__ import annotations
 
-from flask import Blueprint, Flask, jsonify
+from flask import Blueprint, Flask, jsonify, request
 
 from webapp.api.inputs import (
-    API_ADMIN,
+    API_STAFF,
     ApiError,
     actor,
     api_access,
@@ -71,7 +71,7 @@ def _endpoint_id(endpoint_id: int) -> int:
 
 
 @bp.post("/webhook-endpoints")
-@api_access(API_ADMIN)
+@api_access(API_STAFF)
 def create_endpoint():
     data = json_body()
     endpoint = webhooks.create_endpoint(
@@ -85,28 +85,33 @@ def create_endpoint():
 
 
 @bp.get("/webhook-endpoints")
-@api_access(API_ADMIN)
+@api_access(API_STAFF)
 def list_endpoints():
     rows = WebhookEndpoint.select().order_by(WebhookEndpoint.id)
     return jsonify({"data": [webhooks.endpoint_json(e) for e in rows]})
 
 
-@bp.get("/webhook-endpoints/<int:endpoint_id>")
-@api_access(API_ADMIN)
-def get_endpoint(endpoint_id: int):
-    return jsonify(webhooks.endpoint_json(webhooks.find_endpoint(_endpoint_id(endpoint_id))))
+@bp.route("/webhook-endpoints/<int:endpoint_id>", methods=["GET", "PATCH", "DELETE"])
+@api_access(API_STAFF)
+def endpoint(endpoint_id: int):
+    """One rule for the three methods on an endpoint (GET reads, PATCH changes, DELETE removes)."""
+    endpoint_id = _endpoint_id(endpoint_id)
+    if request.method == "PATCH":
+        return _update(endpoint_id)
+    if request.method == "DELETE":
+        webhooks.delete_endpoint(endpoint_id, actor=actor())
+        return "", 204
+    return jsonify(webhooks.endpoint_json(webhooks.find_endpoint(endpoint_id)))
 
 
-@bp.patch("/webhook-endpoints/<int:endpoint_id>")
-@api_access(API_ADMIN)
-def update_endpoint(endpoint_id: int):
+def _update(endpoint_id: int):
     data = json_body()
     unknown = sorted(set(data) - {"url", "events", "description", "enabled"})
     if unknown:
         raise field_error(unknown[0], "is not a field of a webhook endpoint (url, events, description, enabled)")
     description = data.get("description")
     endpoint = webhooks.update_endpoint(
-        _endpoint_id(endpoint_id), actor=actor(),
+        endpoint_id, actor=actor(),
         url=text(data, "url", required=True, max_length=webhooks.MAX_URL) if "url" in data else None,
         events=_events(data),
         description=(text(data, "description", max_length=webhooks.MAX_DESCRIPTION) or "")
@@ -114,10 +119,3 @@ def update_endpoint(endpoint_id: int):
         enabled=_enabled(data),
     )
     return jsonify(webhooks.endpoint_json(endpoint))
-
-
-@bp.delete("/webhook-endpoints/<int:endpoint_id>")
-@api_access(API_ADMIN)
-def delete_endpoint(endpoint_id: int):
-    webhooks.delete_endpoint(_endpoint_id(endpoint_id), actor=actor())
-    return "", 204
