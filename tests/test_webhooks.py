@@ -20,7 +20,6 @@ from webapp.storage.models import (
     Event,
     Notification,
     PaymentRequest,
-    WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
     utcnow,

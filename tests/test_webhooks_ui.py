@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_webhooks import environ, receiver  # noqa: F401 (fixtures: private URLs allowed, a receiver)
+from tests import test_webhooks
 from webapp.domain import webhooks
 from webapp.storage.models import Event, WebhookDelivery, WebhookEndpoint, utcnow
+
+environ = test_webhooks.environ  # fixtures: private URLs allowed, a sandbox receiver
+receiver = test_webhooks.receiver
 
 
 @pytest.mark.parametrize("role", ["viewer", "staff"])
