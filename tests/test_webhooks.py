@@ -19,7 +19,6 @@ from webapp.storage import db
 from webapp.storage.models import (
     Event,
     Notification,
-    PaymentRequest,
     WebhookDelivery,
     WebhookEndpoint,
     utcnow,
@@ -370,4 +369,12 @@ def test_the_cli_adds_and_lists_endpoints(runner, domain, receiver):
     assert "/cli" in listed.output and "request.paid, payment.received" in listed.output
     refused = runner.invoke(args=["webhooks", "add", receiver.url, "--events", "nope"])
     assert refused.exit_code != 0 and "unknown event type" in refused.output
-    assert domain(PaymentRequest.select().count) == 0
+
+
+def test_the_demo_adds_one_endpoint_at_the_sandbox_receiver(app, domain):
+    from webapp.cli_webhooks import DEMO_URL, add_demo_endpoint
+
+    with app.app_context():
+        add_demo_endpoint()
+        add_demo_endpoint()  # make demo twice: still one
+    assert domain(lambda: [(e.url, e.events) for e in WebhookEndpoint.select()]) == [(DEMO_URL, [])]

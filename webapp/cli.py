@@ -324,6 +324,9 @@ def _add_demo_sources() -> None:
         for path in sorted((ROOT / "sandbox" / "demo").glob("*.json")):
             source, created = sources.save(json.loads(path.read_text()), actor="demo")
             click.echo(f"demo source {source.name!r} ({source.kind}) {'added' if created else 'up to date'}")
+    from webapp.cli_webhooks import add_demo_endpoint
+
+    add_demo_endpoint()
 
 
 def _procfile(instance: Path, demo: bool) -> Path:

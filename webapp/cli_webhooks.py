@@ -28,6 +28,22 @@ def webhooks_add(url: str, events: str, description: str) -> None:
     click.echo("Shown once: store it now; receivers verify the webhook-signature header with it.")
 
 
+DEMO_URL = "http://127.0.0.1:8103/demo"  # the sandbox's webhook receiver (python -m sandbox)
+
+
+def add_demo_endpoint() -> None:
+    """`make demo`: an endpoint for every event at the sandbox receiver (GET /_sandbox/received there)."""
+    with db.database.connection_context():
+        if WebhookEndpoint.select().where(WebhookEndpoint.url == DEMO_URL).exists():
+            return
+        try:
+            webhooks.create_endpoint(DEMO_URL, description="sandbox receiver (demo)", actor="demo")
+        except webhooks.WebhookError as exc:
+            click.echo(f"demo webhook endpoint not added: {exc}")
+            return
+    click.echo(f"demo webhook endpoint {DEMO_URL} added (what arrives: http://127.0.0.1:8103/_sandbox/received)")
+
+
 @webhooks_cli.command("list")
 def webhooks_list() -> None:
     """Every endpoint: id, state, URL, events, and its deliveries by status."""
