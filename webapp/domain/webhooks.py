@@ -66,8 +66,10 @@ def new_secret() -> str:
 
 
 def _subscribers(event_type: str) -> list[WebhookEndpoint]:
-    return [e for e in WebhookEndpoint.select().where(WebhookEndpoint.is_active == True)  # noqa: E712
-            if not e.events or event_type in e.events]
+    # A statement built once: this runs for every ledger event, listened to or not.
+    active = sqlcache.select(WebhookEndpoint, "active",
+                             lambda p: f'SELECT * FROM "webhook_endpoint" WHERE "is_active" = {p}', [True])
+    return [e for e in active if not e.events or event_type in e.events]
 
 
 def emit(event_type: str, subject: str, data: Callable[[], dict], *, now: datetime | None = None) -> str | None:

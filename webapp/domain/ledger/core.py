@@ -169,7 +169,7 @@ def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now:
     if announce:
         outbox.request_paid(request, payment)
         vouchers.on_paid(request)  # the code goes out in that confirmation
-    webhooks.request_event("request.paid", request)
+        webhooks.request_event("request.paid", request)  # history read for the first time stays quiet too
     return True
 
 class _Lost(Exception):

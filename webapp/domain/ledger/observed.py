@@ -140,9 +140,9 @@ def _observed_request(obs: RequestObservation, now: datetime) -> PaymentRequest:
     audit.record("request.created", f"request:{request.reference}", actor=f"source:{obs.source}",
                  external_id=obs.external_id, amount_minor=obs.amount_minor, currency=obs.currency,
                  status_at_source=obs.status)
-    if pending:
+    if pending:  # history (already ended at the source) is recorded quietly: no alert, no webhook
         outbox.request_created(request, timedelta(seconds=options.current()["pending_alert_seconds"]))
-    webhooks.request_event("request.created", request)
+        webhooks.request_event("request.created", request)
     return request
 
 
@@ -183,7 +183,8 @@ def _observed_paid(request: PaymentRequest, obs: RequestObservation, now: dateti
         payment = insert_payment(seen, now)
         audit.record("payment.received", f"payment:{payment.id}", actor=actor, source=obs.source,
                      source_ref=payment.source_ref, amount_minor=payment.amount_minor, currency=payment.currency)
-        webhooks.payment_event("payment.received", payment)
+        if not first_sight:
+            webhooks.payment_event("payment.received", payment)
     late = not first_sight and moved > request.expires_at
     if late and doubt is None:
         doubt = (f"the money moved at {moved.isoformat(timespec='seconds')}, after {request.reference} expired "
