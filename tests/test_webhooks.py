@@ -282,6 +282,44 @@ def test_events_are_written_in_the_transaction_of_the_change(domain, receiver, m
     assert payload["data"]["transaction_id"] == "TX123456" and payload["type"] == "payment.received"
 
 
+def test_each_ledger_change_writes_its_event(ctx, receiver):
+    from tests.ledger_helpers import ago, new_request, pay as ledger_pay
+    from webapp.domain import vouchers
+
+    webhooks.create_endpoint(receiver.url, actor="test")  # every event type
+
+    def types_of(reference=None, payment=None):
+        rows = WebhookDelivery.select().order_by(WebhookDelivery.id)
+        return [d.event for d in rows if (reference and d.payload["data"].get("reference") == reference)
+                or (payment and d.payload["data"].get("id") == payment)]
+
+    vouchers.import_codes("wifi", ["code", "WIFI-0001"], actor="test")
+    voucher_request = new_request(4000, voucher_pool="wifi")
+    ledger_pay(4000, transaction_id="QX1234567", note=voucher_request.reference)
+    assert types_of(voucher_request.reference) == ["request.created", "voucher.assigned", "request.paid"]
+    paid_event = WebhookDelivery.get(WebhookDelivery.event == "request.paid").payload
+    assert paid_event["data"]["voucher"] == "WIFI-0001"  # the paid event carries the code
+
+    unmatched = ledger_pay(777).payment
+    assert types_of(payment=unmatched.id) == ["payment.received", "payment.unmatched"]
+
+    first, second = new_request(5000, phone=None), new_request(5000, phone=None)
+    doubtful = ledger_pay(5000).payment  # two candidates: both requests wait in review
+    assert types_of(first.reference) == types_of(second.reference) == ["request.created", "request.in_review"]
+
+    expiring = new_request(6000, now=ago(minutes=20))
+    cancelled = new_request(6100)
+    ledger.expire_due()
+    ledger.cancel_request(cancelled.reference, actor="test")
+    assert types_of(expiring.reference)[-1] == "request.expired"
+    assert types_of(cancelled.reference)[-1] == "request.cancelled"
+
+    ledger.flag_reversal("test", "QX1234567")
+    assert "payment.reversed" in [d.event for d in WebhookDelivery.select()]
+    assert types_of(voucher_request.reference)[-1] == "request.in_review"  # paid, then the money came back
+    assert types_of(payment=doubtful.id) == ["payment.received"]  # review is told through its requests
+
+
 def test_claim_received_is_emitted_for_the_payment_page(domain, receiver, make_request):
     endpoint(domain, receiver, ["claim.received"])
     request = make_request(6000)
