@@ -58,13 +58,17 @@ def claim(delivery_id: int, *, now: datetime | None = None) -> Claimed | None:
     another worker has it). A delivery whose endpoint was disabled meanwhile fails here."""
     now = now or utcnow()
     with db.transaction():
-        changed = (WebhookDelivery.update(status=Status.SENDING, claimed_at=now)
-                   .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == Status.PENDING,
-                          WebhookDelivery.next_attempt_at <= now + EARLY).execute())
-        if changed != 1:
+        # Statements built once (sqlcache): a worker runs this for every delivery.
+        try:
+            delivery = sqlcache.by_id(WebhookDelivery, delivery_id)
+        except WebhookDelivery.DoesNotExist:
             return None
-        delivery = WebhookDelivery.get_by_id(delivery_id)
-        endpoint = delivery.endpoint
+        if delivery.status != Status.PENDING or delivery.next_attempt_at > now + EARLY:
+            return None
+        if sqlcache.update(WebhookDelivery, {"status": Status.SENDING, "claimed_at": now},
+                           {"id": delivery_id, "status": Status.PENDING}) != 1:
+            return None  # another worker took it
+        endpoint = sqlcache.by_id(WebhookEndpoint, delivery.endpoint_id)
         if not endpoint.is_active:
             _set(delivery_id, status=Status.FAILED, last_error="endpoint disabled")
             return None
@@ -73,7 +77,7 @@ def claim(delivery_id: int, *, now: datetime | None = None) -> Claimed | None:
 
 
 def _set(delivery_id: int, **values) -> None:
-    WebhookDelivery.update(**values).where(WebhookDelivery.id == delivery_id).execute()
+    sqlcache.update(WebhookDelivery, values, {"id": delivery_id})
 
 
 def next_delay(attempts: int, answer: Answer, rng: random.Random = random) -> float | None:
@@ -93,7 +97,7 @@ def record(delivery_id: int, answer: Answer, *, now: datetime | None = None) -> 
     """Log the attempt and move the delivery on; returns its new status."""
     now = now or utcnow()
     with db.transaction():
-        delivery = WebhookDelivery.get_by_id(delivery_id)
+        delivery = sqlcache.by_id(WebhookDelivery, delivery_id)
         attempts = delivery.attempts + 1
         sqlcache.insert(WebhookAttempt, {
             "delivery": delivery_id, "at": now, "status_code": answer.status_code,
@@ -104,8 +108,7 @@ def record(delivery_id: int, answer: Answer, *, now: datetime | None = None) -> 
         if code is not None and 200 <= code < 300:
             _set(delivery_id, status=Status.DELIVERED, attempts=attempts, last_status=code, last_error=None,
                  delivered_at=now, claimed_at=None)
-            WebhookEndpoint.update(failing_since=None).where(WebhookEndpoint.id == delivery.endpoint_id,
-                                                             WebhookEndpoint.failing_since.is_null(False)).execute()
+            sqlcache.update(WebhookEndpoint, {"failing_since": None}, {"id": delivery.endpoint_id})
             return Status.DELIVERED
         error = answer.error or f"HTTP {code}"
         delay = next_delay(attempts, answer)
