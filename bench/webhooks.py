@@ -1,6 +1,6 @@
 """Webhook latency and throughput: request paid → signed webhook received by the sandbox receiver.
 
-    python bench/webhooks.py [--events 300] [--gap-ms 40] [--burst 400]
+    python bench/webhooks.py [--events 300] [--gap-ms 100] [--burst 400]
 
 Real parts on one machine: a fresh SQLite database, a throw-away redis-server of its own
 (BENCH_REDIS_URL names another; never flushed from here), the sandbox webhook receiver in
@@ -85,7 +85,8 @@ def main() -> None:
 def _args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=300, help="requests paid one by one (latency); ≥ 200")
-    parser.add_argument("--gap-ms", type=float, default=40.0, help="pause between two payments (latency)")
+    parser.add_argument("--gap-ms", type=float, default=100.0,
+                        help="pause between two payments (latency); below one worker's pace, so no backlog builds")
     parser.add_argument("--burst", type=int, default=400, help="deliveries queued at once (throughput)")
     return parser.parse_args()
 

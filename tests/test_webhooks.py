@@ -336,7 +336,7 @@ def test_private_and_loopback_urls_are_refused_unless_allowed(app, domain, run_j
     hook = endpoint(domain, receiver, ["request.created"])  # allowed in this test's environment
     app.config["PAYWATCH"] = app.config["PAYWATCH"].with_overrides(webhooks_allow_private=False)
     for url in ("http://127.0.0.1:8080/x", "http://10.1.2.3/x", "http://[::1]/x", "http://169.254.169.254/",
-                "http://localhost/x", "ftp://example.com/x", "http://user:pw@example.com/"):
+                "http://localhost/x", "http://100.64.1.1/", "http://[::ffff:10.0.0.1]/", "ftp://example.com/x", "http://user:pw@example.com/"):
         with pytest.raises(webhooks.WebhookError):
             domain(webhooks.create_endpoint, url, actor="test")
     make_request(4000)  # at delivery time the address connected to is checked again

@@ -140,16 +140,18 @@ def claim_received(request: PaymentRequest, transaction_id: str, *, phone: str |
 
 def address_refused(address: str) -> str | None:
     """Why an IP address may not receive webhooks (None when it may): loopback, private,
-    link-local, multicast, reserved or unspecified addresses, unless PAYWATCH_WEBHOOKS_ALLOW_PRIVATE."""
+    link-local, multicast, reserved, shared (CGNAT) or unspecified addresses — anything not globally
+    routable — unless PAYWATCH_WEBHOOKS_ALLOW_PRIVATE."""
     ip = ipaddress.ip_address(address.split("%")[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
     if settings().webhooks_allow_private:
         return None
-    for kind in ("loopback", "private", "link_local", "multicast", "reserved", "unspecified"):
-        if getattr(ip, f"is_{kind}"):
-            return f"{address} is a {kind.replace('_', '-')} address (set PAYWATCH_WEBHOOKS_ALLOW_PRIVATE=1 to allow)"
-    return None
+    if ip.is_global and not ip.is_multicast:
+        return None
+    kind = next((k for k in ("loopback", "private", "link_local", "multicast", "reserved", "unspecified")
+                 if getattr(ip, f"is_{k}")), "non-public")  # e.g. 100.64.0.0/10 (carrier-grade NAT)
+    return f"{address} is a {kind.replace('_', '-')} address (set PAYWATCH_WEBHOOKS_ALLOW_PRIVATE=1 to allow)"
 
 
 def check_url(url: str) -> str:
