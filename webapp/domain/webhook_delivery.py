@@ -63,7 +63,7 @@ def claim(delivery_id: int, *, now: datetime | None = None) -> Claimed | None:
             delivery = sqlcache.by_id(WebhookDelivery, delivery_id)
         except WebhookDelivery.DoesNotExist:
             return None
-        if delivery.status != Status.PENDING or delivery.next_attempt_at > now + EARLY:
+        if delivery.status != Status.PENDING or delivery.next_attempt_at > now:
             return None
         if sqlcache.update(WebhookDelivery, {"status": Status.SENDING, "claimed_at": now},
                            {"id": delivery_id, "status": Status.PENDING}) != 1:
@@ -74,6 +74,17 @@ def claim(delivery_id: int, *, now: datetime | None = None) -> Claimed | None:
             return None
     return Claimed(delivery_id, endpoint.url, delivery.event_id, delivery.payload,
                    webhooks.signing_secrets(endpoint, now))
+
+
+def early_by(delivery_id: int, *, now: datetime | None = None) -> float:
+    """Seconds a waiting delivery is still short of its due time, when that is at most EARLY (rq
+    started its job early: the job waits the rest out); else 0."""
+    now = now or utcnow()
+    delivery = WebhookDelivery.get_or_none(WebhookDelivery.id == delivery_id)
+    if delivery is None or delivery.status != Status.PENDING:
+        return 0.0
+    rest = (delivery.next_attempt_at - now).total_seconds()
+    return rest if 0 < rest <= EARLY.total_seconds() else 0.0
 
 
 def _set(delivery_id: int, **values) -> None:
