@@ -5,6 +5,7 @@ with a little traffic so the demo has something to show.
     provider portal        http://127.0.0.1:8101    user demo / demo-pass
     ioTec gateway          http://127.0.0.1:8102    client sandbox-client / sandbox-secret
     IMAP mailbox           127.0.0.1:1143           user payments / payments-pass
+    webhook receiver       http://127.0.0.1:8103    GET /_sandbox/received shows what arrived
 
 Traffic (turn it off with --no-traffic): a new pending portal payment every
 ~20 s, most completed 30–150 s later (some never: they expire); a provider mail
@@ -25,9 +26,10 @@ from sandbox.gateway import start_ticker
 from sandbox.imap import start_imap, start_mail_traffic
 from sandbox.portal import make_app as make_portal
 from sandbox.server import ServerThread
+from sandbox.webhook_receiver import make_app as make_webhook_receiver
 from sandbox.whatsapp import make_app as make_whatsapp
 
-PORTS = {"whatsapp": 21465, "portal": 8101, "gateway": 8102, "imap": 1143}
+PORTS = {"whatsapp": 21465, "portal": 8101, "gateway": 8102, "imap": 1143, "webhooks": 8103}
 IMAP_USER, IMAP_PASSWORD = "payments", "payments-pass"
 AGENTS = ("AG1", "AG2", "AG3")
 NAMES = ("Jane Nakato", "Peter Okello", "Grace Achieng", "Moses Kato", "Amina Namusoke", "David Ouma")
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     gateway = make_gateway()
     servers.append(ServerThread(gateway, port=PORTS["gateway"]).start())
+    servers.append(ServerThread(make_webhook_receiver(), port=PORTS["webhooks"]).start())
     stops = [start_ticker(gateway)]
     imap = start_imap(port=PORTS["imap"], users={IMAP_USER: IMAP_PASSWORD})
     for server in servers:

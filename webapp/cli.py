@@ -34,6 +34,9 @@ def init_app(app: Flask) -> None:
                   payers_cli, dev_cli):
         app.cli.add_command(group)
     app.cli.add_command(vouchers_cli)
+    from webapp.cli_webhooks import webhooks_cli
+
+    app.cli.add_command(webhooks_cli)
 
 
 @db_cli.command("upgrade")
@@ -340,6 +343,9 @@ def _add_demo_sources() -> None:
         for path in sorted((ROOT / "sandbox" / "demo").glob("*.json")):
             source, created = sources.save(json.loads(path.read_text()), actor="demo")
             click.echo(f"demo source {source.name!r} ({source.kind}) {'added' if created else 'up to date'}")
+    from webapp.cli_webhooks import add_demo_endpoint
+
+    add_demo_endpoint()
 
 
 def _procfile(instance: Path, demo: bool) -> Path:

@@ -56,6 +56,7 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     pay_page_rate_limit: str = "120 per minute"
     claim_rate_limit: str = "5 per 10 minutes"
+    webhooks_allow_private: bool = False  # PAYWATCH_WEBHOOKS_ALLOW_PRIVATE: webhook URLs on loopback/private addresses
     instance_path: Path = INSTANCE
 
     @property
@@ -249,6 +250,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         metrics_token=_metrics_token(env),
         pay_page_rate_limit=_limit(env, "PAYWATCH_PAY_PAGE_RATE_LIMIT", "120 per minute"),
         claim_rate_limit=_limit(env, "PAYWATCH_CLAIM_RATE_LIMIT", "5 per 10 minutes"),
+        webhooks_allow_private=_bool(env, "PAYWATCH_WEBHOOKS_ALLOW_PRIVATE", False),
         instance_path=instance,
     )
 

@@ -23,7 +23,7 @@ from typing import Iterable
 
 from peewee import JOIN, IntegrityError, PostgresqlDatabase, fn
 
-from webapp.domain import audit, options, outbox
+from webapp.domain import audit, options, outbox, webhooks
 from webapp.storage import db
 from webapp.storage.models import PaymentRequest, Voucher, utcnow
 
@@ -129,6 +129,8 @@ def assign(request: PaymentRequest, *, tries: int = 5) -> Voucher | None:
         try:
             with db.transaction():
                 won = _take(request, now, postgres)
+                if won:
+                    webhooks.request_event("voucher.assigned", request)
         except IntegrityError:  # the same request got one in another process meanwhile
             return voucher_of(request)
         if won is None:

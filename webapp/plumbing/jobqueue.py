@@ -67,6 +67,9 @@ JOBS: dict[str, JobSpec] = {
     # portal sources (jobs/portal.py)
     "portal_pass": JobSpec("jobs.portal.run_pass", "slow", 300),
     "claim_check": JobSpec("jobs.claims.check", "default", 60),
+    # outbound webhooks (jobs/webhooks.py)
+    "deliver_webhook": JobSpec("jobs.webhooks.deliver", "fast", 30),
+    "webhook_sweep": JobSpec("jobs.webhooks.resend_lost_deliveries", "default", 120),
 }
 
 # Recurring jobs (name -> interval in seconds), kept registered with rq-scheduler under
@@ -78,6 +81,7 @@ RECURRING: dict[str, int] = {
     "notification_sweep": 15,
     "reminder_rules": 60,
     "whatsapp_acks": 120,
+    "webhook_sweep": 15,
 }
 
 _redis: dict[str, Redis] = {}

@@ -503,26 +503,50 @@ class IdempotencyRecord(BaseModel):
 
 
 class WebhookEndpoint(BaseModel):
+    """An integrator's URL that receives signed events (webapp/domain/webhooks.py)."""
+
     url = CharField()
-    secret = CharField()
-    events = JSONField(default=list)
+    secret = CharField()  # whsec_…
+    events = JSONField(default=list)  # event types; empty: all
     is_active = BooleanField(default=True)
+    description = CharField(default="")
+    previous_secret = CharField(null=True)  # still signs (alongside) until previous_secret_until
+    previous_secret_until = UTCDateTimeField(null=True)
+    failing_since = UTCDateTimeField(null=True)  # first failure of the current run of failures
+    disabled_reason = CharField(null=True)
     created_at = UTCDateTimeField(default=utcnow)
 
 
 class WebhookDelivery(BaseModel):
+    """One event for one endpoint: the body is fixed when the event happens, signed per attempt."""
+
     endpoint = ForeignKeyField(WebhookEndpoint, backref="deliveries", on_delete="CASCADE")
-    event = CharField()
+    event = CharField()  # the event type, e.g. request.paid
+    event_id = CharField(index=True)  # webhook-id: the same for every endpoint and attempt
     payload = JSONField(default=dict)
-    status = CharField(default="pending")
+    status = CharField(default="pending")  # pending / sending / delivered / failed
     attempts = IntegerField(default=0)
     next_attempt_at = UTCDateTimeField(default=utcnow)
     last_status = IntegerField(null=True)
-    dedupe_key = CharField(unique=True)
+    last_error = CharField(null=True)
+    claimed_at = UTCDateTimeField(null=True)
+    delivered_at = UTCDateTimeField(null=True)
+    dedupe_key = CharField(unique=True)  # event id : endpoint id
     created_at = UTCDateTimeField(default=utcnow)
 
     class Meta:
-        indexes = ((("status", "next_attempt_at"), False),)
+        indexes = ((("status", "next_attempt_at"), False), (("endpoint", "created_at"), False))
+
+
+class WebhookAttempt(BaseModel):
+    """One POST of a delivery: when, the answer (or the error), an excerpt, how long it took."""
+
+    delivery = ForeignKeyField(WebhookDelivery, backref="attempt_log", on_delete="CASCADE")
+    at = UTCDateTimeField(default=utcnow)
+    status_code = IntegerField(null=True)
+    error = CharField(null=True)
+    response_excerpt = TextField(default="")
+    duration_ms = IntegerField(default=0)
 
 
 class Setting(BaseModel):
@@ -548,5 +572,5 @@ MODELS = (
     User, LoginSession, Agent, Lead, PaymentRequest, AmountReservation, Payment, PaymentSighting, Reversal,
     MatchCandidate, RejectedPair, PayerAlias, Claim,
     Source, Notification, Template, Rule, Voucher, ApiKey, IdempotencyRecord,
-    WebhookEndpoint, WebhookDelivery, Setting, Event,
+    WebhookEndpoint, WebhookDelivery, WebhookAttempt, Setting, Event,
 )

@@ -2,9 +2,10 @@
 
 Page modules (one blueprint each, named after what the user sees): auth, users, dashboard,
 requests, payments, review, learned (what matching learned from staff), agents, vouchers,
-notifications, sources, settings, audit_log, hooks (inbound callbacks), ops, paypage (the public
-payment page /pay/<token>), pay_settings (its settings). Shared helpers: access (roles), forms,
-money_forms, htmx, listing (filtered keyset lists), charts, errors (one error format, JSON under /api),
+notifications, sources, settings, webhooks (outbound endpoints), audit_log, hooks (inbound callbacks),
+ops, paypage (the public payment page /pay/<token>), pay_settings (its settings), payers, rules_builder.
+Shared helpers: access (roles), forms, money_forms, htmx, listing (filtered keyset lists), charts,
+errors (one error format, JSON under /api),
 headers (CSP and friends), extensions. Imports the domain, storage, plumbing and config.
 """
 from __future__ import annotations
@@ -35,6 +36,7 @@ def init_app(app: Flask) -> None:
         sources,
         users,
         vouchers,
+        webhooks,
     )
     from webapp.web.extensions import csrf, htmx, limiter, login_manager
 
@@ -43,7 +45,7 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     limiter.init_app(app)
     for module in (auth, users, dashboard, ops, review, learned, settings, audit_log, requests, payments, agents,
-                   sources, hooks, vouchers, notifications, paypage, pay_settings, payers, rules_builder):
+                   sources, hooks, vouchers, notifications, paypage, pay_settings, payers, rules_builder, webhooks):
         app.register_blueprint(module.bp)
     csrf.exempt(hooks.bp)  # gateway callbacks prove themselves with a static header
     ops.init_rq_dashboard(app)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from webapp.domain import audit, matching, outbox, vouchers
+from webapp.domain import audit, matching, outbox, vouchers, webhooks
 from webapp.domain.references import normalize
 from webapp.storage import db, sqlcache
 from webapp.storage.models import (
@@ -189,6 +189,7 @@ def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now:
     if announce:
         outbox.request_paid(request, payment)
         vouchers.on_paid(request)  # the code goes out in that confirmation
+        webhooks.request_event("request.paid", request)  # history read for the first time stays quiet too
     return True
 
 class _Lost(Exception):

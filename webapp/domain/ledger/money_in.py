@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from peewee import IntegrityError
 
-from webapp.domain import audit, learned, matching, options, outbox
+from webapp.domain import audit, learned, matching, options, outbox, webhooks
 from webapp.domain.ledger import installments
 from webapp.domain.ledger.core import (
     REVERSED_REASON,
@@ -57,6 +57,7 @@ def ingest_payment(obs: PaymentObservation, *, actor: str = "system", now: datet
                 payment = insert_payment(obs, now)
                 audit.record("payment.received", f"payment:{payment.id}", actor=actor, source=obs.source,
                              source_ref=obs.source_ref, amount_minor=obs.amount_minor, currency=obs.currency)
+                webhooks.payment_event("payment.received", payment)
                 if not payment.parsed:
                     audit.record("payment.unreadable", f"payment:{payment.id}", actor=actor,
                                  reason="kept as evidence: no rule could read the amount")
@@ -190,6 +191,7 @@ def _doubt(payment: Payment, now: datetime) -> str | None:
         reason = f"{reversal.reason} (reported before the payment arrived)"
         audit.record("payment.reversed", f"payment:{payment.id}", actor=f"source:{reversal.source}",
                      transaction_id=reversal.transaction_id, reason=reason, status_before="new")
+        webhooks.payment_event("payment.reversed", payment)
         outbox.admin_alert(f"payment:{payment.id}:reversed",
                            f"Paywatch: payment {payment.id} ({payment.source}, {payment.transaction_id}) "
                            f"arrived after its reversal was reported; it is in review")
@@ -314,8 +316,9 @@ def _to_review(payment: Payment, decision: matching.Decision, now: datetime, *, 
     # One statement per id: with "id IN (…) AND status = ?" SQLite may walk the status
     # index (every pending request) instead of the primary key (10 ms at 100k requests).
     for request_id in sorted(waiting):
-        sqlcache.update(PaymentRequest, {"status": RequestStatus.REVIEW},
-                        {"id": request_id, "status": RequestStatus.PENDING})
+        if sqlcache.update(PaymentRequest, {"status": RequestStatus.REVIEW},
+                           {"id": request_id, "status": RequestStatus.PENDING}):
+            webhooks.request_event("request.in_review", request_id, key=f":payment:{payment.id}")
     audit.record("payment.review", f"payment:{payment.id}", actor="system", reason=decision.reason,
                  late=decision.late, candidates=[c.reference for c in decision.candidates])
 
@@ -328,6 +331,7 @@ def _to_unmatched(payment: Payment, decision: matching.Decision, values: dict) -
     }, {"id": payment.id})
     audit.record("payment.unmatched", f"payment:{payment.id}", actor="system", reason=decision.reason)
     outbox.payment_unmatched(payment, values.get("admin_phones") or [])
+    webhooks.payment_event("payment.unmatched", payment)
 
 
 # ---------------------------------------------------------------- money before its request

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from peewee import IntegrityError
 
-from webapp.domain import audit, matching, options, outbox
+from webapp.domain import audit, matching, options, outbox, webhooks
 from webapp.domain.ledger.core import (
     DECIDABLE,
     PAYABLE,
@@ -106,6 +106,7 @@ def _observe(obs: RequestObservation, now: datetime) -> ObserveResult:
                 audit.record(f"request.{ENDINGS[obs.status]}", f"request:{request.reference}", actor=f"source:{obs.source}",
                              reported=obs.status)
                 outbox.request_ended(request, ENDINGS[obs.status])
+                webhooks.request_event(f"request.{ENDINGS[obs.status]}", request)
                 change = "ended" if change == "unchanged" else change
     if change == "created" and request.status == RequestStatus.PENDING:
         match_earlier_payments(request, now)
@@ -139,8 +140,9 @@ def _observed_request(obs: RequestObservation, now: datetime) -> PaymentRequest:
     audit.record("request.created", f"request:{request.reference}", actor=f"source:{obs.source}",
                  external_id=obs.external_id, amount_minor=obs.amount_minor, currency=obs.currency,
                  status_at_source=obs.status)
-    if pending:
+    if pending:  # history (already ended at the source) is recorded quietly: no alert, no webhook
         outbox.request_created(request, timedelta(seconds=options.current()["pending_alert_seconds"]))
+        webhooks.request_event("request.created", request)
     return request
 
 
@@ -181,6 +183,8 @@ def _observed_paid(request: PaymentRequest, obs: RequestObservation, now: dateti
         payment = insert_payment(seen, now)
         audit.record("payment.received", f"payment:{payment.id}", actor=actor, source=obs.source,
                      source_ref=payment.source_ref, amount_minor=payment.amount_minor, currency=payment.currency)
+        if not first_sight:
+            webhooks.payment_event("payment.received", payment)
     late = not first_sight and moved > request.expires_at
     if late and doubt is None:
         doubt = (f"the money moved at {moved.isoformat(timespec='seconds')}, after {request.reference} expired "
@@ -225,8 +229,9 @@ def _doubtful(request: PaymentRequest, payment: Payment, reason: str, now: datet
             evidence=[{"signal": "source", "points": 100 if exact else 0, "detail": reason}],
             mismatch=None if exact else reason, created_at=now,
         ).on_conflict_ignore().execute()
-        sqlcache.update(PaymentRequest, {"status": RequestStatus.REVIEW},
-                        {"id": request.id, "status": RequestStatus.PENDING})
+        if sqlcache.update(PaymentRequest, {"status": RequestStatus.REVIEW},
+                           {"id": request.id, "status": RequestStatus.PENDING}):
+            webhooks.request_event("request.in_review", request, key=f":payment:{payment.id}")
         audit.record("payment.review", f"payment:{payment.id}", actor=actor, reason=reason, late=late,
                      candidates=[request.reference])
     PaymentRequest.update(flag="source_payment_doubtful").where(PaymentRequest.id == request.id).execute()
@@ -278,14 +283,16 @@ def flag_reversal(source: str, transaction_id: str, *, reason: str = REVERSED_RE
         if payment.status == PaymentStatus.CONFIRMED and payment.request_id:
             # The pair goes back to staff as an ordinary review: confirm keeps the request
             # paid (the money came back), reject reopens it and tells the customer why.
-            PaymentRequest.update(flag="payment_reversed", status=RequestStatus.REVIEW).where(
-                PaymentRequest.id == payment.request_id, PaymentRequest.status == RequestStatus.PAID).execute()
+            if PaymentRequest.update(flag="payment_reversed", status=RequestStatus.REVIEW).where(
+                    PaymentRequest.id == payment.request_id, PaymentRequest.status == RequestStatus.PAID).execute():
+                webhooks.request_event("request.in_review", payment.request_id, key=f":payment:{payment.id}")
             evidence = list(payment.evidence or []) + [{"signal": "reversal", "points": 0, "detail": full}]
             sqlcache.insert(MatchCandidate, {"payment": payment.id, "request": payment.request_id,
                                              "score": payment.confidence or 0, "evidence": evidence,
                                              "late": False, "mismatch": None, "created_at": utcnow()})
         audit.record("payment.reversed", f"payment:{payment.id}", actor=actor, transaction_id=transaction_id,
                      status_before=payment.status, status=status, reason=full)
+        webhooks.payment_event("payment.reversed", payment)
         outbox.admin_alert(f"payment:{payment.id}:reversed",
                            f"Paywatch: payment {payment.id} ({payment.source}, {transaction_id}) was {full}; "
                            "it is in review")

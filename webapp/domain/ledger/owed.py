@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 from peewee import IntegrityError
 
-from webapp.domain import audit, options, outbox
+from webapp.domain import audit, options, outbox, webhooks
 from webapp.domain.ledger.core import LedgerError, NewRequest, _end, _status_of, find_request
 from webapp.domain.ledger.money_in import match_earlier_payments
 from webapp.domain.references import new_reference
@@ -34,6 +34,7 @@ def create_request(new: NewRequest, *, actor: str = "system", now: datetime | No
             **({"allow_partial": True} if new.allow_partial else {}),
         )
         outbox.request_created(request, timedelta(seconds=values["pending_alert_seconds"]))
+        webhooks.request_event("request.created", request)
         # Money may have come first (a customer who pays, then books): it is matched now.
         match_earlier_payments(sqlcache.by_id(PaymentRequest, request.id), now)
     return sqlcache.by_id(PaymentRequest, request.id)
@@ -96,6 +97,7 @@ def cancel_request(reference: str, *, actor: str, reason: str = "", now: datetim
                               status_now=_status_of(request))
         audit.record("request.cancelled", f"request:{reference}", actor=actor, reason=reason)
         outbox.request_ended(request, RequestStatus.CANCELLED)
+        webhooks.request_event("request.cancelled", request)
     return sqlcache.by_id(PaymentRequest, request.id)
 
 def expire_due(*, now: datetime | None = None, batch: int = 500) -> int:
@@ -119,6 +121,7 @@ def expire_due(*, now: datetime | None = None, batch: int = 500) -> int:
                     audit.record("request.expired", f"request:{request.reference}", actor="system",
                                  expires_at=request.expires_at.isoformat())
                     outbox.request_expired(request)
+                    webhooks.request_event("request.expired", request)
                     expired += 1
         if len(due) < batch:
             return expired
