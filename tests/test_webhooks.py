@@ -345,3 +345,16 @@ def test_private_and_loopback_urls_are_refused_unless_allowed(app, domain, run_j
     log = domain(webhook_delivery.attempts_of, delivery.id)
     assert state(receiver).received == [] and "loopback" in log[0].error and log[0].status_code is None
     assert domain(WebhookEndpoint.get_by_id, hook.id).is_active  # a network error retries
+
+
+def test_a_customers_claim_on_the_payment_page_writes_one_claim_received_event(domain, client, receiver,
+                                                                                make_request):
+    from tests.test_paypage import _claim
+
+    endpoint(domain, receiver, events=["claim.received"])
+    request = make_request(5000)
+    assert _claim(client, request.pay_token, "QK12AB34CD").status_code == 303
+    assert _claim(client, request.pay_token, "QK12AB34CD").status_code == 303  # the same claim again: no new event
+    sent = deliveries(domain, event="claim.received")
+    assert len(sent) == 1
+    assert sent[0].payload["data"]["claim"]["transaction_id"] == "QK12AB34CD"

@@ -2,7 +2,7 @@
 already seen (by normalized transaction code), and the sources asked again at once.
 
 submit() is where a claim is created: one transaction holding the Claim row, its audit
-event `claim.received` (the place a `claim.received` webhook event belongs) and the first
+event `claim.received` (and the `claim.received` webhook event) and the first
 check; after commit a pass of every enabled source is enqueued (a mailbox fetch, a portal
 pass, a gateway re-read of the request or a gateway poll) and the claim is checked again
 (CHECK_AGAIN) once they had time to bring the payment in. A claim never confirms anything:
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from webapp.domain import audit, phones
+from webapp.domain import audit, phones, webhooks
 from webapp.domain.ledger.claimed import ALREADY_PAID, IN_REVIEW, review_claimed
 from webapp.domain.ledger.core import normalize_txn
 from webapp.plumbing import jobqueue
@@ -84,6 +84,7 @@ def submit(request: PaymentRequest, transaction_id: str | None, phone: str | Non
                                  evidence=[_note(now, f"claimed with code {code}" + (f" from {e164}" if e164 else ""))])
             audit.record("claim.received", f"request:{request.reference}", actor="customer", claim=claim.id,
                          transaction_id=code, phone=e164)
+            webhooks.claim_received(request, code, phone=e164, claim_id=claim.id, now=now)
         check(claim.id, now=now)
         asked = ask_sources(request)
         for delay in CHECK_AGAIN:
