@@ -63,6 +63,10 @@ JOBS: dict[str, JobSpec] = {
     "mailbox_fetch": JobSpec("jobs.mailbox.fetch", "default", 300),
     # portal sources (jobs/portal.py)
     "portal_pass": JobSpec("jobs.portal.run_pass", "slow", 300),
+    # billing-database sources (jobs/billing.py)
+    "billing_poll": JobSpec("jobs.billing.poll", "default", 120),
+    "billing_writeback": JobSpec("jobs.billing.writeback", "default", 60),
+    "billing_writeback_sweep": JobSpec("jobs.billing.sweep", "default", 60),
 }
 
 # Recurring jobs (name -> interval in seconds), kept registered with rq-scheduler under
@@ -74,6 +78,7 @@ RECURRING: dict[str, int] = {
     "notification_sweep": 15,
     "reminder_rules": 60,
     "whatsapp_acks": 120,
+    "billing_writeback_sweep": 15,
 }
 
 _redis: dict[str, Redis] = {}
