@@ -3,7 +3,9 @@
 MariaDB: a fresh database `pw_billing_<random>` (TEST_MYSQL_URL, default
 mysql://root@127.0.0.1:3306/test), dropped afterwards. PostgreSQL: a fresh schema
 `pw_billing_<random>` in TEST_DATABASE_URL's database (default the local `test`).
-A server that does not answer skips its leg, saying so.
+When TEST_MYSQL_URL / TEST_DATABASE_URL is set (`.ci/run` sets them when the servers
+answer) its server must work; otherwise the local default is tried and a server that
+does not answer skips its leg, saying so.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from webapp.plumbing import billing_db
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "billing"
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL") or "mysql://root@127.0.0.1:3306/test"
 PG_URL = os.environ.get("TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+REQUIRED = {"mariadb": bool(os.environ.get("TEST_MYSQL_URL")), "postgres": bool(os.environ.get("TEST_DATABASE_URL"))}
 
 
 def seed_source(url_env: str = "BILLING_DATABASE_URL", gateway: str = "iotec", **changes) -> dict:

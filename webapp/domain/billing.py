@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from webapp.config import secret, settings
 from webapp.domain import ledger, money, options, phones
-from webapp.plumbing import billing_db
+from webapp.plumbing import billing_db, jobqueue
 from webapp.storage import db
 from webapp.storage.models import BillingRow, PaymentRequest, RequestStatus, Source, SourceKind, utcnow
 
@@ -267,6 +267,7 @@ def register(source: Source, config: BillingConfig, tmap: TableMap, row: dict[st
             request = ledger.create_request(new, actor=f"source:{source.name}", now=now)
             BillingRow.create(source=source.id, table_name=tmap.table, row_id=row_id, request=request.id,
                               status_seen=str(row["status"]), created_at=now)
+            _first_look(config.gateway, request)
         return request, True
     except ledger.LedgerError as exc:
         if exc.code != "external_id_taken":
@@ -278,6 +279,14 @@ def register(source: Source, config: BillingConfig, tmap: TableMap, row: dict[st
     BillingRow.insert(source=source.id, table_name=tmap.table, row_id=row_id, request=request.id,
                       status_seen=str(row["status"]), created_at=now).on_conflict_ignore().execute()
     return request, False
+
+
+def _first_look(gateway: str, request: PaymentRequest) -> None:
+    """Ask the gateway about a new row once now (after the commit) rather than at its next pass:
+    the customer has often approved by the time the row is read. Its schedule then applies."""
+    source = Source.get_or_none(Source.name == gateway, Source.kind == SourceKind.GATEWAY, Source.enabled == True)  # noqa: E712
+    if source is not None:
+        jobqueue.enqueue("gateway_reread", source.id, None, request.external_id, job_id=f"billing-first-look-{request.id}")
 
 
 def open_links(source: Source, table: str) -> list[BillingRow]:
