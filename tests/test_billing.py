@@ -17,7 +17,7 @@ from sandbox.tcp_proxy import TcpProxy
 from tests.billing_helpers import REQUIRED, BillingDb, seed_source
 from tests.conftest import wait_for
 from tests.test_gateway import env, force, gateway_source, integrator_collects, sandbox, source  # noqa: F401 (fixtures)
-from webapp.domain import billing_writeback, sources
+from webapp.domain import billing_writeback, ledger, sources
 from webapp.plumbing import billing_db
 from webapp.storage.models import BillingRow, BillingWriteback, Event, PaymentRequest, Source, WritebackStatus, utcnow
 
@@ -106,6 +106,7 @@ def test_pending_rows_in_both_tables_become_paid_with_a_voucher(hotspot, billing
     assert sorted(v[1] for v in billing.vouchers()) == [1, 1]
     done = writebacks(new)[0]
     assert (done.status, done.written, done.expected) == ("done", "paid", "pending")
+    assert BillingRow.get(BillingRow.request == new.id).status_seen == "paid"  # our write is not their change
     assert billing_jobs.run_pass(hotspot.id)["observed"] == 0  # reading our own write back changes nothing
 
 
@@ -121,6 +122,12 @@ def test_a_failed_collection_writes_failed_and_no_voucher(hotspot, billing, sand
     assert run_writebacks(request)[0]["status"] == "done"
     assert billing.request_row(row) == {"status": "failed", "voucher_code": None}
     assert billing.vouchers() == [("WIFI-AAA1", 0, None)]
+    # A row nobody pays expires with the request: the legacy table's value for it is its failed one.
+    legacy = billing.new_transaction("TX-1003")
+    billing_jobs.run_pass(hotspot.id)
+    assert ledger.expire_due(now=utcnow() + timedelta(hours=1)) == 1
+    assert run_writebacks(request_of(legacy, "transactions"))[0]["written"] == "FAILED"
+    assert billing.transaction_row(legacy) == {"status": "FAILED", "voucher_code": None}
 
 
 def test_two_paid_rows_racing_for_the_last_voucher_one_gets_it_the_other_is_flagged(hotspot, billing, sandbox,

@@ -87,6 +87,8 @@ def finished(writeback_id: int, result: Written, *, actor: str, now: datetime | 
         request = PaymentRequest.get_by_id(wb.request_id)
         subject = f"request:{request.reference}"
         if result.status == WritebackStatus.DONE:
+            # What the row says now is ours: the pass must not read it back as the billing system's change.
+            BillingRow.update(status_seen=result.written).where(BillingRow.id == wb.row_id).execute()
             audit.record("request.billing_written", subject, actor=actor, row=wb.row_id, status=result.written,
                          voucher=bool(result.voucher_code), already=result.already)
         else:
