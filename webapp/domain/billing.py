@@ -131,7 +131,8 @@ def _voucher_table(spec: Any) -> VoucherTable:
         raise BillingConfigError(f"vouchers is missing {', '.join(missing)}")
     return VoucherTable(_name("vouchers.table", spec["table"]),
                         {k: _name(f"vouchers.{k}", spec[k]) for k in VOUCHER_COLUMNS},
-                        _scalar("vouchers.used_value", spec["used_value"]))
+                        spec["used_value"] if isinstance(spec["used_value"], bool)  # a boolean column
+                        else _scalar("vouchers.used_value", spec["used_value"]))
 
 
 def _table_map(index: int, spec: Any) -> TableMap:
