@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from jobs import job
+from webapp.config import ConfigError
 from webapp.domain import billing, billing_writeback, ledger, sources, vouchers
 from webapp.domain.billing_writeback import Written
 from webapp.plumbing import billing_db, jobqueue
@@ -66,7 +67,14 @@ def run_pass(source_id: int, *, now: datetime | None = None, conn: billing_db.Co
         return {"source": source.name, "skipped": "not an enabled database source"}
     config = billing.parse_config(source.config)
     try:
-        conn = conn or billing_db.connection(config.url())
+        url = config.url()
+    except ConfigError as exc:  # the variable holding the URL is not set in this process
+        sources.record_pass(source.id, ok=False, error=str(exc), now=now)
+        sources.raise_alarm(source.id, "database_config", str(exc), now=now)
+        return {"source": source.name, "error": str(exc)}
+    sources.clear_alarm(source.id, "database_config")
+    try:
+        conn = conn or billing_db.connection(url)
         summary = _read(source, config, conn, now)
     except billing_db.BillingDbError as exc:
         sources.record_pass(source.id, ok=False, error=str(exc), now=now)
@@ -138,7 +146,7 @@ def run_writeback(writeback_id: int, *, now: datetime | None = None,
         conn = conn or billing_db.connection(config.url())
         result = write(conn, config, tmap, link.row_id, expected=wb.expected, value=value, code=code,
                        claim=wb.outcome == "paid" and config.vouchers is not None)
-    except (billing_db.BillingDbError, billing.BillingConfigError) as exc:
+    except (billing_db.BillingDbError, billing.BillingConfigError, ConfigError) as exc:
         billing_writeback.failed(wb.id, str(exc))
         log.warning("billing write-back %s not done (retried): %s", wb.id, exc)
         return {"writeback": wb.id, "error": str(exc)}

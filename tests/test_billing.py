@@ -72,6 +72,8 @@ def test_sources_add_names_the_missing_table_or_column(source, billing):
     del spec["config"]["tables"][0]["external_id"]
     with pytest.raises(sources.SourceError, match=r"tables\[0\] \(payment_requests\) is missing external_id"):
         sources.save(spec, actor="test")
+    with pytest.raises(sources.SourceError, match="BILLING_NOPE_URL: is not set"):
+        sources.save(seed_source(url_env="BILLING_NOPE_URL"), actor="test")
     saved = sources.save(seed_source(), actor="test")[0]
     assert saved.kind == "database" and saved.interval_s == 5 and sources.PASS_JOBS["database"] == "billing_poll"
 

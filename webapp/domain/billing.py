@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from webapp.config import secret, settings
+from webapp.config import ConfigError, secret, settings
 from webapp.domain import ledger, money, options, phones
 from webapp.plumbing import billing_db, jobqueue
 from webapp.storage import db
@@ -180,7 +180,7 @@ def check_schema(config: BillingConfig, conn: billing_db.Connection | None = Non
             for field, column in columns.items():
                 if column.lower() not in have:
                     raise BillingConfigError(f"table {table!r} has no column {column!r} ({key}: {field})")
-    except billing_db.BillingDbError as exc:
+    except (billing_db.BillingDbError, ConfigError) as exc:
         raise BillingConfigError(f"cannot check the billing database: {exc}") from None
 
 
