@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from webapp.domain import audit, outbox
+from webapp.domain import audit, billing, outbox
 from webapp.plumbing import jobqueue
 from webapp.storage import db
 from webapp.storage.models import Source, SourceKind, utcnow
@@ -24,7 +24,8 @@ from webapp.storage.models import Source, SourceKind, utcnow
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 # The job that runs one pass of a source of each kind (names in webapp.plumbing.jobqueue.JOBS).
-PASS_JOBS = {"portal": "portal_pass", "mailbox": "mailbox_fetch", "gateway": "gateway_poll"}
+PASS_JOBS = {"portal": "portal_pass", "mailbox": "mailbox_fetch", "gateway": "gateway_poll",
+             "database": "billing_poll"}
 
 # Config keys each kind needs (DESIGN.md "Source files"); more are allowed.
 REQUIRED = {
@@ -32,6 +33,7 @@ REQUIRED = {
     SourceKind.MAILBOX: ("host", "username_env", "password_env"),
     SourceKind.GATEWAY: ("provider", "auth_url", "api_url", "client_id_env", "client_secret_env"),
     SourceKind.WEBHOOK: (),
+    SourceKind.DATABASE: ("url_env", "gateway", "tables"),
 }
 
 
@@ -86,6 +88,13 @@ def validate(spec: Any) -> dict[str, Any]:
     enabled = spec.get("enabled", True)
     if not isinstance(enabled, bool):
         raise SourceError("enabled must be true or false")
+    if kind == SourceKind.DATABASE:
+        if "interval_s" not in spec:
+            interval = 5  # the seed monitor's pace (DESIGN.md)
+        try:
+            billing.parse_config(config)
+        except billing.BillingConfigError as exc:
+            raise SourceError(f"database source {name!r}: {exc}") from None
     return {"kind": kind, "name": name, "config": config, "interval_s": interval, "enabled": enabled}
 
 
@@ -103,6 +112,11 @@ def _walk_keys(value: Any):
 def save(spec: Any, *, actor: str) -> tuple[Source, bool]:
     """Add a source, or replace the definition of the one with that name. Returns (source, created)."""
     clean = validate(spec)
+    if clean["kind"] == SourceKind.DATABASE:  # the live tables and columns, before anything is stored
+        try:
+            billing.check_schema(billing.parse_config(clean["config"]))
+        except billing.BillingConfigError as exc:
+            raise SourceError(f"database source {clean['name']!r}: {exc}") from None
     with db.transaction():
         source = Source.get_or_none(Source.name == clean["name"])
         if source is None:

@@ -70,6 +70,10 @@ JOBS: dict[str, JobSpec] = {
     # outbound webhooks (jobs/webhooks.py)
     "deliver_webhook": JobSpec("jobs.webhooks.deliver", "fast", 30),
     "webhook_sweep": JobSpec("jobs.webhooks.resend_lost_deliveries", "default", 120),
+    # billing-database sources (jobs/billing.py)
+    "billing_poll": JobSpec("jobs.billing.poll", "default", 120),
+    "billing_writeback": JobSpec("jobs.billing.writeback", "default", 60),
+    "billing_writeback_sweep": JobSpec("jobs.billing.sweep", "default", 60),
 }
 
 # Recurring jobs (name -> interval in seconds), kept registered with rq-scheduler under
@@ -82,6 +86,7 @@ RECURRING: dict[str, int] = {
     "reminder_rules": 60,
     "whatsapp_acks": 120,
     "webhook_sweep": 15,
+    "billing_writeback_sweep": 15,
 }
 
 _redis: dict[str, Redis] = {}

@@ -397,7 +397,8 @@ class SourceKind:
     MAILBOX = "mailbox"
     GATEWAY = "gateway"
     WEBHOOK = "webhook"
-    ALL = (PORTAL, MAILBOX, GATEWAY, WEBHOOK)
+    DATABASE = "database"  # an existing billing database (webapp/domain/billing.py)
+    ALL = (PORTAL, MAILBOX, GATEWAY, WEBHOOK, DATABASE)
 
 
 class Source(BaseModel):
@@ -475,6 +476,52 @@ class Voucher(BaseModel):
 
     class Meta:
         indexes = ((("pool", "code"), True), (("pool", "request"), False))
+
+
+class BillingRow(BaseModel):
+    """A row of a watched billing-database table, registered as a request (webapp/domain/billing.py).
+
+    (source, table_name, row_id) is unique: reading the row again registers nothing.
+    `status_seen` is the status value last read from the row (what a write-back compares with).
+    """
+
+    source = ForeignKeyField(Source, on_delete="CASCADE")
+    table_name = CharField()
+    row_id = CharField()
+    request = ForeignKeyField(PaymentRequest, unique=True, on_delete="CASCADE")
+    status_seen = CharField()
+    created_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("source", "table_name", "row_id"), True),)
+
+
+class WritebackStatus:
+    PENDING = "pending"
+    DONE = "done"
+    CONFLICT = "conflict"  # the billing system changed the row meanwhile: not overwritten
+    ALL = (PENDING, DONE, CONFLICT)
+
+
+class BillingWriteback(BaseModel):
+    """The outbox row of one write-back: a request ended, its billing row must say so."""
+
+    row = ForeignKeyField(BillingRow, backref="writebacks", on_delete="CASCADE")
+    request = ForeignKeyField(PaymentRequest, on_delete="CASCADE")
+    outcome = CharField()  # the request's ending: paid / failed / cancelled / expired
+    expected = CharField()  # the row's status when read (the compare of the compare-and-set)
+    status = CharField(default=WritebackStatus.PENDING)
+    written = CharField(null=True)  # the status value written
+    voucher_code = CharField(null=True)
+    attempts = IntegerField(default=0)
+    last_error = TextField(null=True)
+    next_attempt_at = UTCDateTimeField(default=utcnow)
+    done_at = UTCDateTimeField(null=True)
+    dedupe_key = CharField(unique=True)
+    created_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("status", "next_attempt_at"), False),)
 
 
 class ApiKey(BaseModel):
@@ -571,6 +618,6 @@ MODELS = (
     Payer,
     User, LoginSession, Agent, Lead, PaymentRequest, AmountReservation, Payment, PaymentSighting, Reversal,
     MatchCandidate, RejectedPair, PayerAlias, Claim,
-    Source, Notification, Template, Rule, Voucher, ApiKey, IdempotencyRecord,
+    Source, Notification, Template, Rule, Voucher, BillingRow, BillingWriteback, ApiKey, IdempotencyRecord,
     WebhookEndpoint, WebhookDelivery, WebhookAttempt, Setting, Event,
 )

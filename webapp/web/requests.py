@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from peewee import JOIN
 
-from webapp.domain import learned, ledger
+from webapp.domain import billing_writeback, learned, ledger
 from webapp.domain.money import display
 from webapp.storage.models import Agent, MatchCandidate, Payment, PaymentRequest, RequestStatus, Role
 from webapp.web.access import access, actor
@@ -115,10 +115,11 @@ def _detail(payment_request: PaymentRequest, status: int = 200):
     )
     subject = f"request:{payment_request.reference}"
     events = list(timeline([subject] + [f"payment:{p.id}" for p in payments]))
+    billing_row, writebacks = billing_writeback.for_request(payment_request.id)
     return render(
         "pages/requests/detail.html", "partials/requests/status.html", status=status,
         r=payment_request, payments=payments, candidates=list(candidates), open_statuses=RequestStatus.OPEN,
-        events=events, actors=actor_names(events), subject=subject,
+        events=events, actors=actor_names(events), subject=subject, billing_row=billing_row, writebacks=writebacks,
         aliases=list(learned.for_request(payment_request).limit(50)),
     )
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from webapp.domain import audit, matching, outbox, vouchers, webhooks
+from webapp.domain import audit, billing_writeback, matching, outbox, vouchers, webhooks
 from webapp.domain.references import normalize
 from webapp.storage import db, sqlcache
 from webapp.storage.models import (
@@ -110,6 +110,7 @@ def _end(request: PaymentRequest, status: str, allowed: tuple[str, ...], now: da
     )
     if changed:
         _release_amount(request.id)
+        billing_writeback.request_ended(request.id, status, now=now)  # a billing row behind it says so
     return bool(changed)
 
 def find_request(reference: str) -> PaymentRequest:
@@ -169,6 +170,8 @@ def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now:
             )
             if paid != 1:
                 raise _Lost()
+            if whole:  # an installment leaves the request open: nothing to write back yet
+                billing_writeback.request_ended(candidate.request_id, RequestStatus.PAID, now=now)
     except _Lost:
         return False
     request = sqlcache.by_id(PaymentRequest, candidate.request_id)

@@ -51,6 +51,7 @@ class RequestObservation:
     paid_at: datetime | None = None  # when the money moved, by the source's clock, when it says
     amount_text: str | None = None  # the amount as the source wrote it (shown when it is not exact)
     provider: str | None = None  # whose transaction id `transaction_id` is
+    reporter: str | None = None  # the audit actor when not the source itself (a billing database)
 
 
 @dataclass
@@ -103,7 +104,8 @@ def _observe(obs: RequestObservation, now: datetime) -> ObserveResult:
             change = outcome if change == "unchanged" or outcome == "paid" else change
         elif obs.status in ENDINGS and request.status in RequestStatus.OPEN:
             if _end(request, ENDINGS[obs.status], RequestStatus.OPEN, now):
-                audit.record(f"request.{ENDINGS[obs.status]}", f"request:{request.reference}", actor=f"source:{obs.source}",
+                audit.record(f"request.{ENDINGS[obs.status]}", f"request:{request.reference}",
+                             actor=obs.reporter or f"source:{obs.source}",
                              reported=obs.status)
                 outbox.request_ended(request, ENDINGS[obs.status])
                 webhooks.request_event(f"request.{ENDINGS[obs.status]}", request)
@@ -160,7 +162,7 @@ def _observed_paid(request: PaymentRequest, obs: RequestObservation, now: dateti
         parsed=obs.amount_minor is not None, provider=obs.provider,
         note=f"{obs.source} reports {obs.external_id} ({request.reference}) paid",
     )
-    actor = f"source:{obs.source}"
+    actor = obs.reporter or f"source:{obs.source}"
     doubt = _amount_doubt(request, obs, seen.currency)
     known, twin = find_stored(seen)
     if known is not None:
