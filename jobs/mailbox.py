@@ -34,7 +34,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from jobs import job
 from jobs.email_providers import Provider, ProviderError, load_providers, sender_matches
-from jobs.email_text import read_mail
+from jobs.email_text import read_mail, sms_in
 from jobs.emails import ParsedMail, explain, parse_message
 from webapp import config as app_config
 from webapp.domain import ledger, sources
@@ -364,7 +364,19 @@ def _observation(source: str, parsed: ParsedMail, raw: bytes, arrived: datetime 
         source=source, source_ref=parsed.source_ref, amount_minor=parsed.amount_minor,
         currency=parsed.currency, received_at=received, sender_name=parsed.sender_name or "",
         sender_phone=parsed.sender_phone, note=parsed.note or "", transaction_id=parsed.transaction_id,
-        raw=text, parsed=True, verified=parsed.verified, provider=parsed.provider)
+        raw=text, parsed=True, verified=parsed.verified, provider=parsed.provider,
+        content_key=None if parsed.transaction_id or parsed.channel != "sms" else _sms_key(raw))
+
+
+def _sms_key(raw: bytes) -> str | None:
+    """ledger.text_key of the SMS a forwarder's mail carries: the key the SMS hook gives the
+    same SMS posted by the phone (jobs/sms.py), so the two copies are one payment."""
+    mail = read_mail(raw)
+    for _label, body in mail.bodies:
+        sms = sms_in(mail.subject, body)
+        if sms is not None:
+            return ledger.text_key(sms.sender, sms.text)
+    return None
 
 
 def _mark(client: IMAPClient, cfg: MailboxConfig, uids: list[int]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from jobs import job
-from webapp.domain import ledger, outbox
+from webapp.domain import ledger, outbox, sources
 from webapp.plumbing import jobqueue
 from webapp.storage.models import IdempotencyRecord, Notification, NotificationStatus, utcnow
 
@@ -55,3 +55,9 @@ def run_reminder_rules() -> int:
     from webapp.domain import reminders
 
     return reminders.run_due()
+
+
+@job
+def check_sources() -> dict:
+    """Raise (or clear) the "silent" alarm of sources not heard from for 3 intervals (every minute)."""
+    return sources.check_silence()

@@ -61,6 +61,11 @@ JOBS: dict[str, JobSpec] = {
     "whatsapp_session": JobSpec("jobs.whatsapp.session_action", "fast", 60),
     # mailbox sources (jobs/mailbox.py)
     "mailbox_fetch": JobSpec("jobs.mailbox.fetch", "default", 300),
+    # sms sources (jobs/sms.py; the hook is webapp/web/hooks.py)
+    "sms_ingest": JobSpec("jobs.sms.ingest", "default", 60, retry=3),
+    "sms_sweep": JobSpec("jobs.sms.sweep", "default", 60),
+    # every source: silence and failing lookups raise alarms (jobs/sweeps.py)
+    "source_alarms": JobSpec("jobs.sweeps.check_sources", "default", 60),
     # portal sources (jobs/portal.py)
     "portal_pass": JobSpec("jobs.portal.run_pass", "slow", 300),
 }
@@ -74,6 +79,8 @@ RECURRING: dict[str, int] = {
     "notification_sweep": 15,
     "reminder_rules": 60,
     "whatsapp_acks": 120,
+    "sms_sweep": 30,
+    "source_alarms": 60,
 }
 
 _redis: dict[str, Redis] = {}
