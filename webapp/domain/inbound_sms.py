@@ -135,34 +135,47 @@ def read_post(fmt: str, body: bytes) -> Posted:
         raise HookError(400, "bad_body", "the body is not JSON") from None
     if not isinstance(data, dict):
         raise HookError(400, "bad_body", "the body must be a JSON object")
-    return {"capcom6": _capcom6, "httpsms": _httpsms, "generic": _generic}[fmt](data, body)
+    if fmt == "generic":
+        return _generic(data, body)
+    return _enveloped(data, body, _ENVELOPES[fmt])
 
 
-def _capcom6(data: dict, body: bytes) -> Posted:
-    event = _text(data.get("event"), "event", 64)
-    if event == "system:ping":
+@dataclass(frozen=True)
+class _Envelope:
+    """Where an app's webhook keeps things: the event's key, which events are contact, the SMS
+    event, the object holding the SMS, and its id / sender / text / time keys."""
+
+    event_key: str
+    contact: tuple[str, ...]
+    sms_event: str
+    inner_key: str
+    id_key: str
+    sender_keys: tuple[str, ...]
+    text_key: str
+    time_key: str
+    outer_time_key: str | None = None
+
+
+_ENVELOPES = {
+    "capcom6": _Envelope("event", ("system:ping",), "sms:received", "payload", "messageId",
+                         ("phoneNumber", "sender"), "message", "receivedAt"),
+    "httpsms": _Envelope("type", ("phone.heartbeat.online", "phone.heartbeat.offline"), "message.phone.received",
+                         "data", "message_id", ("contact",), "content", "timestamp", "time"),
+}
+
+
+def _enveloped(data: dict, body: bytes, spec: _Envelope) -> Posted:
+    event = _text(data.get(spec.event_key), spec.event_key, 64)
+    if event in spec.contact:
         return Posted("contact", event)
-    if event != "sms:received":
+    if event != spec.sms_event:
         return Posted("other", event)
-    payload = data.get("payload")
-    if not isinstance(payload, dict):
-        raise HookError(400, "bad_body", "sms:received without a payload object")
-    sender = payload.get("phoneNumber") or payload.get("sender")
-    return _sms(event, payload.get("messageId") or data.get("id"), sender, payload.get("message"),
-                payload.get("receivedAt"), body)
-
-
-def _httpsms(data: dict, body: bytes) -> Posted:
-    event = _text(data.get("type"), "type", 64)
-    if event.startswith("phone.heartbeat"):
-        return Posted("contact", event)
-    if event != "message.phone.received":
-        return Posted("other", event)
-    inner = data.get("data")
+    inner = data.get(spec.inner_key)
     if not isinstance(inner, dict):
-        raise HookError(400, "bad_body", "message.phone.received without a data object")
-    return _sms(event, inner.get("message_id") or data.get("id"), inner.get("contact"), inner.get("content"),
-                inner.get("timestamp") or data.get("time"), body)
+        raise HookError(400, "bad_body", f"{event} without a {spec.inner_key} object")
+    sender = next((inner[k] for k in spec.sender_keys if inner.get(k)), None)
+    when = inner.get(spec.time_key) or (data.get(spec.outer_time_key) if spec.outer_time_key else None)
+    return _sms(event, inner.get(spec.id_key) or data.get("id"), sender, inner.get(spec.text_key), when, body)
 
 
 def _generic(data: dict, body: bytes) -> Posted:
