@@ -30,12 +30,13 @@ import logging
 from dataclasses import replace
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from pathlib import Path
 from typing import Any
 
 from peewee import fn
 
 from jobs import job
-from jobs.email_providers import Provider
+from jobs.email_providers import BUILTIN_DIR, Provider
 from jobs.email_text import sms_id_key
 from jobs.emails import ParsedMail, parse_message
 from jobs.mailbox import MailboxConfig, MailboxError, parsers_for
@@ -50,7 +51,25 @@ HOOK_ADDRESS = "sms-hook@paywatch.invalid"  # the stand-in forwarder the hook's 
 
 
 def providers_for(config: dict[str, Any]) -> list[Provider]:
-    """The source's providers, with its `sender_ids` {id: provider} added to their SMS senders."""
+    """The source's providers, with its `sender_ids` {id: provider} added to their SMS senders.
+
+    Kept per process while the provider files are unchanged (a file saved at run time, e.g. a
+    new rule, is picked up by the next SMS): reading them costs 20–80 ms, an SMS should not."""
+    dirs = [BUILTIN_DIR, *([Path(config["providers_dir"])] if config.get("providers_dir") else [])]
+    files = tuple((str(p), p.stat().st_mtime_ns) for d in dirs if d.is_dir() for p in sorted(d.glob("*.toml")))
+    key = json.dumps([config.get("providers"), config.get("providers_dir"), config.get("sender_ids"), files],
+                     sort_keys=True, default=str)
+    if key not in _loaded:
+        if len(_loaded) >= 16:
+            _loaded.clear()  # stale entries (files changed, sources changed) go
+        _loaded[key] = _providers(config)
+    return list(_loaded[key])
+
+
+_loaded: dict[str, list[Provider]] = {}
+
+
+def _providers(config: dict[str, Any]) -> list[Provider]:
     cfg = MailboxConfig(host="-", port=993, ssl=True, username="", password="",
                         providers=tuple(config["providers"]) if config.get("providers") else None,
                         providers_dir=config.get("providers_dir"))

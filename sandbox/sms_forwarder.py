@@ -15,7 +15,7 @@ import hmac
 import json
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import jwt
 import requests
@@ -78,6 +78,18 @@ def generic(key: str, sender: str, text: str, *, received_at: datetime | None = 
 
 
 FORMATS = {"capcom6": capcom6, "httpsms": httpsms, "generic": generic}
+
+EAT = timezone(timedelta(hours=3))  # Africa/Kampala: MTN Uganda writes its times in it
+
+
+def mtn_received(amount: int, *, sender_name: str = "Grace Kato", sender_phone: str = "+256772123456",
+                 transaction_id: str = "48213577201", when: datetime | str | None = None) -> str:
+    """An MTN MoMo (Uganda) "You have received" SMS text (amount in UGX), as the phone gets it."""
+    shown = "256" + "".join(ch for ch in sender_phone if ch.isdigit())[-9:]
+    if not isinstance(when, str):
+        when = (when or datetime.now(timezone.utc)).astimezone(EAT).strftime("%Y-%m-%d %H:%M:%S")
+    return (f"You have received UGX {amount:,} from {sender_name}, {shown} on {when}. Reason: payment. "
+            f"Your new balance: UGX {amount * 2}. Fee was UGX 0. ID: {transaction_id}.")
 
 
 def post(base_url: str, source: str, request: tuple[bytes, dict[str, str]], *, timeout: float = 10) -> requests.Response:

@@ -21,8 +21,7 @@ EAT = timezone(timedelta(hours=3))
 
 
 def mtn_text(amount: int, txn: str = "48213577201", when: str = "2026-12-06 10:15:30") -> str:
-    return (f"You have received UGX {amount:,} from Grace Kato, 256772123456 on {when}. Reason: payment. "
-            f"Your new balance: UGX {amount * 2}. Fee was UGX 0. ID: {txn}.")
+    return phone.mtn_received(amount, transaction_id=txn, when=when)
 
 
 FAYSAL = "PKR 5,000.00 received from ALI KHAN A/C *1234 in FBL A/C *5678 on 05-Dec-26 at 02:32 PM"
