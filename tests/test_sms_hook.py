@@ -269,3 +269,31 @@ def test_an_sms_posted_pays_the_request_and_the_customer_hears_on_whatsapp(whats
     wait_for(lambda: in_db(app, lambda: PaymentRequest.get_by_id(request.id).status) == "paid", timeout=30,
              message="the request to be paid from the SMS")
     wait_for(lambda: whatsapp.messages(PHONE), timeout=30, message="the confirmation on the sandbox WhatsApp")
+
+
+def test_the_readme_example_source_is_accepted_as_it_stands(ctx):
+    import re
+
+    from webapp.config import ROOT
+
+    section = (ROOT / "README.md").read_text().split("## SMS sources", 1)[1].split("\n## ", 1)[0]
+    spec = json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))
+    source, created = sources.save(spec, actor="test")
+    assert created and source.kind == "sms" and source.config["format"] == "capcom6"
+    assert sms_job.providers_for(source.config)[0].name == "mtn_ug"
+    assert "MoMoUG" in sms_job.providers_for(source.config)[0].sms_senders
+
+
+def test_an_httpsms_token_without_iat_must_expire_within_the_hour(app, client, make_sms_source):
+    import time
+
+    import jwt
+
+    make_sms_source("httpsms")
+    body, _ = phone.httpsms(KEY, "MTNMobMoney", mtn_text(4000))
+    for exp, status in ((time.time() + 600, 202), (time.time() + 86400, 401), (time.time() - 120, 401)):
+        token = jwt.encode({"iss": "api.httpsms.com", "exp": int(exp)}, KEY, algorithm="HS256")
+        response = post(client, "phone", (body, {"Content-Type": "application/json",
+                                                 "Authorization": f"Bearer {token}"}))
+        assert response.status_code == status, (exp, response.json)
+    assert in_db(app, InboundSms.select().count) == 1

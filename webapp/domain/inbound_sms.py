@@ -10,7 +10,7 @@ the environment variable the source's `secret_env` names — never open:
 - `httpsms`: a CloudEvent `{"type": "message.phone.received", "id", "time", "data":
   {"message_id", "contact" (the sender), "owner", "content", "timestamp", "sim"}}` with
   `Authorization: Bearer <JWT>`, HS256 with the webhook's signing key; `iat` must be within
-  the window and `exp`, when present, in the future. `phone.heartbeat.*` count as contact.
+  the window (or, without one, `exp` within the hour) and `exp`/`nbf`, when present, hold. `phone.heartbeat.*` count as contact.
 - `generic`: `{"from", "text", "received_at" (ISO 8601), "id" (optional)}`, signed as capcom6.
 
 A post is stored (InboundSms, unique per source on the forwarder's message id, else a hash
@@ -115,13 +115,16 @@ def _check_jwt(authorization: str, key: str, now: float) -> None:
     if scheme.lower() != "bearer" or not token.strip():
         raise HookError(401, "unauthorized", "the post carries no Authorization: Bearer <JWT>")
     try:
-        claims = jwt.decode(token.strip(), key, algorithms=["HS256"], leeway=60,
-                            options={"require": ["iat"], "verify_aud": False})
+        claims = jwt.decode(token.strip(), key, algorithms=["HS256"], leeway=60, options={"verify_aud": False})
     except jwt.PyJWTError as exc:
         raise HookError(401, "unauthorized", f"the JWT is refused: {exc}") from None
-    issued = claims.get("iat")
-    if not isinstance(issued, (int, float)) or abs(now - issued) > WINDOW_S:
-        raise HookError(401, "unauthorized", f"the JWT was issued outside the {WINDOW_S} s window")
+    # A replayed token must be a fresh one: issued within the window, or (no iat) short-lived.
+    issued, expires = claims.get("iat"), claims.get("exp")
+    if isinstance(issued, (int, float)):
+        if abs(now - issued) > WINDOW_S:
+            raise HookError(401, "unauthorized", f"the JWT was issued outside the {WINDOW_S} s window")
+    elif not isinstance(expires, (int, float)) or expires - now > 3600:
+        raise HookError(401, "unauthorized", "the JWT has neither iat nor an expiry within the hour")
 
 
 # ---------------------------------------------------------------- what a post says
@@ -236,7 +239,7 @@ def store(source: Source, posted: Posted, body: bytes) -> tuple[InboundSms, bool
             created = bool(row_id) and row is not None and row.id == row_id
             if created:
                 audit.record("sms.received", f"source:{source.name}", actor=f"source:{source.name}",
-                             ref=posted.ref, sender=posted.sender)
+                             ref=posted.ref)  # not the sender: it may be a person's number
                 jobqueue.enqueue("sms_ingest", row.id, job_id=ingest_job_id(row.id))
         touch(source, now)
     return row, created
