@@ -369,14 +369,10 @@ def _observation(source: str, parsed: ParsedMail, raw: bytes, arrived: datetime 
 
 
 def _sms_key(raw: bytes) -> str | None:
-    """ledger.text_key of the SMS a forwarder's mail carries: the key the SMS hook gives the
-    same SMS posted by the phone (jobs/sms.py), so the two copies are one payment."""
+    """ledger.text_key of the forwarded SMS: the SMS hook's key for it (one payment both ways)."""
     mail = read_mail(raw)
-    for _label, body in mail.bodies:
-        sms = sms_in(mail.subject, body)
-        if sms is not None:
-            return ledger.text_key(sms.sender, sms.text)
-    return None
+    found = next(filter(None, (sms_in(mail.subject, body) for _label, body in mail.bodies)), None)
+    return ledger.text_key(found.sender, found.text) if found else None
 
 
 def _mark(client: IMAPClient, cfg: MailboxConfig, uids: list[int]) -> None:

@@ -41,6 +41,10 @@ class SourceError(ValueError):
     """A source definition or action that cannot be accepted; the message names the problem."""
 
 
+_SHOWN_STATE = ("last_contact_at", "last_mail_at", "last_sms_at", "progress", "counts", "watch",
+                "lookups_failing_since")
+
+
 @dataclass(frozen=True)
 class Freshness:
     name: str
@@ -59,7 +63,7 @@ class Freshness:
             "last_run_at": self.last_run_at.isoformat() if self.last_run_at else None,
             "last_ok_at": self.last_ok_at.isoformat() if self.last_ok_at else None,
             "last_error": self.last_error, "alarms": self.alarms,
-            **{k: v for k, v in self.state.items() if k in ("last_contact_at", "last_mail_at", "progress", "counts", "watch")},
+            **{k: v for k, v in self.state.items() if k in _SHOWN_STATE},
         }
 
 
