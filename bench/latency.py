@@ -1,6 +1,7 @@
-"""Mail → WhatsApp latency: IMAP IDLE against polling every 5 s and every 120 s, in one run.
+"""Mail → WhatsApp latency: IMAP IDLE against polling every 5 s and every 120 s, and an SMS
+posted by the phone (POST /hooks/sms/<source>) → WhatsApp, in one run.
 
-    python bench/latency.py [--window 240] [--idle 40] [--poll5 30] [--poll120 8]
+    python bench/latency.py [--window 240] [--idle 40] [--poll5 30] [--poll120 8] [--sms 40]
 
 Runs the real processes on one machine: the sandbox IMAP server (pymap) and the
 sandbox WhatsApp server (in this process), `flask mailbox watch`, two
@@ -15,6 +16,11 @@ All three kinds run interleaved in the same window, so the run takes about
 window + 130 s (~6 min by default); 120-s polling gets fewer samples because
 each one costs up to two minutes of waiting (its p95/p99 rest on few samples).
 Goal: IDLE p95 ≤ 1 s, ≥ 5× faster than 5-s polling, ≥ 100× faster than 120-s.
+
+The `sms` samples run the web process too (gunicorn, as in production) with an `sms` source
+in the capcom6 format: an MTN SMS is posted, signed, the way SMS Gateway for Android posts it
+(sandbox/sms_forwarder.py); the latency is from the moment the POST is sent to the sandbox
+WhatsApp server accepting the confirmation. Goal: SMS p95 ≤ 0.5 s.
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from webapp.plumbing.devstack import start_redis  # noqa: E402
 
 MODES = {"idle": (True, 60), "poll5": (False, 5), "poll120": (False, 120)}
+SMS_KEY = "bench-sms-signing-key-0123456789abcdefgh"
 
 
 def main() -> None:
@@ -59,16 +66,18 @@ def main() -> None:
     imap = start_imap(users={mode: "pw" for mode in MODES})
     whatsapp = ServerThread(make_whatsapp("bench-secret", step_seconds=0.01, ack_delays=None)).start()
     env.update(WPPCONNECT_URL=whatsapp.url, WPPCONNECT_SECRET_KEY="bench-secret", WPPCONNECT_SESSION="paywatch",
-               **{f"BENCH_IMAP_{m.upper()}": m for m in MODES}, BENCH_IMAP_PASSWORD="pw")
+               **{f"BENCH_IMAP_{m.upper()}": m for m in MODES}, BENCH_IMAP_PASSWORD="pw", BENCH_SMS_KEY=SMS_KEY)
     os.environ.update(env)
     connect_session(whatsapp.url, "paywatch", "bench-secret", timeout=30)
     app = _prepare(env, imap, work, SMS_FORWARDER)
-    processes = _start(env, work)
+    web_port = _free_port()
+    processes = _start(env, work, web_port)
     try:
         _wait_watching(app)
+        _wait_web(web_port)
         samples = _plan(args)
-        print(f"{len(samples)} mails over {args.window} s; waiting up to {args.window + 150} s", flush=True)
-        sent = _deliver(app, imap, samples, append, mtn_payment)
+        print(f"{len(samples)} mails and SMS over {args.window} s; waiting up to {args.window + 150} s", flush=True)
+        sent = _deliver(app, imap, samples, append, mtn_payment, f"http://127.0.0.1:{web_port}")
         results = _collect(whatsapp.url, sent, deadline=time.time() + args.window + 150)
         _report(results, sent)
     finally:
@@ -83,7 +92,10 @@ def main() -> None:
         imap.stop()
         if local:
             local.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP"):
+            print(f"logs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _args():
@@ -92,7 +104,29 @@ def _args():
     parser.add_argument("--idle", type=int, default=40)
     parser.add_argument("--poll5", type=int, default=30)
     parser.add_argument("--poll120", type=int, default=8)
+    parser.add_argument("--sms", type=int, default=40, help="SMS posted to the hook")
     return parser.parse_args()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_web(port: int) -> None:
+    import requests
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise SystemExit("the web process did not answer within 60 s")
 
 
 def _prepare(env: dict, imap, work: Path, forwarder: str):
@@ -103,12 +137,16 @@ def _prepare(env: dict, imap, work: Path, forwarder: str):
     app = create_app()
     with app.app_context(), db.database.connection_context():
         db.upgrade()
-        options.update({"send_gap_ms": 0, "cap_per_hour": 100000, "cap_per_day": 1000000}, actor="bench")
+        # The path, not the pacing: caps high enough that no sample waits for a minute's quota.
+        options.update({"send_gap_ms": 0, "cap_per_minute": 10000, "cap_per_hour": 100000, "cap_per_day": 1000000},
+                       actor="bench")
         for mode, (idle, interval) in MODES.items():
             sources.save({"kind": "mailbox", "name": f"bench-{mode}", "interval_s": interval, "config": {
                 "host": imap.host, "port": imap.port, "ssl": False, "idle": idle, "providers": ["mtn_ug"],
                 "username_env": f"BENCH_IMAP_{mode.upper()}", "password_env": "BENCH_IMAP_PASSWORD",
                 "trusted_senders": [forwarder]}}, actor="bench")
+        sources.save({"kind": "sms", "name": "bench-sms", "interval_s": 900, "config": {
+            "format": "capcom6", "secret_env": "BENCH_SMS_KEY", "providers": ["mtn_ug"]}}, actor="bench")
     done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "schedule"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     if done.returncode:
@@ -116,9 +154,10 @@ def _prepare(env: dict, imap, work: Path, forwarder: str):
     return app
 
 
-def _start(env: dict, work: Path) -> list[subprocess.Popen]:
+def _start(env: dict, work: Path, web_port: int) -> list[subprocess.Popen]:
     bin_dir, url = Path(sys.executable).parent, env["REDIS_URL"]
     commands = [
+        [str(bin_dir / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{web_port}", "wsgi:app"],
         [sys.executable, "-m", "flask", "--app", "wsgi", "mailbox", "watch", "--rescan-seconds", "5"],
         [str(bin_dir / "rq"), "worker", "--with-scheduler", "-w", "jobs.worker.Worker", "--url", url,
          "fast", "default", "slow"],
@@ -146,12 +185,15 @@ def _wait_watching(app) -> None:
 def _plan(args) -> list[tuple[float, str]]:
     rng = random.Random()
     samples = [(rng.uniform(2, args.window), mode) for mode, n in
-               (("idle", args.idle), ("poll5", args.poll5), ("poll120", args.poll120)) for _ in range(n)]
+               (("idle", args.idle), ("poll5", args.poll5), ("poll120", args.poll120), ("sms", args.sms))
+               for _ in range(n)]
     return sorted(samples)
 
 
-def _deliver(app, imap, samples, append, render) -> dict[str, tuple[str, float]]:
-    """Create each request, then append its mail at its moment; phone → (mode, append accepted at)."""
+def _deliver(app, imap, samples, append, render, web_url: str) -> dict[str, tuple[str, float]]:
+    """Create each request, then append its mail (or post its SMS) at its moment;
+    phone → (mode, append accepted at / SMS post sent at)."""
+    from sandbox import sms_forwarder
     from webapp.domain import ledger
     from webapp.storage import db
 
@@ -164,6 +206,18 @@ def _deliver(app, imap, samples, append, render) -> dict[str, tuple[str, float]]
             ledger.create_request(ledger.NewRequest(amount_minor=amount, currency="UGX", customer_name="Bench Payer",
                                                     customer_phone=phone, expires_in=timedelta(minutes=30)),
                                   actor="bench")
+        if mode == "sms":
+            text = sms_forwarder.mtn_received(amount, sender_name="Bench Payer", sender_phone=phone,
+                                              transaction_id=f"9{index:010d}")
+            delay = start + at - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            posted_at = time.time()
+            response = sms_forwarder.post(web_url, "bench-sms", sms_forwarder.capcom6(SMS_KEY, "MTNMobMoney", text))
+            if response.status_code != 202:
+                raise SystemExit(f"the hook answered {response.status_code}: {response.text[:300]}")
+            sent[phone.lstrip("+")] = (mode, posted_at)
+            continue
         raw = render(amount, sender_name="Bench Payer", sender_phone=phone).raw
         delay = start + at - time.time()
         if delay > 0:
@@ -176,7 +230,7 @@ def _deliver(app, imap, samples, append, render) -> dict[str, tuple[str, float]]
 def _collect(url: str, sent: dict, deadline: float) -> dict[str, list[float]]:
     import requests
 
-    results: dict[str, list[float]] = {mode: [] for mode in MODES}
+    results: dict[str, list[float]] = {mode: [] for mode in (*MODES, "sms")}
     seen: set[str] = set()
     while time.time() < deadline and len(seen) < len(sent):
         for message in requests.get(f"{url}/_sandbox/messages", timeout=5).json()["messages"]:
@@ -197,7 +251,7 @@ def _pct(values: list[float], q: float) -> float:
 def _report(results: dict[str, list[float]], sent: dict) -> None:
     print(f"\n{'mode':<9}{'n':>4}{'lost':>6}{'p50 s':>9}{'p95 s':>9}{'p99 s':>9}{'max s':>9}")
     table = {}
-    for mode in MODES:
+    for mode in (*MODES, "sms"):
         values = results[mode]
         expected = sum(1 for m, _ in sent.values() if m == mode)
         if not values:
@@ -213,6 +267,8 @@ def _report(results: dict[str, list[float]], sent: dict) -> None:
               f"(goal ≥ 5×), vs 120-s polling {table['poll120'][95] / idle:.0f}× (goal ≥ 100×); "
               f"p50 ratios {table['poll5'][50] / table['idle'][50]:.1f}× and "
               f"{table['poll120'][50] / table['idle'][50]:.0f}×")
+    if "sms" in table:
+        print(f"SMS posted → WhatsApp p95 {table['sms'][95]:.3f} s (goal ≤ 0.5 s)")
     print(json.dumps({m: sorted(round(v, 3) for v in vs) for m, vs in results.items()}))
 
 

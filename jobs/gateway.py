@@ -219,9 +219,38 @@ def run_pass(source_id: int, *, now: datetime | None = None, client: IotecClient
     else:
         sources.clear_alarm(source.id, "gateway_auth")
     contact = len(due) > len(errors)
+    failing = _lookups_failing(source, len(due), len(due) - len(errors) - counts["not_found"], errors, now)
     sources.record_pass(source.id, ok=not errors, error="; ".join(errors)[:2000] or None, now=now,
-                         **({"last_contact_at": now} if contact else {}), watched=len(watched))
+                         **({"last_contact_at": now} if contact else {}), watched=len(watched), **failing)
     return {"source": source.name, "watched": len(watched), "polled": len(due), "errors": errors, **counts}
+
+
+LOOKUPS_FAILING_INTERVALS = 3  # every lookup failing this many intervals (and 3+ lookups) raises the alarm
+LOOKUPS_FAILING_MIN_S = 300  # …and at least this long: a request ioTec does not know yet is normal for a while
+LOOKUPS_FAILING_MIN = 3
+
+
+def _lookups_failing(source: Source, polled: int, answered: int, errors: list[str], now: datetime) -> dict:
+    """Track passes in which every lookup failed or found nothing (a wrong `api_url` answers 404 to
+    every one, which reads as "not found yet" forever); raise alarm "lookups_failing" once that
+    has lasted LOOKUPS_FAILING_INTERVALS × interval_s (at least 5 min) over 3+ lookups, clear it on the first answer.
+    Returns the state to record."""
+    if answered > 0:
+        sources.clear_alarm(source.id, "lookups_failing")
+        return {"lookups_failing_since": None, "lookups_failed": 0}
+    state = source.state or {}
+    if polled == 0:
+        return {}
+    since = state.get("lookups_failing_since") or now.isoformat()
+    failed = int(state.get("lookups_failed") or 0) + polled
+    lasted = now - datetime.fromisoformat(since)
+    if failed >= LOOKUPS_FAILING_MIN and lasted >= timedelta(
+            seconds=max(LOOKUPS_FAILING_INTERVALS * source.interval_s, LOOKUPS_FAILING_MIN_S)):
+        last = errors[-1] if errors else "ioTec knows none of the transactions (HTTP 404 on every lookup)"
+        sources.raise_alarm(source.id, "lookups_failing",
+                            f"all {failed} lookups since {since[:19]} failed or found nothing; last: {last}. "
+                            f"Check api_url ({(source.config or {}).get('api_url')}) and the wallet", now=now)
+    return {"lookups_failing_since": since, "lookups_failed": failed}
 
 
 @job

@@ -10,7 +10,9 @@ refreshes the token once and retries the call once.
 Config keys (a gateway Source's `config`): `auth_url` (identity host, e.g.
 https://id.iotec.io), `api_url` (e.g. https://pay.iotec.io), `client_id_env`,
 `client_secret_env` (environment variables holding the credentials), `wallet_id`,
-`currency` (what collect sends: `UGX`, or `ITX` on the sandbox wallet).
+`currency` (what collect sends: `UGX`, or `ITX` on the sandbox wallet). `api_url` may end
+in `/api` or not (https://pay.iotec.io/api and https://pay.iotec.io are one API): the calls'
+paths carry the `/api`.
 """
 from __future__ import annotations
 
@@ -127,7 +129,7 @@ class IotecClient:
                  session: requests.Session | None = None):
         self.name, self.config, self.clock = source_name, config, clock
         self.auth_url = config["auth_url"].rstrip("/")
-        self.api_url = config["api_url"].rstrip("/")
+        self.api_url = api_base(config["api_url"])
         self.http = session or requests.Session()
         try:
             self.client_id = secret(config["client_id_env"])
@@ -209,6 +211,12 @@ class IotecClient:
             return self.http.request(method, url, timeout=TIMEOUT_S, **kwargs)
         except requests.RequestException as exc:
             raise GatewayError(f"{method} {url}: {type(exc).__name__}: {exc}", permanent=False) from None
+
+
+def api_base(api_url: str) -> str:
+    """The API's root without a trailing "/api" (every call's path starts with /api/)."""
+    base = api_url.strip().rstrip("/")
+    return base[:-4] if base.lower().endswith("/api") else base
 
 
 def forget_tokens() -> None:

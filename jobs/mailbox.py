@@ -34,7 +34,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from jobs import job
 from jobs.email_providers import Provider, ProviderError, installed_providers, sender_matches
-from jobs.email_text import read_mail
+from jobs.email_text import read_mail, sms_in
 from jobs.emails import ParsedMail, explain, parse_messages
 from webapp import config as app_config
 from webapp.domain import ledger, sources
@@ -366,7 +366,18 @@ def _observation(source: str, parsed: ParsedMail, raw: bytes, arrived: datetime 
         currency=parsed.currency, received_at=received, sender_name=parsed.sender_name or "",
         sender_phone=parsed.sender_phone, note=parsed.note or "", transaction_id=parsed.transaction_id,
         raw=text, parsed=True, verified=parsed.verified, provider=parsed.provider, generic=parsed.generic,
-        reading="\n".join(parsed.reasons) if parsed.generic else "")
+        reading="\n".join(parsed.reasons) if parsed.generic else "",
+        # One SMS per mail only: a mail joining several gives each its own source_ref "#n", and
+        # the key of the first would make the others look like the same money.
+        content_key=None if parsed.transaction_id or parsed.channel != "sms" or "#" in parsed.source_ref
+        else _sms_key(raw))
+
+
+def _sms_key(raw: bytes) -> str | None:
+    """ledger.text_key of the forwarded SMS: the SMS hook's key for it (one payment both ways)."""
+    mail = read_mail(raw)
+    found = next(filter(None, (sms_in(mail.subject, body) for _label, body in mail.bodies)), None)
+    return ledger.text_key(found.sender, found.text) if found else None
 
 
 def _mark(client: IMAPClient, cfg: MailboxConfig, uids: list[int]) -> None:

@@ -4,9 +4,13 @@ One thread per source holds an IDLE connection; whatever the server says during
 IDLE is taken as "something changed" and enqueues a fetch (jobs.mailbox.request_fetch,
 one waiting pass per source however many notifications arrive). Every connect
 enqueues a fetch too, so mail that arrived while we were away is read. Any
-error — a dropped socket, a BYE, the "unterminated line" imapclient sometimes
-raises in idle_check (imapclient #519) — closes the connection and reconnects
-with exponential backoff (1 s doubling to 60 s). IDLE is re-issued every
+error — a dropped socket, a BYE — closes the connection and reconnects with
+exponential backoff (1 s doubling to 60 s). IDLE responses are read here
+(_idle_responses), not with imapclient's idle_check: that one reads from a
+non-blocking socket, so a response that reaches us in two TCP segments (pymap
+writes `* 3 FETCH ` and then `(FLAGS (\\Seen))`, the FETCH our own \\Seen causes)
+came back as "unterminated line" and cost a reconnect on nearly every new mail
+(imapclient #519). The watch state counts `connects`. IDLE is re-issued every
 `interval_s` (at most 25 min, inside the 29-min limit of RFC 2177); each renewal
 is a round trip that proves the server alive and is recorded as the source's
 `last_contact_at`, and asks for a fetch too: one that Redis lost (flushed, restarted)
@@ -22,6 +26,7 @@ import logging
 import random
 import select
 import socket
+import ssl
 import threading
 import time
 from typing import Any
@@ -39,7 +44,8 @@ log = logging.getLogger("jobs.mailbox_watch")
 
 IDLE_LIMIT_S = 25 * 60
 BACKOFF_MAX_S = 60.0
-_CHECK_S = 1.0  # how long one idle_check blocks: the latency of noticing `stop`
+_CHECK_S = 1.0  # how long one wait for IDLE responses blocks: the latency of noticing `stop`
+_LINE_S = 10.0  # the longest wait for the rest of a response line once it has begun
 
 
 class _Disconnected(Exception):
@@ -92,6 +98,7 @@ class SourceWatcher(threading.Thread):
         self._stop_event = threading.Event()
         self._idling = False
         self._fetch_owed = False  # a fetch Redis could not take yet
+        self.connects = 0  # IMAP sessions opened by this watcher (1 + reconnects)
 
     def stop(self, join: bool = True) -> None:
         self._stop_event.set()
@@ -125,6 +132,7 @@ class SourceWatcher(threading.Thread):
                 config = Source.get_by_id(self.source_id).config or {}
             cfg = mailbox_config(config)
         client = connect(cfg)
+        self.connects += 1
         try:
             client.select_folder(cfg.folder, readonly=True)
             idle = client.has_capability("IDLE")
@@ -143,11 +151,11 @@ class SourceWatcher(threading.Thread):
             self._idling = True
             renew_at = time.monotonic() + self.renew_s
             while not self._stop_event.is_set() and time.monotonic() < renew_at:
-                responses = client.idle_check(timeout=_CHECK_S)
+                responses = _idle_responses(client, _CHECK_S)
                 if self._fetch_owed:
                     self._trigger("retry")
                 if responses:
-                    if any(r and r[0] == b"BYE" for r in responses if isinstance(r, tuple)):
+                    if any(line.upper().startswith(b"* BYE") for line in responses):
                         raise _Disconnected("the server said BYE")
                     self._trigger("idle")
                 elif _at_eof(client):
@@ -179,7 +187,8 @@ class SourceWatcher(threading.Thread):
 
     def _record(self, *, ok: bool, connected: bool, error: str | None = None, mode: str | None = None) -> None:
         now = utcnow()
-        watch_state: dict[str, Any] = {"connected": connected, "mode": mode, "at": now.isoformat()}
+        watch_state: dict[str, Any] = {"connected": connected, "mode": mode, "at": now.isoformat(),
+                                       "connects": self.connects}
         extra = {"last_contact_at": now} if ok else {}
         if not ok:
             log.warning("mailbox %s: %s", self.source_name, error)
@@ -188,6 +197,49 @@ class SourceWatcher(threading.Thread):
                 sources.record_pass(self.source_id, ok=ok, error=error, watch=watch_state, **extra)
         except Exception as exc:  # the watch goes on without its bookkeeping
             log.warning("mailbox %s: cannot record state: %s", self.source_name, exc)
+
+
+def _idle_responses(client: IMAPClient, timeout: float) -> list[bytes]:
+    """The untagged lines the server sent during IDLE, waiting at most `timeout` for the first.
+
+    Once something is readable, whole lines are read in blocking mode (a line split over
+    TCP segments is waited for, up to _LINE_S), then more while more is already here.
+    """
+    sock = client.socket()
+    if not _buffered(client) and not select.select([sock], [], [], timeout)[0]:
+        return []
+    lines: list[bytes] = []
+    sock.settimeout(_LINE_S)
+    try:
+        while True:
+            try:
+                line = client._imap._get_line()  # imaplib: one CRLF-terminated line, or abort
+            except IMAPClient.AbortError as exc:
+                if "EOF" in str(exc):
+                    raise _Disconnected("the server closed the connection") from None
+                raise
+            lines.append(line)
+            if not _buffered(client):
+                return lines
+    finally:
+        client._set_read_timeout()
+
+
+def _buffered(client: IMAPClient) -> bool:
+    """Bytes already received and not yet read: in the reader's buffer, TLS's, or the socket's."""
+    sock = client.socket()
+    if getattr(sock, "pending", None) and sock.pending():
+        return True
+    saved = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return bool(client._imap.file.peek(1))  # non-blocking: b"" when nothing is here
+    except (BlockingIOError, InterruptedError, ssl.SSLError):
+        return False
+    except (OSError, ValueError):
+        return True  # let the read find out what is wrong
+    finally:
+        sock.settimeout(saved)
 
 
 def _at_eof(client: IMAPClient) -> bool:

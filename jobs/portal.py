@@ -117,8 +117,10 @@ def _failed(source_id: int, cursor: dict, browser: PortalBrowser, reader: "PassR
     _save_cursor(source_id, cursor)
     if browser.pages_ok:
         sources.clear_alarm(source_id, "login_refused")
+    # Contact is a page read logged in: a portal answering only errors (5xx, 429, a refused
+    # login) is not heard from, and after 3 intervals of that the "silent" alarm says so.
     sources.record_pass(source_id, ok=False, error=error, now=now, backoff_until=backoff_until,
-                         last_contact_at=now if browser.fetches else None)
+                         **({"last_contact_at": now} if browser.pages_ok else {}))
     return {**summary, **reader.counts, "fetches": browser.fetches, "logins": browser.logins,
             "error": error, **({"backoff_until": backoff_until.isoformat()} if backoff_until else {})}
 

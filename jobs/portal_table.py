@@ -21,7 +21,7 @@ from webapp.domain import input_bounds, money, phones
 from webapp.domain.ledger import RequestObservation
 
 FIELDS = ("external_id", "created_at", "amount", "currency", "status", "customer_name",
-          "customer_phone", "agent_code", "reference", "transaction_id")
+          "customer_phone", "agent_code", "reference", "transaction_id", "paid_at")
 REQUIRED_FIELDS = ("external_id", "created_at", "amount", "status")  # created_at: where a row sits
 STATUSES = ("pending", "paid", "failed", "expired", "cancelled")
 
@@ -188,7 +188,8 @@ def find_columns(headers: list[str], cfg: PortalConfig) -> tuple[dict[str, int],
 
 # Cell lengths our columns hold; a longer id is not an id (the row is unparseable).
 _MAX_CELL = {"external_id": 128, "transaction_id": 128, "reference": 64, "agent_code": 64, "customer_name": 200,
-             "customer_phone": 40, "currency": 16, "status": 64, "amount": 255, "created_at": 64}
+             "customer_phone": 40, "currency": 16, "status": 64, "amount": 255, "created_at": 64,
+             "paid_at": 64}
 _MAX_AMOUNT_TEXT = 64  # a cell longer than this is not an amount (and is never parsed)
 _CODE = re.compile(r"[^\d\s.,'’\u00a0\u202f-]+")
 
@@ -302,6 +303,8 @@ def parse_row(values: list[str], positions: dict[str, int], headers: list[str], 
     try:
         amount, currency = parse_amount(cell("amount"), cfg, column_currency)
         created = parse_time(cell("created_at"), cfg) if "created_at" in positions else None
+        # When the money moved, by the portal's clock (an optional column; empty while unpaid).
+        paid_at = parse_time(cell("paid_at"), cfg) if status == "paid" and cell("paid_at") else None
     except Unparseable as exc:
         raise Unparseable(f"{external_id}: {exc}") from None
     raw = json.dumps(dict(zip(headers, values)), ensure_ascii=False)
@@ -309,5 +312,5 @@ def parse_row(values: list[str], positions: dict[str, int], headers: list[str], 
         source=source, external_id=external_id, status=status, amount_minor=amount, currency=currency,
         customer_name=cell("customer_name"), customer_phone=phones.try_e164(cell("customer_phone"), region),
         agent_code=cell("agent_code") or None, reference=cell("reference") or None, created_at=created,
-        transaction_id=cell("transaction_id") or None, raw=raw,
+        transaction_id=cell("transaction_id") or None, raw=raw, paid_at=paid_at,
     )

@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 from jobs import job
-from webapp.domain import ledger, outbox
+from webapp.domain import ledger, outbox, sources
 from webapp.plumbing import jobqueue
 from webapp.storage.models import IdempotencyRecord, Notification, NotificationStatus, utcnow
 
@@ -65,3 +65,9 @@ def run_reminder_rules() -> int:
     from webapp.domain import reminders
 
     return reminders.run_due()
+
+
+@job
+def check_sources() -> dict:
+    """Raise (or clear) the "silent" alarm of sources not heard from for 3 intervals (every minute)."""
+    return sources.check_silence()

@@ -14,7 +14,7 @@ from sandbox.server import ServerThread
 from webapp.domain import apikeys, ledger, sources
 from webapp.domain.sources import GATEWAY_META_KEY as META_KEY
 from webapp.storage import db
-from webapp.storage.models import Payment, PaymentRequest, utcnow
+from webapp.storage.models import Payment, PaymentRequest, Source, utcnow
 
 HEADER, HEADER_VALUE = "X-Iotec-Secret", "callback-secret-123"
 ENV = {"IOTEC_CLIENT_ID": "sandbox-client", "IOTEC_CLIENT_SECRET": "sandbox-secret",
@@ -385,3 +385,37 @@ def test_a_callback_is_checked_against_the_api_not_believed(gateway_source, sand
     with inside(env):
         assert fresh(request).status == "paid"
 
+
+
+# ---------------------------------------------------------------- api_url forms, lookups that all fail
+
+
+def test_iotec_api_url_works_with_and_without_a_trailing_api(source, sandbox):
+    assert IotecClient("iotec", {**source.config, "api_url": sandbox.url + "/api/"}).api_url == sandbox.url
+    assert IotecClient("iotec", {**source.config, "api_url": sandbox.url}).api_url == sandbox.url
+    Source.update(config={**source.config, "api_url": sandbox.url + "/api"}).where(Source.id == source.id).execute()
+    request = registered("EXT-API")
+    force(sandbox, integrator_collects(sandbox, "EXT-API"), "Success")
+    summary = gateway.run_pass(source.id)
+    assert summary["polled"] == 1 and summary.get("not_found") is None and summary["paid"] == 1
+    assert fresh(request).status == "paid"
+
+
+def test_lookups_that_all_fail_raise_an_alarm_and_the_first_answer_clears_it(source, sandbox):
+    good = source.config["api_url"]
+    Source.update(config={**source.config, "api_url": sandbox.url + "/v9"}).where(Source.id == source.id).execute()
+    for ext in ("EXT-1", "EXT-2"):
+        registered(ext)
+        integrator_collects(sandbox, ext)
+    start = utcnow()
+    assert gateway.run_pass(source.id, now=start)["not_found"] == 2  # 404 on every lookup
+    assert "lookups_failing" not in sources.get("iotec").state.get("alarms", {})
+    gateway.run_pass(source.id, now=start + timedelta(seconds=200))
+    assert "lookups_failing" not in sources.get("iotec").state.get("alarms", {})  # under 5 min: not yet
+    gateway.run_pass(source.id, now=start + timedelta(seconds=301))
+    alarm = sources.get("iotec").state["alarms"]["lookups_failing"]
+    assert "all 6 lookups" in alarm and "/v9" in alarm
+    Source.update(config={**source.config, "api_url": good}).where(Source.id == source.id).execute()
+    assert gateway.run_pass(source.id, now=start + timedelta(seconds=400))["pending"] == 2
+    state = sources.get("iotec").state
+    assert "lookups_failing" not in state["alarms"] and state["lookups_failed"] == 0

@@ -143,3 +143,23 @@ def test_mail_that_arrives_while_redis_is_down_is_read_once_it_is_back(environ, 
     wait_for(lambda: in_db(app, lambda: PaymentRequest.get_by_id(request.id).status) == "paid", timeout=60,
              message="the request to be paid from the mail, once Redis is back")
     assert watcher.poll() is None and worker.poll() is None
+
+
+def test_mail_arriving_during_idle_is_read_without_a_reconnect(environ, app, imap, watcher, worker, tmp_path):
+    """Each mail makes the server talk during IDLE (EXISTS, RECENT, then the FETCH our own \\Seen
+    causes, which pymap writes in two pieces): the watcher reads them all on one connection."""
+    add_source(environ, readme_source(imap), tmp_path)
+    wait_for(watching(app, "shop-mail"), timeout=20, message="the watcher to IDLE on the source")
+    requests = [a_request(app, amount) for amount in (31000, 32000, 33000)]
+    for request in requests:
+        append(imap, USER, PASSWORD, "INBOX",
+               mtn_payment(request.amount_minor, sender_name="Grace Kato", sender_phone=PHONE).raw)
+        wait_for(lambda: in_db(app, lambda: PaymentRequest.get_by_id(request.id).status) == "paid", timeout=30,
+                 message=f"the request for {request.amount_minor} to be paid from its mail")
+    # The \Seen FETCH of the last mail reaches the IDLE connection after its pass: wait out a renewal.
+    stamp = in_db(app, lambda: Source.get(Source.name == "shop-mail").state["watch"]["at"])
+    wait_for(watching(app, "shop-mail", after=stamp), timeout=20, message="the IDLE to be renewed")
+    watch = in_db(app, lambda: Source.get(Source.name == "shop-mail").state["watch"])
+    log = Path(tmp_path / "watch.log").read_text()
+    assert "unterminated line" not in log and "reconnecting" not in log, log
+    assert watch["connects"] == 1 and watch["connected"], watch

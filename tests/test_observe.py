@@ -58,3 +58,26 @@ def test_a_row_first_seen_completed_is_recorded_paid_without_any_message(ctx):
 def test_a_row_without_an_amount_is_ignored(ctx):
     assert ledger.observe_request(seen(amount_minor=None)).change == "ignored"
     assert PaymentRequest.select().count() == 0
+
+
+def test_history_first_seen_paid_keeps_the_rows_paid_time_and_stays_out_of_time_to_pay(ctx):
+    from datetime import timedelta
+
+    from webapp.domain import reports
+    from webapp.storage.models import Agent, utcnow
+
+    now = utcnow()
+    created, moved = now - timedelta(days=3), now - timedelta(days=3) + timedelta(minutes=7)
+    history = ledger.observe_request(seen("paid", external_id="OLD1", created_at=created, paid_at=moved,
+                                          transaction_id="MTN900001"), now=now)
+    request = PaymentRequest.get_by_id(history.request.id)
+    assert request.status == "paid" and request.seen_settled and request.paid_at == moved
+    assert Payment.get(Payment.request == request.id).received_at == moved
+    # Watched being paid: a true time to pay.
+    ledger.observe_request(seen(external_id="NEW1"), now=now - timedelta(minutes=10))
+    ledger.observe_request(seen("paid", external_id="NEW1", transaction_id="MTN900002"), now=now)
+    watched = PaymentRequest.get(PaymentRequest.external_id == "NEW1")
+    assert watched.status == "paid" and not watched.seen_settled
+    assert [r.external_id for r in reports.slowest_paid(30, now=now)] == ["NEW1"]
+    stats = reports.agent_stats(Agent.get(Agent.code == "AG7"))
+    assert stats.counts["paid"] == 2 and stats.median_seconds_to_pay == pytest.approx(600, abs=2)

@@ -393,3 +393,23 @@ def jobqueue_enqueue(app, source_id: int) -> None:
     """Enqueue one pass as the scheduler would; the worker runs it."""
     with app.app_context(), db.database.connection_context():
         jobqueue.enqueue("portal_pass", source_id)
+
+
+def test_a_paid_at_column_gives_the_rows_own_paid_time():
+    from datetime import datetime, timedelta, timezone
+
+    from jobs.portal_table import find_columns, parse_row
+
+    cfg = PortalConfig.from_source(classic_config("http://portal", columns={
+        "external_id": "ID", "created_at": "Created", "amount": "Amount", "status": "Status", "paid_at": "Paid"}))
+    headers = ["ID", "Created", "Amount", "Status", "Paid"]
+    positions, missing = find_columns(headers, cfg)
+    assert missing == []
+    row = parse_row(["T1", "2026-12-01 09:00:00", "5,000", "Completed", "2026-12-01 09:04:30"], positions, headers,
+                    cfg, "acme", "UG")
+    assert row.status == "paid" and row.paid_at == datetime(2026, 12, 1, 9, 4, 30, tzinfo=timezone(timedelta(hours=3)))
+    pending = parse_row(["T2", "2026-12-01 09:00:00", "5,000", "Pending", ""], positions, headers, cfg, "acme", "UG")
+    assert pending.paid_at is None
+    with pytest.raises(Unparseable, match="T3"):
+        parse_row(["T3", "2026-12-01 09:00:00", "5,000", "Completed", "yesterday"], positions, headers, cfg, "acme",
+                  "UG")

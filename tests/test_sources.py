@@ -86,3 +86,36 @@ def test_api_health_lists_each_source(app, client):
         sources.save(PORTAL, actor="test")
     body = client.get("/api/v1/health", headers={"Authorization": f"Bearer {key}"}).get_json()
     assert [s["name"] for s in body["sources"]] == ["acme-portal"] and body["sources"][0]["ok"] is False
+
+
+def test_a_source_not_heard_from_for_three_intervals_raises_silent_and_clears_when_heard_again(ctx):
+    from datetime import timedelta
+
+    from webapp.storage.models import utcnow
+
+    options.update({"admin_phones": ["+256700000001"]}, actor="test")
+    source, _ = sources.save(PORTAL, actor="test")  # interval 30 s: silent after 3 × 30 + 60 s
+    start = utcnow()
+    sources.record_pass(source.id, ok=True, now=start, last_contact_at=start)
+    assert sources.check_silence(start + timedelta(seconds=149)) == {"raised": [], "cleared": []}
+    assert sources.check_silence(start + timedelta(seconds=151)) == {"raised": ["acme-portal"], "cleared": []}
+    alarms = Source.get_by_id(source.id).state["alarms"]
+    assert "no contact since" in alarms["silent"] and "30 s" in alarms["silent"]
+    assert sources.check_silence(start + timedelta(seconds=200))["raised"] == []  # raised once, told once
+    assert Notification.select().where(Notification.kind == "admin_alert").count() == 1
+    # Failed passes without contact do not count as being heard from.
+    sources.record_pass(source.id, ok=False, error="HTTP 503", now=start + timedelta(seconds=210))
+    assert "silent" in Source.get_by_id(source.id).state["alarms"]
+    later = start + timedelta(seconds=220)
+    sources.record_pass(source.id, ok=True, now=later, last_contact_at=later)
+    assert sources.check_silence(later + timedelta(seconds=1)) == {"raised": [], "cleared": ["acme-portal"]}
+    assert sources.freshness(Source.get_by_id(source.id)).alarms == {}
+
+
+def test_a_source_never_heard_from_is_silent_three_intervals_after_it_was_added(ctx):
+    from datetime import timedelta
+
+    source, _ = sources.save(PORTAL, actor="test")
+    assert sources.check_silence(source.created_at + timedelta(seconds=100))["raised"] == []
+    assert sources.check_silence(source.created_at + timedelta(seconds=151))["raised"] == ["acme-portal"]
+    assert "since it was added" in Source.get_by_id(source.id).state["alarms"]["silent"]

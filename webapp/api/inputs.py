@@ -369,6 +369,7 @@ def request_json(req: PaymentRequest, *, with_payments: bool = True) -> dict[str
         "created_at": iso(req.created_at),
         "expires_at": iso(req.expires_at),
         "paid_at": iso(req.paid_at),
+        "seen_settled": bool(req.seen_settled),  # first seen already paid: no true time to pay
         "voucher": voucher.code if voucher else None,
         "voucher_pool": req.voucher_pool,
         "meta": req.meta or {},

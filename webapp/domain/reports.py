@@ -1,7 +1,9 @@
 """Read-only figures for the dashboard and the agent page (no writes).
 
 Days are calendar days in the configured zone; money is summed per currency in
-minor units (never mixed). Time to pay is paid_at − created_at of a paid request.
+minor units (never mixed). Time to pay is paid_at − created_at of a paid request that Paywatch
+watched being paid: requests first seen already settled (portal history, `seen_settled`) have
+no true time to pay and are left out of those figures (they still count as paid).
 """
 from __future__ import annotations
 
@@ -91,7 +93,8 @@ def slowest_paid(days: int = 30, limit: int = 10, now: datetime | None = None):
     seconds = _seconds_to_pay()
     return (PaymentRequest.select(PaymentRequest, Agent, seconds.alias("seconds"))
             .join(Agent, on=(PaymentRequest.agent == Agent.id), join_type=JOIN.LEFT_OUTER)
-            .where(PaymentRequest.status == RequestStatus.PAID, PaymentRequest.paid_at >= since)
+            .where(PaymentRequest.status == RequestStatus.PAID, PaymentRequest.paid_at >= since,
+                   PaymentRequest.seen_settled == False)  # noqa: E712
             .order_by(seconds.desc(), PaymentRequest.id).limit(limit))
 
 
@@ -124,7 +127,7 @@ def agent_stats(agent: Agent) -> AgentStats:
     seconds = _seconds_to_pay()
     durations = [float(s) for (s,) in PaymentRequest.select(seconds).where(
         PaymentRequest.agent == agent.id, PaymentRequest.status == RequestStatus.PAID,
-        PaymentRequest.paid_at.is_null(False)).tuples()]
+        PaymentRequest.paid_at.is_null(False), PaymentRequest.seen_settled == False).tuples()]  # noqa: E712
     alerts: dict[str, int] = {}
     if agent.phone:
         from webapp.domain.outbox import Kind

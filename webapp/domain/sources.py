@@ -1,4 +1,4 @@
-"""Sources: the configured places Paywatch reads (portal, mailbox, gateway, webhook).
+"""Sources: the configured places Paywatch reads (portal, mailbox, gateway, sms, webhook).
 
 A source is added from a JSON file (`flask --app wsgi sources add --file F.json`):
 `{"kind", "name", "enabled", "interval_s", "config": {…}}`. Secrets never sit in the
@@ -34,11 +34,17 @@ REQUIRED = {
     SourceKind.GATEWAY: ("provider", "auth_url", "api_url", "client_id_env", "client_secret_env"),
     SourceKind.WEBHOOK: (),
     SourceKind.DATABASE: ("url_env", "gateway", "tables"),
+    SourceKind.SMS: ("format", "secret_env"),
 }
+SMS_FORMATS = ("capcom6", "httpsms", "generic")
 
 
 class SourceError(ValueError):
     """A source definition or action that cannot be accepted; the message names the problem."""
+
+
+_SHOWN_STATE = ("last_contact_at", "last_mail_at", "last_sms_at", "progress", "counts", "watch",
+                "lookups_failing_since")
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ class Freshness:
             "last_run_at": self.last_run_at.isoformat() if self.last_run_at else None,
             "last_ok_at": self.last_ok_at.isoformat() if self.last_ok_at else None,
             "last_error": self.last_error, "alarms": self.alarms,
-            **{k: v for k, v in self.state.items() if k in ("last_contact_at", "last_mail_at", "progress", "counts", "watch")},
+            **{k: v for k, v in self.state.items() if k in _SHOWN_STATE},
         }
 
 
@@ -78,6 +84,9 @@ def validate(spec: Any) -> dict[str, Any]:
     missing = [key for key in REQUIRED[kind] if key not in config]
     if missing:
         raise SourceError(f"{kind} source {name!r}: config is missing {', '.join(missing)}")
+    problem = _sms_problem(config) if kind == SourceKind.SMS else None
+    if problem:
+        raise SourceError(f"sms source {name!r}: {problem}")
     leaked = [key for key in _walk_keys(config) if key.lower() in ("password", "secret", "client_secret", "token")]
     if leaked:
         raise SourceError(f"config holds a secret ({', '.join(leaked)}): name an environment variable instead "
@@ -96,6 +105,25 @@ def validate(spec: Any) -> dict[str, Any]:
         except billing.BillingConfigError as exc:
             raise SourceError(f"database source {name!r}: {exc}") from None
     return {"kind": kind, "name": name, "config": config, "interval_s": interval, "enabled": enabled}
+
+
+def _sms_problem(config: dict[str, Any]) -> str | None:
+    """What is wrong with an `sms` source's config (DESIGN.md "Source files"), or None."""
+    if config.get("format") not in SMS_FORMATS:
+        return f"format must be one of {', '.join(SMS_FORMATS)}, got {config.get('format')!r}"
+    if not isinstance(config.get("secret_env"), str) or not config["secret_env"].strip():
+        return "secret_env must name the environment variable holding the signing secret"
+    ids = config.get("sender_ids", [])
+    if isinstance(ids, dict):
+        if not all(isinstance(k, str) and k.strip() and isinstance(v, str) for k, v in ids.items()):
+            return "sender_ids must map sender ids to provider names"
+    elif not isinstance(ids, list) or not all(isinstance(v, str) and v.strip() for v in ids):
+        return "sender_ids must be a list of sender ids, or an object {sender id: provider name}"
+    providers = config.get("providers")
+    if providers is not None and (not isinstance(providers, list)
+                                  or not all(isinstance(v, str) and v.strip() for v in providers)):
+        return "providers must be a list of provider names"
+    return None
 
 
 def _walk_keys(value: Any):
@@ -198,6 +226,32 @@ def freshness(source: Source, now: datetime | None = None) -> Freshness:
         last_run_at=source.last_run_at, last_ok_at=source.last_ok_at, last_error=source.last_error,
         alarms=alarms, state=state,
     )
+
+
+SILENT_INTERVALS = 3  # no contact for this many intervals (plus a minute) raises alarm "silent"
+SILENT_KINDS = (SourceKind.PORTAL, SourceKind.MAILBOX, SourceKind.SMS)  # gateways: "lookups_failing"
+
+
+def check_silence(now: datetime | None = None) -> dict[str, list[str]]:
+    """Raise alarm "silent" on every enabled source that has had no contact with its outside
+    system (state `last_contact_at`, else since it was added) for SILENT_INTERVALS × interval_s
+    plus a minute; clear it on the ones heard from again. For an `sms` source the interval is
+    the phone app's ping period (capcom6 `system:ping`; any post counts). Gateways judge their
+    lookups instead (jobs/gateway.py, alarm "lookups_failing"). Returns {"raised", "cleared"}."""
+    now = now or utcnow()
+    done: dict[str, list[str]] = {"raised": [], "cleared": []}
+    for source in Source.select().where(Source.enabled == True, Source.kind.in_(SILENT_KINDS)):  # noqa: E712
+        heard = (source.state or {}).get("last_contact_at")
+        last = datetime.fromisoformat(heard) if heard else source.created_at
+        limit = timedelta(seconds=SILENT_INTERVALS * source.interval_s + 60)
+        if now - last > limit:
+            since = f"since {last.isoformat(timespec='seconds')}" if heard else "since it was added"
+            if raise_alarm(source.id, "silent", f"no contact {since} (over {SILENT_INTERVALS}× its interval of "
+                                                f"{source.interval_s} s): is it still reading?", now=now):
+                done["raised"].append(source.name)
+        elif clear_alarm(source.id, "silent"):
+            done["cleared"].append(source.name)
+    return done
 
 
 def all_freshness() -> list[Freshness]:

@@ -64,6 +64,11 @@ JOBS: dict[str, JobSpec] = {
     # the rule builder (jobs/rules.py), run inline by webapp/web/rules_builder.py
     "rules_build": JobSpec("jobs.rules.builder_view", "fast", 60),
     "rules_save": JobSpec("jobs.rules.builder_save", "default", 300),
+    # sms sources (jobs/sms.py; the hook is webapp/web/hooks.py)
+    "sms_ingest": JobSpec("jobs.sms.ingest", "default", 60, retry=3),
+    "sms_sweep": JobSpec("jobs.sms.sweep", "default", 60),
+    # every source: silence and failing lookups raise alarms (jobs/sweeps.py)
+    "source_alarms": JobSpec("jobs.sweeps.check_sources", "default", 60),
     # portal sources (jobs/portal.py)
     "portal_pass": JobSpec("jobs.portal.run_pass", "slow", 300),
     "claim_check": JobSpec("jobs.claims.check", "default", 60),
@@ -87,6 +92,8 @@ RECURRING: dict[str, int] = {
     "whatsapp_acks": 120,
     "webhook_sweep": 15,
     "billing_writeback_sweep": 15,
+    "sms_sweep": 30,
+    "source_alarms": 60,
 }
 
 _redis: dict[str, Redis] = {}

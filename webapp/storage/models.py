@@ -187,6 +187,9 @@ class PaymentRequest(BaseModel):
     voucher_pool = CharField(null=True)
     idempotency_key = CharField(null=True)
     flag = CharField(null=True)  # e.g. "voucher_pool_empty"
+    # First seen already settled (portal history): paid_at is the source's time when it said
+    # one, else when Paywatch first saw it; left out of time-to-pay figures either way.
+    seen_settled = BooleanField(default=False)
     meta = JSONField(default=dict)
     # Fees and invoices: a request with a due date does not expire (expires_at = due_at, the
     # sweep skips it); one that allows installments is paid by several payments.
@@ -398,7 +401,8 @@ class SourceKind:
     GATEWAY = "gateway"
     WEBHOOK = "webhook"
     DATABASE = "database"  # an existing billing database (webapp/domain/billing.py)
-    ALL = (PORTAL, MAILBOX, GATEWAY, WEBHOOK, DATABASE)
+    SMS = "sms"
+    ALL = (PORTAL, MAILBOX, GATEWAY, WEBHOOK, DATABASE, SMS)
 
 
 class Source(BaseModel):
@@ -413,6 +417,41 @@ class Source(BaseModel):
     last_ok_at = UTCDateTimeField(null=True)
     last_error = TextField(null=True)
     created_at = UTCDateTimeField(default=utcnow)
+
+
+class InboundSmsStatus:
+    NEW = "new"  # stored by the hook, waiting for its job
+    DONE = "done"  # read: a payment, a reversal, not money, or kept unreadable
+    IGNORED = "ignored"  # not from a provider or a trusted sender id: its text is dropped
+    ALL = (NEW, DONE, IGNORED)
+
+
+class InboundSms(BaseModel):
+    """One SMS posted to POST /hooks/sms/<source>, stored before anything reads it.
+
+    `ref` is the forwarder's message id, else a hash of the body (unique per source: a
+    retried post changes nothing). The job (jobs/sms.py) reads it with the provider rules.
+    """
+
+    source = CharField()
+    ref = CharField()
+    format = CharField()  # capcom6 / httpsms / generic
+    sender = CharField(default="")
+    text = TextField(default="")
+    received_at = UTCDateTimeField(null=True)  # the phone's clock, when the forwarder says
+    raw = TextField(default="")  # the posted body (bounded by the hook)
+    status = CharField(default=InboundSmsStatus.NEW)
+    outcome = CharField(null=True)  # received / reversal / not_money / unparsed / duplicate / ignored
+    payment_id = IntegerField(null=True)
+    created_at = UTCDateTimeField(default=utcnow)
+    processed_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "inbound_sms"
+        indexes = (
+            (("source", "ref"), True),
+            (("status", "created_at"), False),
+        )
 
 
 class NotificationStatus:
@@ -618,6 +657,6 @@ MODELS = (
     Payer,
     User, LoginSession, Agent, Lead, PaymentRequest, AmountReservation, Payment, PaymentSighting, Reversal,
     MatchCandidate, RejectedPair, PayerAlias, Claim,
-    Source, Notification, Template, Rule, Voucher, BillingRow, BillingWriteback, ApiKey, IdempotencyRecord,
-    WebhookEndpoint, WebhookDelivery, WebhookAttempt, Setting, Event,
+    Source, InboundSms, Notification, Template, Rule, Voucher, BillingRow, BillingWriteback, ApiKey,
+    IdempotencyRecord, WebhookEndpoint, WebhookDelivery, WebhookAttempt, Setting, Event,
 )

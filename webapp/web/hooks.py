@@ -1,4 +1,5 @@
-"""Inbound callbacks: POST /hooks/gateway/<source name> (ioTec's per-wallet collection callback).
+"""Inbound callbacks: POST /hooks/gateway/<source name> (ioTec's per-wallet collection callback)
+and POST /hooks/sms/<source name> (a phone's SMS forwarder; webapp/domain/inbound_sms.py).
 
 ioTec signs nothing: a callback carries only a static header set in its portal. We
 check that header (name and value from the source's `callback_header_name` and the
@@ -14,6 +15,7 @@ from flask import Blueprint, jsonify, request
 from redis.exceptions import RedisError
 
 from webapp.config import ConfigError, secret
+from webapp.domain import inbound_sms
 from webapp.domain.sources import gateway_source
 from webapp.plumbing import jobqueue
 from webapp.web.access import PUBLIC, access
@@ -60,3 +62,31 @@ def gateway_callback(name: str):
         response[0].headers["Retry-After"] = "30"
         return response
     return jsonify({"success": True, "queued": {"id": transaction_id, "external_id": external_id}}), 202
+
+
+@bp.post("/sms/<name>")
+@access(PUBLIC)
+def sms_post(name: str):
+    """One SMS from a forwarder app: 202 stored and queued (200 when stored before, or a ping);
+    401 unsigned or badly signed, 400 unreadable, 413 too big, 404 no such source — nothing
+    stored on any error."""
+    source = inbound_sms.sms_source(name)
+    if source is None:
+        return _error(404, "not_found", f"no enabled sms source {name!r}")
+    if (request.content_length or 0) > inbound_sms.MAX_BODY:
+        return _error(413, "too_large", f"the body is over {inbound_sms.MAX_BODY} bytes")
+    body = request.get_data(cache=False)
+    if len(body) > inbound_sms.MAX_BODY:
+        return _error(413, "too_large", f"the body is over {inbound_sms.MAX_BODY} bytes")
+    try:
+        inbound_sms.authenticate(source, request.headers, body)
+        posted = inbound_sms.read_post(inbound_sms.source_format(source), body)
+    except inbound_sms.HookError as exc:
+        return _error(exc.status, exc.code, exc.message)
+    if posted.kind != "sms":
+        inbound_sms.heard(source, posted)
+        return jsonify({"success": True, "event": posted.event,
+                        "stored": False, "why": "contact" if posted.kind == "contact" else "not an incoming SMS"}), 200
+    row, created = inbound_sms.store(source, posted, body)
+    return jsonify({"success": True, "event": posted.event, "stored": True, "id": row.id, "ref": row.ref,
+                    "duplicate": not created}), 202 if created else 200

@@ -20,6 +20,7 @@ from webapp.domain.ledger.core import (
     find_payment,
     find_request,
     normalize_txn,
+    text_key,
 )
 from webapp.domain.ledger.decisions import confirm, link, reject, why_not_tell_customer
 from webapp.domain.ledger.money_in import ingest_payment, ingest_payments
@@ -38,5 +39,5 @@ __all__ = [
     "DECIDABLE", "ENDINGS", "PAYABLE", "REVERSED_REASON", "IngestResult", "LedgerError", "NewRequest",
     "ObserveResult", "PaymentObservation", "RequestObservation", "cancel_request", "confirm", "create_request",
     "expire_due", "find_payment", "find_request", "flag_reversal", "ingest_payment", "ingest_payments", "link",
-    "normalize_txn", "observe_request", "reject", "reread_payment", "why_not_tell_customer",
+    "normalize_txn", "observe_request", "reject", "reread_payment", "text_key", "why_not_tell_customer",
 ]

@@ -3,6 +3,7 @@ and _settle(), the compare-and-set that pays a request with a payment.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -72,6 +73,9 @@ class PaymentObservation:
     provider: str | None = None  # whose transaction id it is (a parser's name, "iotec"…), when known
     generic: bool = False  # read by the fallback reader, not a provider rule: review, never auto-confirmed
     reading: str = ""  # what the fallback reader read and why (shown in review)
+    # For a text with no transaction id (a bank SMS): text_key(sender id, text), so that the
+    # same SMS reported twice (posted by the phone and forwarded by mail) is one payment.
+    content_key: str | None = None
 
 
 @dataclass
@@ -97,6 +101,15 @@ def normalize_txn(transaction_id: str | None) -> str | None:
     """
     key = _NOT_ALNUM.sub("", (transaction_id or "")[:256].upper())
     return key if len(key) >= 6 and any(c.isdigit() for c in key) else None
+
+
+def text_key(sender_id: str, text: str) -> str:
+    """The key of one SMS text when it names no transaction id: its sender id and its words
+    (letters and digits only, lower case), hashed. Two copies of one SMS get the same key
+    whatever spacing or punctuation a forwarder changed; "#" keeps it apart from any
+    normalize_txn() value."""
+    words = re.sub(r"[^0-9a-z]", "", f"{sender_id}\n{text}"[:20000].lower())
+    return "SMS#" + hashlib.sha256(words.encode()).hexdigest()[:40]
 
 
 def _release_amount(request_id: int) -> None:
@@ -141,8 +154,11 @@ def _evidence(candidate: matching.Candidate) -> list[dict[str, Any]]:
 
 def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now: datetime,
             verified_by: int | None = None, how: str = "automatic", fresh: bool = False,
-            announce: bool = True) -> bool:
-    """request → paid and payment → confirmed, both or neither. False when either moved meanwhile."""
+            announce: bool = True, paid_at: datetime | None = None, seen_settled: bool = False) -> bool:
+    """request → paid and payment → confirmed, both or neither. False when either moved meanwhile.
+
+    `paid_at`: when the money moved by the source's own clock, when it says (else `now`);
+    `seen_settled`: the request was first seen already paid (history), not watched being paid."""
     try:
         with db.transaction():
             # Payment row first, then the request: every path takes its locks in this
@@ -161,7 +177,8 @@ def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now:
             if before.allow_partial and total > before.amount_minor:
                 raise _Lost()  # more than the balance: never kept silently (money_in sends it to review)
             whole = not before.allow_partial or total == before.amount_minor
-            changes = {"status": RequestStatus.PAID, "paid_at": now, "ended_at": now} if whole else {
+            changes = {"status": RequestStatus.PAID, "paid_at": paid_at or now, "ended_at": now,
+                       **({"seen_settled": True} if seen_settled else {})} if whole else {
                 "status": RequestStatus.PARTIAL}
             # Compare-and-set on the paid total too: two installments at once add up, never overwrite.
             paid = sqlcache.update(

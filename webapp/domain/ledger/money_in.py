@@ -110,7 +110,7 @@ def find_stored(obs: PaymentObservation) -> tuple[Payment | None, Payment | None
 
 
 def _money_key(obs: PaymentObservation) -> tuple[str, str, int] | None:
-    txn = normalize_txn(obs.transaction_id)
+    txn = normalize_txn(obs.transaction_id) or obs.content_key
     if txn is None or obs.amount_minor is None or not obs.currency or not obs.parsed:
         return None
     return obs.currency, txn, obs.amount_minor

@@ -196,7 +196,7 @@ def _observed_paid(request: PaymentRequest, obs: RequestObservation, now: dateti
     evidence = (matching.Evidence("source", 100, f"{obs.source} reports {obs.external_id} paid"),)
     candidate = matching.Candidate(request.id, request.reference, 100, evidence)
     if not _settle(payment, candidate, actor=actor, now=now, how="reported by source", fresh=twin is None,
-                   announce=not first_sight):
+                   announce=not first_sight, paid_at=moved if obs.paid_at else None, seen_settled=first_sight):
         raise LedgerError("conflict", f"{request.reference} changed while {obs.source} reported it paid")
     return "paid"
 
