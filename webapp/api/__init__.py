@@ -10,8 +10,9 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the API blueprint (before the web's error handlers run, any order works)."""
-    from webapp.api import views
+    from webapp.api import review, views
     from webapp.web.extensions import csrf
 
     app.register_blueprint(views.bp)
-    csrf.exempt(views.bp)  # API calls authenticate with bearer keys, not cookies
+    for blueprint in (views.bp, review.bp):
+        csrf.exempt(blueprint)  # API calls authenticate with bearer keys, not cookies

@@ -1,0 +1,180 @@
+"""The OpenAPI 3.1 document of /api/v1, built from the `@operation` declarations on the views.
+
+Each view declares its body, query and answers with the schemas that read and shape them
+(webapp.api.schema / shapes); `document(app)` walks the URL map, so an operation is documented
+by one `@operation(...)` line under its route, and a route without one is left out (the tests
+fail on it).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from flask import Flask
+
+from webapp.api.schema import Schema
+from webapp.api.shapes import ERROR
+from webapp.domain.input_bounds import MAX_ID
+
+PREFIX = "/api/v1"
+_ERRORS = {
+    400: "the body is not a JSON object",
+    401: "no valid API key: send Authorization: Bearer <key>",
+    403: "the key's role may not make this call",
+    404: "nothing has that id or reference",
+    409: "the state does not allow it, or an Idempotency-Key was reused with another body",
+    413: "the body is larger than 64 KiB",
+    422: "a field is missing or wrong: error.details names it",
+    429: "over this key's rate limit: wait Retry-After seconds",
+    500: "a fault on our side, in the error format",
+    503: "a part is down",
+}
+_RATE_HEADERS = {
+    "RateLimit-Limit": "requests allowed in the window of this key's limit",
+    "RateLimit-Remaining": "requests left in the current window",
+    "RateLimit-Reset": "seconds until a request is allowed again in full",
+}
+_PARAMETER = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
+
+
+@dataclass
+class Operation:
+    summary: str
+    answers: dict[int, Schema]
+    body: Schema | None = None
+    query: Schema | None = None
+    errors: tuple[int, ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    public: bool = False
+
+
+def operation(summary: str, *, answers: dict[int, Schema], body: Schema | None = None, query: Schema | None = None,
+              errors: tuple[int, ...] = (), headers: dict[str, str] | None = None, description: str = "",
+              public: bool = False) -> Callable:
+    """Declare a view's contract for the document: put it right under the `@bp.get/post` line.
+
+    `answers` maps success statuses to answer schemas; `errors` adds the statuses only this call
+    gives (401/403/429/500 come with every keyed call, 400/413/422 with a body or query, 404 with
+    a path parameter); `headers` names request headers ({name: description}).
+    """
+    op = Operation(summary, answers, body, query, tuple(errors), dict(headers or {}), description, public)
+
+    def declare(view: Callable) -> Callable:
+        view.openapi = op
+        return view
+
+    return declare
+
+
+def _schemas(roots: list[Schema]) -> dict[str, Any]:
+    found: dict[str, Schema] = {}
+    todo = list(roots)
+    while todo:
+        schema = todo.pop()
+        if schema.name not in found:
+            found[schema.name] = schema
+            todo.extend(schema.refs)
+    return {name: found[name].openapi(answer=not name.endswith("Input")) for name in sorted(found)}
+
+
+def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
+    parameters = []
+    for match in _PARAMETER.finditer(rule):
+        integer = match["converter"] == "int"
+        schema = {"type": "integer", "minimum": 0, "maximum": MAX_ID} if integer else {"type": "string", "minLength": 1}
+        parameters.append({"name": match["name"], "in": "path", "required": True, "schema": schema})
+    return _PARAMETER.sub(lambda m: "{" + m["name"] + "}", rule), parameters
+
+
+def _error(status: int) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": _ERRORS[status],
+                              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    if status == 429:
+        answer["headers"] = {"Retry-After": {"description": "seconds to wait", "required": True,
+                                             "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+                             **_rate_headers()}
+    return answer
+
+
+def _rate_headers() -> dict[str, Any]:
+    return {name: {"description": text, "required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+            for name, text in _RATE_HEADERS.items()}
+
+
+def _operation(op: Operation, path_parameters: list[dict], keyed: bool) -> dict[str, Any]:
+    statuses = set(op.errors) | {500}
+    if keyed:
+        statuses |= {401, 403, 429}
+    if op.body or op.query:
+        statuses |= {422}
+    if op.body:
+        statuses |= {400, 413}
+    if path_parameters:
+        statuses |= {404}
+    answers: dict[str, Any] = {}
+    for status, schema in sorted(op.answers.items()):
+        answers[str(status)] = {
+            "description": schema.description or schema.name,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema.name}"}}},
+            **({"headers": _rate_headers()} if keyed else {}),
+        }
+    answers.update({str(status): _error(status) for status in sorted(statuses) if str(status) not in answers})
+    spec: dict[str, Any] = {"summary": op.summary, "responses": answers}
+    if op.description:
+        spec["description"] = op.description
+    parameters = list(path_parameters)
+    parameters += [{"name": name, "in": "header", "required": False, "description": text,
+                    "schema": {"type": "string", "maxLength": 255}} for name, text in op.headers.items()]
+    if op.query:
+        parameters += op.query.parameters()
+    if parameters:
+        spec["parameters"] = parameters
+    if op.body:
+        spec["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{op.body.name}"}}}}
+    spec["security"] = [{"apiKey": []}] if keyed else []
+    return spec
+
+
+def operations(app: Flask) -> list[tuple[str, str, Callable]]:
+    """(rule, method, view) of every /api/v1 route, in URL-map order."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith(PREFIX + "/"):
+            for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+                found.append((rule.rule, method, app.view_functions[rule.endpoint]))
+    return found
+
+
+def document(app: Flask, version: str = "1") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every declared /api/v1 operation."""
+    paths: dict[str, dict[str, Any]] = {}
+    roots: list[Schema] = [ERROR]
+    for rule, method, view in operations(app):
+        op: Operation | None = getattr(view, "openapi", None)
+        if op is None:
+            continue
+        path, parameters = _path(rule)
+        keyed = not op.public and getattr(view, "access", None) is not None
+        paths.setdefault(path, {})[method.lower()] = _operation(op, parameters, keyed)
+        roots += [*op.answers.values(), *([op.body] if op.body else [])]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Paywatch API",
+            "version": version,
+            "description": "Payment requests, payments seen, and the review queues. Amounts are decimal strings "
+                           "in the currency's minor-unit precision (\"5000.00\"), times ISO 8601 with an offset. "
+                           "Lists are newest first and paginated by cursor: pass `next_cursor` as `cursor`. "
+                           "Every error has the Error shape. Each key has a rate limit (RateLimit-* headers; "
+                           "429 with Retry-After over it).",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(roots),
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
+                                           "description": "an API key: flask --app wsgi apikeys create NAME"}},
+        },
+    }
