@@ -50,12 +50,14 @@ class Allowance:
 
 
 def _strategy() -> MovingWindowRateLimiter:
-    if time.monotonic() - _storage_failed_at < RETRY_STORAGE:
-        return _fallback
+    global _storage_failed_at
     storage = limiter.storage
-    if id(storage) not in _shared:
+    if id(storage) not in _shared:  # a new app (its own storage): start afresh
         _shared.clear()
         _shared[id(storage)] = MovingWindowRateLimiter(storage)
+        _storage_failed_at = 0.0
+    if time.monotonic() - _storage_failed_at < RETRY_STORAGE:
+        return _fallback
     return _shared[id(storage)]
 
 

@@ -45,7 +45,8 @@ def create(name: str, role: str = Role.STAFF, *, created_by: int | None = None, 
     with db.transaction():
         row = ApiKey.create(name=name, prefix=prefix, hash=_digest(key), role=role, created_by=created_by,
                             rate_limit=rate_limit)
-        audit.record("apikey.created", f"apikey:{prefix}", actor=actor, name=name, role=role, rate_limit=rate_limit)
+        limit = {"rate_limit": rate_limit} if rate_limit else {}
+        audit.record("apikey.created", f"apikey:{prefix}", actor=actor, name=name, role=role, **limit)
     return row, key
 
 
