@@ -10,9 +10,10 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the API blueprint (before the web's error handlers run, any order works)."""
-    from webapp.api import review, views
+    from webapp.api import reference, review, views
     from webapp.web.extensions import csrf
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(reference.bp)  # /api/docs: the reference page, made from the same document
     for blueprint in (views.bp, review.bp):
         csrf.exempt(blueprint)  # API calls authenticate with bearer keys, not cookies

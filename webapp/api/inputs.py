@@ -341,6 +341,10 @@ def _replay(key: str, fingerprint: str):
 # ------------------------------------------------------------------ cursors
 
 
+def encode_cursor(value: int) -> str:
+    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
+
+
 def decode_cursor(cursor: str | None) -> int | None:
     """The id a `next_cursor` stands for; 422 naming `cursor` for anything this API did not give out."""
     if not cursor:

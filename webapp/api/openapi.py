@@ -18,6 +18,7 @@ from webapp.api.shapes import ERROR
 from webapp.domain.input_bounds import MAX_ID
 
 PREFIX = "/api/v1"
+KEYED = ("api:staff", "api:admin")  # the access levels of webapp.api.inputs.api_access
 _ERRORS = {
     400: "the body is not a JSON object",
     401: "no valid API key: send Authorization: Bearer <key>",
@@ -47,19 +48,17 @@ class Operation:
     errors: tuple[int, ...] = ()
     headers: dict[str, str] = field(default_factory=dict)
     description: str = ""
-    public: bool = False
 
 
 def operation(summary: str, *, answers: dict[int, Schema], body: Schema | None = None, query: Schema | None = None,
-              errors: tuple[int, ...] = (), headers: dict[str, str] | None = None, description: str = "",
-              public: bool = False) -> Callable:
+              errors: tuple[int, ...] = (), headers: dict[str, str] | None = None, description: str = "") -> Callable:
     """Declare a view's contract for the document: put it right under the `@bp.get/post` line.
 
     `answers` maps success statuses to answer schemas; `errors` adds the statuses only this call
     gives (401/403/429/500 come with every keyed call, 400/413/422 with a body or query, 404 with
     a path parameter); `headers` names request headers ({name: description}).
     """
-    op = Operation(summary, answers, body, query, tuple(errors), dict(headers or {}), description, public)
+    op = Operation(summary, answers, body, query, tuple(errors), dict(headers or {}), description)
 
     def declare(view: Callable) -> Callable:
         view.openapi = op
@@ -157,7 +156,7 @@ def document(app: Flask, version: str = "1") -> dict[str, Any]:
         if op is None:
             continue
         path, parameters = _path(rule)
-        keyed = not op.public and getattr(view, "access", None) is not None
+        keyed = getattr(view, "access", None) in KEYED
         paths.setdefault(path, {})[method.lower()] = _operation(op, parameters, keyed)
         roots += [*op.answers.values(), *([op.body] if op.body else [])]
     return {

@@ -6,10 +6,10 @@ one in the serializer.
 """
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Any
 
+from webapp.api.inputs import encode_cursor
 from webapp.api.schema import (
     Amount,
     Boolean,
@@ -226,7 +226,3 @@ def candidates_of(req: PaymentRequest) -> list[dict]:
     )
     return [CANDIDATE.shape({"payment": payment_json(row.payment), "score": row.score, "late": row.late,
                              "mismatch": row.mismatch, "evidence": row.evidence}) for row in rows]
-
-
-def encode_cursor(value: int) -> str:
-    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")

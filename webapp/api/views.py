@@ -41,6 +41,7 @@ from webapp.domain import ledger
 from webapp.domain.health import health
 from webapp.plumbing import jobqueue
 from webapp.storage.models import Agent, Payment, PaymentRequest, PaymentStatus, RequestStatus, utcnow
+from webapp.web.access import PUBLIC, access
 from webapp.web.errors import error_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -294,7 +295,8 @@ def api_health():
 
 @bp.get("/openapi.json")
 @operation("This document: OpenAPI 3.1, generated from the schemas the views read and answer with",
-           answers={200: OPENAPI}, public=True)
+           answers={200: OPENAPI})
+@access(PUBLIC)
 def openapi_document():
     return jsonify(openapi.document(current_app))
 
