@@ -105,3 +105,10 @@ def test_the_settings_page_sets_a_keys_limit(app, client, auth, login_as):
     assert refused.status_code == 400 and "rate limit" in refused.get_data(as_text=True)
     with app.app_context(), db.database.connection_context():
         assert ApiKey.select().count() == 1
+
+
+def test_with_several_limits_the_tightest_one_decides_and_is_shown(app, client):
+    key = make_key(app, "5 per minute; 2 per hour")
+    answers = [call(client, key) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[0].headers["RateLimit-Limit"] == "2" and answers[0].headers["RateLimit-Remaining"] == "1"

@@ -45,7 +45,7 @@ def test_every_api_route_is_declared_in_the_document(app, document):
     undeclared = sorted(f"{method} {rule}" for rule, method in routes
                         if (re.sub(r"<(?:\w+:)?(\w+)>", r"<\1>", rule), method) not in documented)
     assert undeclared == [], "add @operation(...) under these routes"
-    assert len(documented) == len(routes) == 14
+    assert len(documented) == len(routes) >= 14
 
 
 def test_keyed_calls_declare_bearer_auth_the_error_format_and_the_rate_limit(document):

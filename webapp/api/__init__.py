@@ -1,4 +1,4 @@
-"""The JSON API under /api/v1: views, and the parsing and shaping of its bodies.
+"""The JSON API under /api/v1: views, their declarative schemas, the OpenAPI document and /api/docs.
 
 Authenticates with bearer API keys (no cookies, so no CSRF). Imports the domain, storage,
 plumbing, config, and webapp.web.errors / webapp.web.extensions (one error format, one limiter).
