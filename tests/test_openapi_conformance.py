@@ -5,14 +5,14 @@ to the document. The summary line is printed (pytest -s shows it).
 """
 from __future__ import annotations
 
+import re
 import subprocess
-import threading
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from werkzeug.serving import make_server
 
+from sandbox.server import ServerThread
 from tests.conftest import venv_bin
 from webapp.domain import apikeys
 from webapp.storage import db
@@ -23,17 +23,13 @@ CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
 
 @pytest.fixture
 def live_api(app, make_request):
-    """The test app on a real HTTP port (a werkzeug server in a thread), with an admin API key."""
+    """The test app on a real HTTP port, with an admin API key."""
     with app.app_context(), db.database.connection_context():
         key = apikeys.create("schemathesis", "admin")[1]
     make_request(5000)  # something to list and read
     app.config["PROPAGATE_EXCEPTIONS"] = False  # a bug answers 500, as under gunicorn
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", key
-    server.shutdown()
-    thread.join(timeout=10)
+    with ServerThread(app) as server:
+        yield server.url, key
 
 
 def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(live_api, tmp_path):
@@ -45,7 +41,8 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(l
         capture_output=True, text=True, timeout=300,
     )
     summary = [line for line in run.stdout.splitlines() if line.startswith("====") and " in " in line]
-    print("\nschemathesis:", *summary[-1:], *[line for line in run.stdout.splitlines() if "generated" in line])
+    cases_line = [line.strip() for line in run.stdout.splitlines() if re.match(r"\s*\d+ generated", line)]
+    print("\nschemathesis:", *summary[-1:], *cases_line)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     cases = ElementTree.parse(tmp_path / "junit.xml").getroot().iter("testcase")
     tested = {case.get("name") for case in cases if case.find("skipped") is None}

@@ -1,4 +1,4 @@
-"""What the JSON API's views share: key auth, input parsing, errors, idempotency, shapes.
+"""What the JSON API's views share: key auth (and its rate limit), input parsing, errors, idempotency.
 
 Errors always have the documented shape
 `{"success": false, "error": {"code", "message", "details", "timestamp"}}`.
