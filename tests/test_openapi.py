@@ -46,6 +46,8 @@ def test_every_api_route_is_declared_in_the_document(app, document):
                         if (re.sub(r"<(?:\w+:)?(\w+)>", r"<\1>", rule), method) not in documented)
     assert undeclared == [], "add @operation(...) under these routes"
     assert len(documented) == len(routes) >= 14
+    ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
+    assert len(set(ids)) == len(ids) and "create_request" in ids
 
 
 def test_keyed_calls_declare_bearer_auth_the_error_format_and_the_rate_limit(document):

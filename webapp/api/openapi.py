@@ -102,7 +102,7 @@ def _rate_headers() -> dict[str, Any]:
             for name, text in _RATE_HEADERS.items()}
 
 
-def _operation(op: Operation, path_parameters: list[dict], keyed: bool) -> dict[str, Any]:
+def _operation(op: Operation, path_parameters: list[dict], keyed: bool, operation_id: str) -> dict[str, Any]:
     statuses = set(op.errors) | {500}
     if keyed:
         statuses |= {401, 403, 429}
@@ -120,7 +120,7 @@ def _operation(op: Operation, path_parameters: list[dict], keyed: bool) -> dict[
             **({"headers": _rate_headers()} if keyed else {}),
         }
     answers.update({str(status): _error(status) for status in sorted(statuses) if str(status) not in answers})
-    spec: dict[str, Any] = {"summary": op.summary, "responses": answers}
+    spec: dict[str, Any] = {"operationId": operation_id, "summary": op.summary, "responses": answers}
     if op.description:
         spec["description"] = op.description
     parameters = list(path_parameters)
@@ -139,11 +139,18 @@ def _operation(op: Operation, path_parameters: list[dict], keyed: bool) -> dict[
 
 def operations(app: Flask) -> list[tuple[str, str, Callable]]:
     """(rule, method, view) of every /api/v1 route, in URL-map order."""
+    return [(rule, method, view) for rule, method, view, _ in _routes(app)]
+
+
+def _routes(app: Flask) -> list[tuple[str, str, Callable, str]]:
     found = []
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith(PREFIX + "/"):
-            for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-                found.append((rule.rule, method, app.view_functions[rule.endpoint]))
+            methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+            for method in methods:
+                # operationId: the view's name ("create_request"), with the method when a view has several
+                name = rule.endpoint.rsplit(".", 1)[-1] + (f"_{method.lower()}" if len(methods) > 1 else "")
+                found.append((rule.rule, method, app.view_functions[rule.endpoint], name))
     return found
 
 
@@ -151,13 +158,13 @@ def document(app: Flask, version: str = "1") -> dict[str, Any]:
     """The OpenAPI 3.1 document of every declared /api/v1 operation."""
     paths: dict[str, dict[str, Any]] = {}
     roots: list[Schema] = [ERROR]
-    for rule, method, view in operations(app):
+    for rule, method, view, name in _routes(app):
         op: Operation | None = getattr(view, "openapi", None)
         if op is None:
             continue
         path, parameters = _path(rule)
         keyed = getattr(view, "access", None) in KEYED
-        paths.setdefault(path, {})[method.lower()] = _operation(op, parameters, keyed)
+        paths.setdefault(path, {})[method.lower()] = _operation(op, parameters, keyed, name)
         roots += [*op.answers.values(), *([op.body] if op.body else [])]
     return {
         "openapi": "3.1.0",
@@ -177,3 +184,11 @@ def document(app: Flask, version: str = "1") -> dict[str, Any]:
                                            "description": "an API key: flask --app wsgi apikeys create NAME"}},
         },
     }
+
+
+def of_app(app: Flask) -> dict[str, Any]:
+    """`document(app)`, built once per app: its URL map is fixed once it serves."""
+    built = app.extensions.get("paywatch_openapi")
+    if built is None:
+        built = app.extensions["paywatch_openapi"] = document(app)
+    return built

@@ -79,7 +79,7 @@ def operations(document: dict[str, Any]) -> list[dict[str, Any]]:
 @bp.get("/api/docs")
 @access(PUBLIC)
 def reference():
-    document = openapi.document(current_app)
+    document = openapi.of_app(current_app)
     schemas = {name: fields(schema) for name, schema in document["components"]["schemas"].items()}
     return render_template("pages/api/reference.html", document=document, operations=operations(document),
                            schemas=schemas, descriptions={n: s.get("description", "")

@@ -298,5 +298,5 @@ def api_health():
            answers={200: OPENAPI})
 @access(PUBLIC)
 def openapi_document():
-    return jsonify(openapi.document(current_app))
+    return jsonify(openapi.of_app(current_app))
 
