@@ -129,3 +129,39 @@ def test_the_reference_page_shows_every_operation_and_schema_without_script(clie
 def test_the_readme_links_the_reference():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "/api/docs" in readme and "/api/v1/openapi.json" in readme
+
+
+def test_a_new_operation_is_one_declaration_under_its_route():
+    """How the webhook-endpoint calls join the document: @operation under the route, schemas beside it."""
+    from flask import Blueprint, Flask
+
+    from webapp.api.inputs import API_ADMIN, api_access
+    from webapp.api.schema import Boolean
+    from webapp.api.openapi import document, operation
+
+    change = Schema("EndpointChange", {"enabled": Boolean(), "description": Text(max_length=200)})
+    endpoint = Schema("Endpoint", {"id": Text(), "enabled": Boolean()})
+    bp = Blueprint("extra", __name__, url_prefix="/api/v1")
+
+    @bp.patch("/things/<int:thing_id>")
+    @operation("Change a thing", body=change, answers={200: endpoint})
+    @api_access(API_ADMIN)
+    def change_thing(thing_id):
+        raise AssertionError("never called")
+
+    @bp.delete("/things/<int:thing_id>")
+    @operation("Delete a thing", answers={204: None})
+    @api_access(API_ADMIN)
+    def delete_thing(thing_id):
+        raise AssertionError("never called")
+
+    app = Flask(__name__)
+    app.register_blueprint(bp)
+    doc = document(app)
+    patch, delete = doc["paths"]["/api/v1/things/{thing_id}"]["patch"], doc["paths"]["/api/v1/things/{thing_id}"]["delete"]
+    assert patch["requestBody"]["required"] is False  # no required field: a partial change
+    assert "required" not in doc["components"]["schemas"]["EndpointChange"]
+    assert doc["components"]["schemas"]["Endpoint"]["required"] == ["id", "enabled"]
+    assert delete["responses"]["204"]["description"] == "no content" and "content" not in delete["responses"]["204"]
+    assert {"401", "403", "404", "429", "500"} <= set(delete["responses"])
+    assert [str(e) for e in OPENAPI_31_VALIDATOR.iter_errors(doc)] == []

@@ -42,7 +42,7 @@ _PARAMETER = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>"
 @dataclass
 class Operation:
     summary: str
-    answers: dict[int, Schema]
+    answers: dict[int, Schema | None]
     body: Schema | None = None
     query: Schema | None = None
     errors: tuple[int, ...] = ()
@@ -50,11 +50,11 @@ class Operation:
     description: str = ""
 
 
-def operation(summary: str, *, answers: dict[int, Schema], body: Schema | None = None, query: Schema | None = None,
+def operation(summary: str, *, answers: dict[int, Schema | None], body: Schema | None = None, query: Schema | None = None,
               errors: tuple[int, ...] = (), headers: dict[str, str] | None = None, description: str = "") -> Callable:
     """Declare a view's contract for the document: put it right under the `@bp.get/post` line.
 
-    `answers` maps success statuses to answer schemas; `errors` adds the statuses only this call
+    `answers` maps success statuses to answer schemas (None: no body, e.g. 204); `errors` adds the statuses only this call
     gives (401/403/429/500 come with every keyed call, 400/413/422 with a body or query, 404 with
     a path parameter); `headers` names request headers ({name: description}).
     """
@@ -67,7 +67,8 @@ def operation(summary: str, *, answers: dict[int, Schema], body: Schema | None =
     return declare
 
 
-def _schemas(roots: list[Schema]) -> dict[str, Any]:
+def _schemas(roots: list[Schema], bodies: set[str]) -> dict[str, Any]:
+    """Every schema reachable from `roots`; those named in `bodies` as request bodies (only required fields required)."""
     found: dict[str, Schema] = {}
     todo = list(roots)
     while todo:
@@ -75,7 +76,7 @@ def _schemas(roots: list[Schema]) -> dict[str, Any]:
         if schema.name not in found:
             found[schema.name] = schema
             todo.extend(schema.refs)
-    return {name: found[name].openapi(answer=not name.endswith("Input")) for name in sorted(found)}
+    return {name: found[name].openapi(answer=name not in bodies) for name in sorted(found)}
 
 
 def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
@@ -114,11 +115,12 @@ def _operation(op: Operation, path_parameters: list[dict], keyed: bool, operatio
         statuses |= {404}
     answers: dict[str, Any] = {}
     for status, schema in sorted(op.answers.items()):
-        answers[str(status)] = {
+        answers[str(status)] = {"description": "no content"} if schema is None else {
             "description": schema.description or schema.name,
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema.name}"}}},
-            **({"headers": _rate_headers()} if keyed else {}),
         }
+        if keyed:
+            answers[str(status)]["headers"] = _rate_headers()
     answers.update({str(status): _error(status) for status in sorted(statuses) if str(status) not in answers})
     spec: dict[str, Any] = {"operationId": operation_id, "summary": op.summary, "responses": answers}
     if op.description:
@@ -131,7 +133,8 @@ def _operation(op: Operation, path_parameters: list[dict], keyed: bool, operatio
     if parameters:
         spec["parameters"] = parameters
     if op.body:
-        spec["requestBody"] = {"required": True, "content": {
+        required = any(field.required for field in op.body.fields.values())
+        spec["requestBody"] = {"required": required, "content": {
             "application/json": {"schema": {"$ref": f"#/components/schemas/{op.body.name}"}}}}
     spec["security"] = [{"apiKey": []}] if keyed else []
     return spec
@@ -158,6 +161,7 @@ def document(app: Flask, version: str = "1") -> dict[str, Any]:
     """The OpenAPI 3.1 document of every declared /api/v1 operation."""
     paths: dict[str, dict[str, Any]] = {}
     roots: list[Schema] = [ERROR]
+    bodies: set[str] = set()
     for rule, method, view, name in _routes(app):
         op: Operation | None = getattr(view, "openapi", None)
         if op is None:
@@ -165,7 +169,10 @@ def document(app: Flask, version: str = "1") -> dict[str, Any]:
         path, parameters = _path(rule)
         keyed = getattr(view, "access", None) in KEYED
         paths.setdefault(path, {})[method.lower()] = _operation(op, parameters, keyed, name)
-        roots += [*op.answers.values(), *([op.body] if op.body else [])]
+        roots += [schema for schema in op.answers.values() if schema is not None]
+        if op.body:
+            roots.append(op.body)
+            bodies.add(op.body.name)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -179,7 +186,7 @@ def document(app: Flask, version: str = "1") -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": _schemas(roots),
+            "schemas": _schemas(roots, bodies),
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
                                            "description": "an API key: flask --app wsgi apikeys create NAME"}},
         },

@@ -70,7 +70,8 @@ def operations(document: dict[str, Any]) -> list[dict[str, Any]]:
                               "body": type_of(spec["requestBody"]["content"]["application/json"]["schema"])[1]
                               if "requestBody" in spec else None,
                               "answers": [{"status": status, "description": answer["description"],
-                                           "schema": type_of(answer["content"]["application/json"]["schema"])[1],
+                                           "schema": type_of(answer["content"]["application/json"]["schema"])[1]
+                                           if "content" in answer else None,
                                            "headers": list(answer.get("headers", {}))}
                                           for status, answer in spec["responses"].items()]})
     return sorted(found, key=lambda op: (op["path"], _METHODS.index(op["method"].lower())))
