@@ -91,7 +91,7 @@ NEW_REQUEST = Schema("NewRequestInput", {
     "customer_phone": Phone(description="the payer's phone, international form (+256772123456)"),
     "agent_code": Text("the code of the agent it is for", max_length=64, check=_agent_id),
     "reference": Text("your own reference (3–64 letters, digits, - or _); Paywatch makes one when left out",
-                      max_length=64, check=_reference),
+                      max_length=64, pattern="^[A-Za-z0-9_-]{3,64}$", check=_reference),
     "expires_in_minutes": Integer(low=1, high=60 * 24 * 90),
     "voucher_pool": Text("a voucher pool to give a code from on payment", max_length=64),
     "gateway": Text("the name of an enabled gateway source that will poll this request", max_length=64),
