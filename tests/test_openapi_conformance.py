@@ -38,7 +38,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(l
         [venv_bin("st"), "--config-file", str(Path(__file__).with_name("schemathesis.toml")), "run", f"{url}/api/v1/openapi.json", "--header", f"Authorization: Bearer {key}",
          "--checks", CHECKS, "--max-examples", "10", "--seed", "20261206", "--workers", "1",
          "--phases", "examples,coverage,fuzzing", "--no-color", "--report", "junit", "--report-junit-path", str(tmp_path / "junit.xml")],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,  # its .schemathesis/ cache stays out of the tree
     )
     summary = [line for line in run.stdout.splitlines() if line.startswith("====") and " in " in line]
     cases_line = [line.strip() for line in run.stdout.splitlines() if re.match(r"\s*\d+ generated", line)]
