@@ -66,7 +66,7 @@ def _items(key: ApiKey) -> list[RateLimitItem]:
 
 
 def _count(strategy: MovingWindowRateLimiter, items: list[RateLimitItem], who: str) -> Allowance:
-    if len(items) == 1:  # the usual case: one round trip (a moving-window hit counts nothing when over)
+    if len(items) == 1:  # the usual case: hit alone (a moving-window hit counts nothing when over)
         allowed = strategy.hit(items[0], who)
     else:  # several limits: count the call only when every one of them has room
         allowed = all(strategy.test(item, who) for item in items) and all(strategy.hit(item, who) for item in items)
