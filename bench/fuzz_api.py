@@ -48,7 +48,9 @@ def main() -> None:
            "PYTHONPATH": str(ROOT)}
     flask = [str(BIN / "flask"), "--app", "wsgi"]
     subprocess.run([*flask, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
-    created = subprocess.run([*flask, "apikeys", "create", "fuzz", "--role", "admin"], env=env, cwd=ROOT,
+    # A limit above what the run sends: every request should reach the validation it fuzzes, not a 429.
+    created = subprocess.run([*flask, "apikeys", "create", "fuzz", "--role", "admin", "--rate-limit",
+                              f"{max(args.requests * 2, 1000)} per hour"], env=env, cwd=ROOT,
                              check=True, capture_output=True, text=True).stdout
     key = created.split(": ", 1)[1].split()[0]
     log = (work / "gunicorn.log").open("w")

@@ -65,7 +65,7 @@ def test_pay_url_is_absolute_under_the_public_url_and_a_template_variable(enviro
     assert text == f"Pay here: https://pay.acme.example/pay/{request.pay_token}"
     message_texts.check("{{ pay_url }}")  # staff may save a template that uses it
     with app.test_request_context():
-        from webapp.api.inputs import request_json
+        from webapp.api.shapes import request_json
 
         with db.database.connection_context():
             assert request_json(request)["pay_url"] == f"https://pay.acme.example/pay/{request.pay_token}"

@@ -82,16 +82,18 @@ def users_bootstrap() -> None:
 @apikeys_cli.command("create")
 @click.argument("name")
 @click.option("--role", type=click.Choice(("staff", "admin")), default="staff", show_default=True)
-def apikeys_create(name: str, role: str) -> None:
+@click.option("--rate-limit", default=None, help="this key's own limit, e.g. '100 per minute' "
+              "(default: PAYWATCH_API_RATE_LIMIT)")
+def apikeys_create(name: str, role: str, rate_limit: str | None) -> None:
     """Create an API key; prints it once (only a hash is stored)."""
     from webapp.domain import apikeys
 
     with db.database.connection_context():
         try:
-            row, key = apikeys.create(name, role, actor="cli")
+            row, key = apikeys.create(name, role, actor="cli", rate_limit=rate_limit)
         except apikeys.ApiKeyError as exc:
             raise click.ClickException(str(exc)) from None
-    click.echo(f"API key {row.name!r} ({row.role}): {key}")
+    click.echo(f"API key {row.name!r} ({row.role}, {row.rate_limit or 'default rate limit'}): {key}")
     click.echo("Shown once: store it now. Use it as  Authorization: Bearer <key>")
 
 

@@ -57,6 +57,7 @@ class Settings:
     pay_page_rate_limit: str = "120 per minute"
     claim_rate_limit: str = "5 per 10 minutes"
     webhooks_allow_private: bool = False  # PAYWATCH_WEBHOOKS_ALLOW_PRIVATE: webhook URLs on loopback/private addresses
+    api_rate_limit: str = "600 per minute"  # each API key's, unless the key has its own
     instance_path: Path = INSTANCE
 
     @property
@@ -107,6 +108,31 @@ def _bool(env, name, default) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ConfigError(name, f"expected true or false, got {raw!r}")
+
+
+def rate_limit_problem(text: str) -> str | None:
+    """Why `text` is not a rate limit like "600 per minute" (or "10/second; 600/minute"), else None."""
+    from limits import parse_many
+
+    try:
+        items = parse_many(text) if len(text) <= 100 else []
+    except ValueError:
+        items = []
+    if not items:
+        return f"expected a rate limit like '600 per minute' or '10/second; 600/minute', got {text[:100]!r}"
+    if any(item.amount < 1 for item in items):
+        return "a rate limit must allow at least one request"
+    return None
+
+
+def _rate_limit(env, name, default) -> str:
+    raw = _read(env, name)
+    if raw is None:
+        return default
+    problem = rate_limit_problem(raw)
+    if problem:
+        raise ConfigError(name, problem)
+    return raw
 
 
 def _choice(env, name, default, choices) -> str:
@@ -251,6 +277,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pay_page_rate_limit=_limit(env, "PAYWATCH_PAY_PAGE_RATE_LIMIT", "120 per minute"),
         claim_rate_limit=_limit(env, "PAYWATCH_CLAIM_RATE_LIMIT", "5 per 10 minutes"),
         webhooks_allow_private=_bool(env, "PAYWATCH_WEBHOOKS_ALLOW_PRIVATE", False),
+        api_rate_limit=_rate_limit(env, "PAYWATCH_API_RATE_LIMIT", "600 per minute"),
         instance_path=instance,
     )
 

@@ -1,4 +1,4 @@
-"""What the JSON API's views share: key auth, input parsing, errors, idempotency, shapes.
+"""What the JSON API's views share: key auth (and its rate limit), input parsing, errors, idempotency.
 
 Errors always have the documented shape
 `{"success": false, "error": {"code", "message", "details", "timestamp"}}`.
@@ -14,13 +14,14 @@ from decimal import Decimal
 from functools import wraps
 from typing import Any, Callable
 
-from flask import g, has_request_context, jsonify, make_response, request
+from flask import g, jsonify, make_response, request
 from peewee import IntegrityError
 
+from webapp.api import limits
 from webapp.config import settings
-from webapp.domain import apikeys, input_bounds, money, paypage
+from webapp.domain import apikeys, input_bounds, money, phones
 from webapp.storage import db
-from webapp.storage.models import IdempotencyRecord, Payment, PaymentRequest, PaymentSighting, Role
+from webapp.storage.models import IdempotencyRecord, Role
 from webapp.web.access import ROLE_RANK
 from webapp.web.errors import error_body
 
@@ -52,10 +53,15 @@ def api_access(level: str) -> Callable:
             if ROLE_RANK[key.role] < ROLE_RANK[role]:
                 return error_response(ApiError(403, "forbidden", f"this call needs a key with role {role}"))
             g.api_key = key
+            allowance = limits.check(key)
+            if not allowance.allowed:
+                over = ApiError(429, "rate_limited", f"this key may make {allowance.limit} calls per window; "
+                                f"retry in {allowance.headers()['Retry-After']} s", {"limit": allowance.limit})
+                return allowance.apply(make_response(error_response(over)))
             try:
-                return view(*args, **kwargs)
+                return allowance.apply(make_response(view(*args, **kwargs)))
             except ApiError as exc:
-                return error_response(exc)
+                return allowance.apply(make_response(error_response(exc)))
 
         guarded.access = level
         return guarded
@@ -156,6 +162,19 @@ def amount(data: dict, currency: str, field: str = "amount") -> int:
     if minor <= 0:
         raise field_error(field, "must be more than zero")
     return minor
+
+
+def phone(data: dict, field: str, *, strict: bool) -> str | None:
+    """A phone number in E.164; with `strict=False` a masked number ("2567****123") is kept as evidence."""
+    raw = text(data, field, max_length=40)
+    if raw is None:
+        return None
+    number = phones.try_e164(raw, settings().phone_region)
+    if number:
+        return number
+    if not strict and any(c in raw for c in "*xX•#"):
+        return raw  # a masked number, as a provider shows it: evidence, not an address
+    raise field_error(field, f"{raw!r} is not a valid phone number (use international form, e.g. +256772123456)")
 
 
 def currency(data: dict, default: str) -> str:
@@ -319,71 +338,7 @@ def _replay(key: str, fingerprint: str):
     return replay
 
 
-# ------------------------------------------------------------------ shapes
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def payment_json(payment: Payment) -> dict[str, Any]:
-    amount_text = None if payment.amount_minor is None else money.to_decimal_string(payment.amount_minor, payment.currency)
-    return {
-        "id": payment.id,
-        "source": payment.source,
-        "source_ref": payment.source_ref,
-        "status": payment.status,
-        "amount": amount_text,
-        "currency": payment.currency,
-        "transaction_id": payment.transaction_id,
-        "sender_name": payment.sender_name,
-        "sender_phone": payment.sender_phone,
-        "note": payment.note,
-        "received_at": iso(payment.received_at),
-        "request": payment.request.reference if payment.request_id else None,
-        "confidence": payment.confidence,
-        "evidence": payment.evidence or [],
-        "parsed": payment.parsed,
-        "verified": payment.verified,
-        "late": payment.late,
-        "reason": payment.reason,
-        "provider": payment.provider,
-        "also_seen": [{"source": s.source, "source_ref": s.source_ref, "received_at": iso(s.received_at),
-                       "corroborates": s.corroborates} for s in payment.sightings.order_by(PaymentSighting.id)]
-        if payment.id else [],
-    }
-
-
-def request_json(req: PaymentRequest, *, with_payments: bool = True) -> dict[str, Any]:
-    voucher = next(iter(req.vouchers), None) if req.id else None
-    body = {
-        "reference": req.reference,
-        "status": req.status,
-        "amount": money.to_decimal_string(req.amount_minor, req.currency),
-        "requested_amount": money.to_decimal_string(req.requested_minor, req.currency),
-        "currency": req.currency,
-        "customer": {"name": req.customer_name, "phone": req.customer_phone},
-        "agent": req.agent.code if req.agent_id else None,
-        "source": req.source,
-        "external_id": req.external_id,
-        "created_at": iso(req.created_at),
-        "expires_at": iso(req.expires_at),
-        "paid_at": iso(req.paid_at),
-        "seen_settled": bool(req.seen_settled),  # first seen already paid: no true time to pay
-        "voucher": voucher.code if voucher else None,
-        "voucher_pool": req.voucher_pool,
-        "meta": req.meta or {},
-        "pay_url": paypage.pay_url(req, settings().public_url, request.host_url if has_request_context() else None),
-        "due_at": iso(req.due_at),
-        "allow_partial": bool(req.allow_partial),
-        "paid_amount": money.to_decimal_string(req.paid_minor or 0, req.currency),
-        "balance": money.to_decimal_string(req.balance_minor, req.currency),
-        "payer": req.payer.code if req.payer_id else None,
-    }
-    if with_payments:
-        payments = Payment.select().where(Payment.request == req.id).order_by(Payment.received_at)
-        body["payments"] = [payment_json(p) for p in payments]
-    return body
+# ------------------------------------------------------------------ cursors
 
 
 def encode_cursor(value: int) -> str:

@@ -4,52 +4,49 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
+from webapp.api import openapi, payers, review
 from webapp.api.inputs import (
     API_STAFF,
     MAX_BODY,
     ApiError,
     actor,
-    amount,
     api_access,
-    currency,
-    decode_cursor,
-    encode_cursor,
     error_response,
     field_error,
     idempotency_key,
     idempotent,
-    integer,
     json_body,
-    meta,
+)
+from webapp.api.openapi import operation
+from webapp.api.schema import Amount, Boolean, Choice, Currency, Integer, Meta, Phone, Schema, Text, Time
+from webapp.api.shapes import (
+    HEALTH,
+    OPENAPI,
+    PAGE_QUERY,
+    PAYMENT,
+    PAYMENT_PAGE,
+    REPORTED_PAYMENT,
+    REQUEST,
+    REQUEST_PAGE,
+    page,
     payment_json,
-    query_text,
     request_json,
-    text,
-    timestamp,
 )
 from webapp.config import settings
-from webapp.domain import ledger, phones
+from webapp.domain import ledger
 from webapp.domain.health import health
-from webapp.domain.input_bounds import MAX_ID
 from webapp.plumbing import jobqueue
-from webapp.storage.models import (
-    Agent,
-    MatchCandidate,
-    Payer,
-    Payment,
-    PaymentRequest,
-    PaymentStatus,
-    RequestStatus,
-    utcnow,
-)
+from webapp.storage.models import Agent, Payer, Payment, PaymentRequest, PaymentStatus, RequestStatus, utcnow
+from webapp.web.access import PUBLIC, access
 from webapp.web.errors import error_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-MAX_PAGE = 200
+bp.register_blueprint(review.bp)  # /api/v1/admin/…, under this blueprint's error handlers and body limit
+bp.register_blueprint(payers.bp)  # /api/v1/payers…, likewise
 REFERENCE_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -75,33 +72,46 @@ def _http_error(exc: HTTPException):
     return jsonify(error_body(exc.code or 500, code, exc.description or exc.name)), exc.code or 500
 
 
-def _phone(data: dict, field: str, *, strict: bool) -> str | None:
-    raw = text(data, field, max_length=40)
-    if raw is None:
-        return None
-    number = phones.try_e164(raw, settings().phone_region)
-    if number:
-        return number
-    if not strict and any(c in raw for c in "*xX•#"):
-        return raw  # a masked number, as a provider shows it: evidence, not an address
-    raise field_error(field, f"{raw!r} is not a valid phone number (use international form, e.g. +256772123456)")
-
-
-def _agent_id(data: dict) -> int | None:
-    code = text(data, "agent_code", max_length=64)
-    if code is None:
-        return None
+def _agent_id(code: str) -> int:
     agent = Agent.get_or_none(Agent.code == code)
     if agent is None:
         raise field_error("agent_code", f"no agent has code {code!r}")
     return agent.id
 
 
-def _reference(data: dict) -> str | None:
-    reference = text(data, "reference", max_length=64)
-    if reference is not None and (len(reference) < 3 or not set(reference) <= REFERENCE_CHARS):
+def _reference(reference: str) -> str:
+    if len(reference) < 3 or not set(reference) <= REFERENCE_CHARS:
         raise field_error("reference", "must be 3–64 letters, digits, '-' or '_'")
     return reference
+
+
+def _payer(code: str) -> Payer:
+    payer = Payer.get_or_none(Payer.code == code)
+    if payer is None:
+        raise field_error("payer_code", f"no payer has code {code!r}")
+    return payer
+
+
+NEW_REQUEST = Schema("NewRequestInput", {
+    "currency": Currency(),
+    "amount": Amount(required=True),
+    "customer_name": Text(max_length=200, default=""),
+    "customer_phone": Phone(description="the payer's phone, international form (+256772123456)"),
+    "agent_code": Text("the code of the agent it is for", max_length=64, check=_agent_id),
+    "reference": Text("your own reference (3–64 letters, digits, - or _); Paywatch makes one when left out",
+                      max_length=64, pattern="^[A-Za-z0-9_-]{3,64}$", check=_reference),
+    "expires_in_minutes": Integer(low=1, high=60 * 24 * 90),
+    "voucher_pool": Text("a voucher pool to give a code from on payment", max_length=64),
+    "gateway": Text("the name of an enabled gateway source that will poll this request", max_length=64),
+    "external_id": Text("the gateway's id to poll; required with gateway unless collect", max_length=128),
+    "collect": Boolean("with gateway: Paywatch starts the collection (needs customer_phone)", default=False),
+    "meta": Meta(),
+    "due_at": Time("a fee or invoice: due then (it never expires; past it, it is overdue)"),
+    "allow_partial": Boolean("paid in installments: payments from its payer count until the balance is 0",
+                             default=False),
+    "payer_code": Text("a payer of the roster (POST /payers); fills customer name and phone when left out",
+                       max_length=64, check=_payer),
+})
 
 
 def _gateway(data: dict) -> tuple[str, str | None, dict]:
@@ -112,11 +122,7 @@ def _gateway(data: dict) -> tuple[str, str | None, dict]:
     """
     from webapp.domain.sources import gateway_source
 
-    name = text(data, "gateway", max_length=64)
-    collect = data.get("collect", False)
-    if not isinstance(collect, bool):
-        raise field_error("collect", "must be true or false")
-    external_id = text(data, "external_id", max_length=128)
+    name, collect, external_id = data["gateway"], data["collect"], data["external_id"]
     if name is None:
         if collect:
             raise field_error("gateway", "collect needs a gateway: the name of a gateway source")
@@ -126,7 +132,7 @@ def _gateway(data: dict) -> tuple[str, str | None, dict]:
     if collect:
         if external_id is not None:
             raise field_error("external_id", "leave it out with collect: Paywatch chooses a unique one")
-        if not data.get("customer_phone"):
+        if not data["customer_phone"]:
             raise field_error("customer_phone", "collect needs the payer's phone")
         return name, f"PW-{uuid.uuid4().hex}", {"collect": True, "collect_state": "queued"}
     if external_id is None:
@@ -134,45 +140,29 @@ def _gateway(data: dict) -> tuple[str, str | None, dict]:
     return name, external_id, {}
 
 
-def _payer(data: dict) -> Payer | None:
-    code = text(data, "payer_code", max_length=64)
-    if not code:
-        return None
-    payer = Payer.get_or_none(Payer.code == code)
-    if payer is None:
-        raise field_error("payer_code", f"no payer has code {code!r}")
-    return payer
-
-
-def _new_request(data: dict) -> ledger.NewRequest:
+def _new_request(raw: dict) -> ledger.NewRequest:
+    data = NEW_REQUEST.read(raw)
     source, external_id, gateway_state = _gateway(data)
-    cur = currency(data, settings().currency)
-    extra = meta(data)
+    extra = data["meta"]
     if gateway_state:
         from webapp.domain.sources import GATEWAY_META_KEY
 
         extra[GATEWAY_META_KEY] = gateway_state
-    minutes = integer(data, "expires_in_minutes", 1, 60 * 24 * 90)
-    payer = _payer(data)
-    allow_partial = data.get("allow_partial", False)
-    if not isinstance(allow_partial, bool):
-        raise field_error("allow_partial", "must be true or false")
-    due_at = timestamp(data, "due_at")
+    minutes, payer, due_at = data["expires_in_minutes"], data["payer_code"], data["due_at"]
     if due_at is not None and minutes:
         raise field_error("due_at", "a request has a due date or expires_in_minutes, not both")
     return ledger.NewRequest(
-        amount_minor=amount(data, cur),
-        currency=cur,
-        customer_name=text(data, "customer_name", max_length=200, default="") or (payer.name if payer else ""),
-        customer_phone=_phone(data, "customer_phone", strict=True) or (payer.phones[0] if payer and payer.phones
-                                                                        else None),
+        amount_minor=data["amount"],
+        currency=data["currency"],
+        customer_name=data["customer_name"] or (payer.name if payer else ""),
+        customer_phone=data["customer_phone"] or (payer.phones[0] if payer and payer.phones else None),
         due_at=due_at,
-        allow_partial=allow_partial,
+        allow_partial=data["allow_partial"],
         payer_id=payer.id if payer else None,
-        agent_id=_agent_id(data),
-        reference=_reference(data),
+        agent_id=data["agent_code"],
+        reference=data["reference"],
         expires_in=timedelta(minutes=minutes) if minutes else None,
-        voucher_pool=text(data, "voucher_pool", max_length=64),
+        voucher_pool=data["voucher_pool"],
         source=source,
         external_id=external_id,
         meta=extra,
@@ -180,7 +170,11 @@ def _new_request(data: dict) -> ledger.NewRequest:
     )
 
 
+IDEMPOTENCY = {"Idempotency-Key": "a retry with the same key and body gets the first answer (Idempotent-Replayed: true)"}
+
+
 @bp.post("/requests")
+@operation("Create a payment request", body=NEW_REQUEST, answers={201: REQUEST}, errors=(409,), headers=IDEMPOTENCY)
 @api_access(API_STAFF)
 def create_request():
     json_body()  # shape and size checked before the idempotency record reads the body
@@ -203,184 +197,106 @@ def create_request():
 
 
 @bp.get("/requests/<reference>")
+@operation("Read a request with its payments", answers={200: REQUEST})
 @api_access(API_STAFF)
 def get_request(reference: str):
     return jsonify(request_json(ledger.find_request(reference)))
 
 
-def _page(query, model, serialize):
-    limit = integer(request.args, "limit", 1, MAX_PAGE) or 50
-    after = decode_cursor(request.args.get("cursor"))
-    if after is not None:
-        query = query.where(model.id < after)
-    rows = list(query.order_by(model.id.desc()).limit(limit + 1))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return jsonify({
-        "data": [serialize(r) for r in rows],
-        "has_more": more,
-        "next_cursor": encode_cursor(rows[-1].id) if more else None,
-    })
+REQUEST_QUERY = Schema("RequestListQuery", {"status": Choice("only requests in this status", RequestStatus.ALL), **PAGE_QUERY})
 
 
 @bp.get("/requests")
+@operation("List requests, newest first", query=REQUEST_QUERY, answers={200: REQUEST_PAGE})
 @api_access(API_STAFF)
 def list_requests():
+    args = REQUEST_QUERY.read(request.args)
     query = PaymentRequest.select()
-    status = query_text("status")
-    if status:
-        if status not in RequestStatus.ALL:
-            raise field_error("status", f"must be one of {', '.join(RequestStatus.ALL)}")
-        query = query.where(PaymentRequest.status == status)
-    return _page(query, PaymentRequest, request_json)
+    if args["status"]:
+        query = query.where(PaymentRequest.status == args["status"])
+    return jsonify(page(REQUEST_PAGE, query, PaymentRequest, request_json, args))
+
+
+NEW_PAYMENT = Schema("NewPaymentInput", {
+    "source_ref": Text("your id of this money: a retry with the same source_ref gets the first answer",
+                       required=True, max_length=200),
+    "currency": Currency(),
+    "amount": Amount(required=True),
+    "received_at": Time("when the money arrived; now when left out"),
+    "sender_name": Text(max_length=200, default=""),
+    "sender_phone": Phone(strict=False, description="E.164, or masked as the provider shows it (2567****123)"),
+    "note": Text(max_length=2000, default="", multiline=True),
+    "transaction_id": Text("the provider's transaction code", max_length=128),
+    "provider": Text("whose transaction code it is (mpesa, iotec…)", max_length=64),
+})
 
 
 @bp.post("/payments")
+@operation("Report money seen elsewhere; answers the match outcome", body=NEW_PAYMENT,
+           answers={200: REPORTED_PAYMENT, 201: REPORTED_PAYMENT}, errors=(409,), headers=IDEMPOTENCY,
+           description="201 for a new payment; 200 when the same money was already reported (`sighting`).")
 @api_access(API_STAFF)
 def create_payment():
     data = json_body()
     # 200: "payment:<source_ref>" is the idempotency key when the client sends none.
-    source_ref = text(data, "source_ref", required=True, max_length=200)
+    source_ref = NEW_PAYMENT.fields["source_ref"].read(data, "source_ref", {})
 
     def run():
-        cur = currency(data, settings().currency)
+        fields = NEW_PAYMENT.read(data)
         observation = ledger.PaymentObservation(
             source="api",
             source_ref=source_ref,
-            amount_minor=amount(data, cur),
-            currency=cur,
-            received_at=timestamp(data, "received_at") or utcnow(),
-            sender_name=text(data, "sender_name", max_length=200, default="") or "",
-            sender_phone=_phone(data, "sender_phone", strict=False),
-            note=text(data, "note", max_length=2000, default="", multiline=True) or "",
-            transaction_id=text(data, "transaction_id", max_length=128),
-            provider=text(data, "provider", max_length=64),
+            amount_minor=fields["amount"],
+            currency=fields["currency"],
+            received_at=fields["received_at"] or utcnow(),
+            sender_name=fields["sender_name"] or "",
+            sender_phone=fields["sender_phone"],
+            note=fields["note"] or "",
+            transaction_id=fields["transaction_id"],
+            provider=fields["provider"],
             raw=request.get_data(as_text=True)[:20000],
         )
         if observation.received_at > utcnow() + timedelta(minutes=10):
             raise field_error("received_at", "is in the future")
         result = ledger.ingest_payment(observation, actor=actor())
-        body = payment_json(result.payment)
-        if result.sighting:
-            body["sighting"] = True  # the same money was already this payment: nothing paid twice
+        # sighting: the same money was already this payment, nothing paid twice
+        body = REPORTED_PAYMENT.shape({**payment_json(result.payment), "sighting": bool(result.sighting)})
         return jsonify(body), 201 if result.created else 200
 
     # source_ref is the idempotency key of a payment: a retry gets the first answer back.
     return idempotent(run, idempotency_key() or f"payment:{source_ref}")
 
 
+PAYMENT_QUERY = Schema("PaymentListQuery", {
+    "source": Text("only payments from this source", max_length=100),
+    "status": Choice("only payments in this status", PaymentStatus.ALL),
+    **PAGE_QUERY,
+})
+
+
 @bp.get("/payments")
+@operation("List payments seen, newest first", query=PAYMENT_QUERY, answers={200: PAYMENT_PAGE})
 @api_access(API_STAFF)
 def list_payments():
+    args = PAYMENT_QUERY.read(request.args)
     query = Payment.select()
-    source = query_text("source")
-    if source:
-        query = query.where(Payment.source == source)
-    status = query_text("status")
-    if status:
-        if status not in PaymentStatus.ALL:
-            raise field_error("status", f"must be one of {', '.join(PaymentStatus.ALL)}")
-        query = query.where(Payment.status == status)
-    return _page(query, Payment, payment_json)
+    if args["source"]:
+        query = query.where(Payment.source == args["source"])
+    if args["status"]:
+        query = query.where(Payment.status == args["status"])
+    return jsonify(page(PAYMENT_PAGE, query, Payment, payment_json, args))
 
 
 @bp.get("/payments/<int:payment_id>")
+@operation("Read a payment", answers={200: PAYMENT})
 @api_access(API_STAFF)
 def get_payment(payment_id: int):
     return jsonify(payment_json(ledger.find_payment(payment_id)))
 
 
-# ------------------------------------------------------------------ review queues
-
-
-def _candidates_of_request(req: PaymentRequest) -> list[dict]:
-    rows = (
-        MatchCandidate.select(MatchCandidate, Payment)
-        .join(Payment)
-        .where(MatchCandidate.request == req.id, Payment.status == PaymentStatus.REVIEW)
-        .order_by(MatchCandidate.score.desc())
-    )
-    return [{"payment": payment_json(row.payment), "score": row.score, "late": row.late,
-             "mismatch": row.mismatch, "evidence": row.evidence} for row in rows]
-
-
-@bp.get("/admin/pending-verifications")
-@api_access(API_STAFF)
-def pending_verifications():
-    requests_ = PaymentRequest.select().where(PaymentRequest.status == RequestStatus.REVIEW).order_by(PaymentRequest.id)
-    late = Payment.select().where(Payment.status == PaymentStatus.REVIEW, Payment.late == True)  # noqa: E712
-    return jsonify({
-        "data": [{**request_json(r, with_payments=False), "candidates": _candidates_of_request(r)} for r in requests_],
-        "late_payments": [payment_json(p) for p in late],
-    })
-
-
-@bp.get("/admin/unmatched-payments")
-@api_access(API_STAFF)
-def unmatched_payments():
-    query = Payment.select().where(Payment.status == PaymentStatus.UNMATCHED)
-    return _page(query, Payment, payment_json)
-
-
-@bp.get("/admin/requests/<reference>")
-@api_access(API_STAFF)
-def admin_request(reference: str):
-    req = ledger.find_request(reference)
-    return jsonify({**request_json(req), "candidates": _candidates_of_request(req)})
-
-
-def _waiting_payment(req: PaymentRequest, data: dict) -> int:
-    payment_id = integer(data, "payment_id", 1, MAX_ID)
-    if payment_id is not None:
-        return payment_id
-    best = (
-        MatchCandidate.select(MatchCandidate.payment)
-        .join(Payment)
-        .where(MatchCandidate.request == req.id, Payment.status == PaymentStatus.REVIEW)
-        .order_by(MatchCandidate.score.desc(), MatchCandidate.id)
-        .first()
-    )
-    if best is None:
-        raise ApiError(409, "nothing_to_review", f"no payment waits for review on {req.reference}; pass payment_id")
-    return best.payment_id
-
-
-@bp.post("/admin/requests/<reference>/confirm")
-@api_access(API_STAFF)
-def admin_confirm(reference: str):
-    data = json_body()
-    req = ledger.find_request(reference)
-    payment = ledger.confirm(_waiting_payment(req, data), req.reference, actor=actor())
-    return jsonify({**request_json(ledger.find_request(req.reference)), "confirmed_payment": payment.id})
-
-
-@bp.post("/admin/requests/<reference>/reject")
-@api_access(API_STAFF)
-def admin_reject(reference: str):
-    data = json_body()
-    reason = text(data, "reason", required=True, max_length=500, multiline=True)
-    notify_customer = data.get("notify_customer", False)
-    if not isinstance(notify_customer, bool):
-        raise field_error("notify_customer", "must be true or false")
-    message = text(data, "message", max_length=1000, multiline=True)
-    if message and not notify_customer:
-        raise field_error("message", "is sent only with notify_customer: true")
-    req = ledger.find_request(reference)
-    payment = ledger.reject(_waiting_payment(req, data), req.reference, reason, actor=actor(),
-                            notify_customer=notify_customer, message=message)
-    return jsonify({**request_json(ledger.find_request(req.reference)), "rejected_payment": payment_json(payment)})
-
-
-@bp.post("/admin/payments/<int:payment_id>/link")
-@api_access(API_STAFF)
-def admin_link(payment_id: int):
-    data = json_body()
-    reference = text(data, "reference", required=True, max_length=64)
-    payment = ledger.link(payment_id, reference, actor=actor())
-    return jsonify(payment_json(payment))
-
-
 @bp.get("/health")
+@operation("Database, Redis, workers, scheduler, each source's freshness, the WhatsApp session",
+           answers={200: HEALTH, 503: HEALTH})
 @api_access(API_STAFF)
 def api_health():
     from webapp.domain import sources, whatsapp_session
@@ -392,10 +308,13 @@ def api_health():
                 "paused": state.get("paused"), "last_error": state.get("last_error")}
     whatsapp["ok"] = whatsapp["configured"] and not whatsapp["paused"] and whatsapp["session"] in (None, "CONNECTED")
     ok = ok and all(s["ok"] for s in freshness) and (whatsapp["ok"] or not whatsapp["configured"])
-    return jsonify({"ok": ok, **checks, "sources": freshness, "whatsapp": whatsapp}), 200 if ok else 503
+    return jsonify(HEALTH.shape({"ok": ok, **checks, "sources": freshness, "whatsapp": whatsapp})), 200 if ok else 503
 
 
-# The payer roster's calls live in their own module, on this blueprint (its auth and error format).
-from webapp.api import payers  # noqa: E402
+@bp.get("/openapi.json")
+@operation("This document: OpenAPI 3.1, generated from the schemas the views read and answer with",
+           answers={200: OPENAPI})
+@access(PUBLIC)
+def openapi_document():
+    return jsonify(openapi.of_app(current_app))
 
-payers.add_routes(bp)

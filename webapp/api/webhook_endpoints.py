@@ -7,18 +7,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, jsonify, request
 
-from webapp.api.inputs import (
-    API_STAFF,
-    ApiError,
-    actor,
-    api_access,
-    error_response,
-    field_error,
-    json_body,
-    payment_json,
-    request_json,
-    text,
-)
+from webapp.api.inputs import API_STAFF, ApiError, actor, api_access, error_response, field_error, json_body, text
+from webapp.api.openapi import operation
+from webapp.api.schema import Boolean, Json, Ref, Schema, Text, Time
+from webapp.api.shapes import payment_json, request_json
 from webapp.domain import webhooks
 from webapp.domain.input_bounds import MAX_ID
 from webapp.storage.models import WebhookEndpoint
@@ -48,6 +40,31 @@ def _webhook_error(exc: webhooks.WebhookError):
     return jsonify(error_body(exc.status, code, str(exc), details)), exc.status
 
 
+_EVENTS = Json("array", "event types (all when left out)", items={"type": "string", "enum": list(webhooks.EVENT_TYPES)})
+NEW_ENDPOINT = Schema("NewWebhookEndpointInput", {
+    "url": Text("where to POST (https; private addresses only with PAYWATCH_WEBHOOKS_ALLOW_PRIVATE)",
+                max_length=webhooks.MAX_URL, required=True),
+    "events": _EVENTS,
+    "description": Text(max_length=webhooks.MAX_DESCRIPTION),
+    "enabled": Boolean(),
+})
+ENDPOINT_CHANGE = Schema("WebhookEndpointChange", {
+    "url": Text(max_length=webhooks.MAX_URL), "events": _EVENTS,
+    "description": Text(max_length=webhooks.MAX_DESCRIPTION), "enabled": Boolean(),
+})
+_ENDPOINT_FIELDS = {
+    "id": Json("integer"), "url": Text(max_length=None), "events": Json("array", items={"type": "string"}),
+    "description": Text(max_length=None), "enabled": Boolean(),
+    "disabled_reason": Text(max_length=None, nullable=True),
+    "failing_since": Time(nullable=True), "created_at": Time(),
+}
+ENDPOINT = Schema("WebhookEndpoint", _ENDPOINT_FIELDS, description="An outbound webhook endpoint.")
+NEW_ENDPOINT_ANSWER = Schema("CreatedWebhookEndpoint", {
+    "secret": Text("whsec_…: verify signatures with it; shown only in this answer", max_length=None)},
+    extends=ENDPOINT)
+ENDPOINT_LIST = Schema("WebhookEndpointList", {"data": Ref(ENDPOINT, many=True)})
+
+
 def _events(data: dict) -> list[str] | None:
     value = data.get("events")
     if value is None:
@@ -71,6 +88,8 @@ def _endpoint_id(endpoint_id: int) -> int:
 
 
 @bp.post("/webhook-endpoints")
+@operation("Add an outbound webhook endpoint (the secret is in this answer only)", body=NEW_ENDPOINT,
+           answers={201: NEW_ENDPOINT_ANSWER})
 @api_access(API_STAFF)
 def create_endpoint():
     data = json_body()
@@ -79,19 +98,24 @@ def create_endpoint():
         description=text(data, "description", max_length=webhooks.MAX_DESCRIPTION, default="") or "",
         enabled=True if _enabled(data) is None else _enabled(data), actor=actor(),
     )
-    response = jsonify(webhooks.endpoint_json(endpoint, with_secret=True))
+    response = jsonify(NEW_ENDPOINT_ANSWER.shape(webhooks.endpoint_json(endpoint, with_secret=True)))
     response.headers["Cache-Control"] = "no-store"
     return response, 201
 
 
 @bp.get("/webhook-endpoints")
+@operation("Every outbound webhook endpoint", answers={200: ENDPOINT_LIST})
 @api_access(API_STAFF)
 def list_endpoints():
     rows = WebhookEndpoint.select().order_by(WebhookEndpoint.id)
-    return jsonify({"data": [webhooks.endpoint_json(e) for e in rows]})
+    return jsonify(ENDPOINT_LIST.shape({"data": [ENDPOINT.shape(webhooks.endpoint_json(e)) for e in rows]}))
 
 
 @bp.route("/webhook-endpoints/<int:endpoint_id>", methods=["GET", "PATCH", "DELETE"])
+@operation("One outbound webhook endpoint", answers={200: ENDPOINT}, method="GET")
+@operation("Change an endpoint's url, events, description or enabled", body=ENDPOINT_CHANGE,
+           answers={200: ENDPOINT}, method="PATCH")
+@operation("Remove an endpoint (its deliveries' history goes with it)", answers={204: None}, method="DELETE")
 @api_access(API_STAFF)
 def endpoint(endpoint_id: int):
     """One rule for the three methods on an endpoint (GET reads, PATCH changes, DELETE removes)."""
@@ -101,7 +125,7 @@ def endpoint(endpoint_id: int):
     if request.method == "DELETE":
         webhooks.delete_endpoint(endpoint_id, actor=actor())
         return "", 204
-    return jsonify(webhooks.endpoint_json(webhooks.find_endpoint(endpoint_id)))
+    return jsonify(ENDPOINT.shape(webhooks.endpoint_json(webhooks.find_endpoint(endpoint_id))))
 
 
 def _update(endpoint_id: int):
@@ -118,4 +142,4 @@ def _update(endpoint_id: int):
         if description is not None else None,
         enabled=_enabled(data),
     )
-    return jsonify(webhooks.endpoint_json(endpoint))
+    return jsonify(ENDPOINT.shape(webhooks.endpoint_json(endpoint)))

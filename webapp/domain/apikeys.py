@@ -10,6 +10,7 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
+from webapp.config import rate_limit_problem
 from webapp.domain import audit
 from webapp.storage import db
 from webapp.storage.models import ApiKey, Role, utcnow
@@ -26,18 +27,26 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create(name: str, role: str = Role.STAFF, *, created_by: int | None = None, actor: str = "system") -> tuple[ApiKey, str]:
-    """A new key; returns (row, the full key to show once)."""
+def create(name: str, role: str = Role.STAFF, *, created_by: int | None = None, actor: str = "system",
+           rate_limit: str | None = None) -> tuple[ApiKey, str]:
+    """A new key; returns (row, the full key to show once). `rate_limit` ("100 per minute")
+    replaces PAYWATCH_API_RATE_LIMIT for this key."""
     name = (name or "").strip()
     if not name:
         raise ApiKeyError("an API key needs a name")
     if role not in ROLES:
         raise ApiKeyError(f"role must be one of {', '.join(ROLES)}")
+    rate_limit = (rate_limit or "").strip() or None
+    problem = rate_limit and rate_limit_problem(rate_limit)
+    if problem:
+        raise ApiKeyError(f"rate limit: {problem}")
     prefix = secrets.token_hex(4)
     key = f"pw_{prefix}_{secrets.token_urlsafe(24)}"
     with db.transaction():
-        row = ApiKey.create(name=name, prefix=prefix, hash=_digest(key), role=role, created_by=created_by)
-        audit.record("apikey.created", f"apikey:{prefix}", actor=actor, name=name, role=role)
+        row = ApiKey.create(name=name, prefix=prefix, hash=_digest(key), role=role, created_by=created_by,
+                            rate_limit=rate_limit)
+        limit = {"rate_limit": rate_limit} if rate_limit else {}
+        audit.record("apikey.created", f"apikey:{prefix}", actor=actor, name=name, role=role, **limit)
     return row, key
 
 

@@ -572,6 +572,7 @@ class ApiKey(BaseModel):
     created_at = UTCDateTimeField(default=utcnow)
     last_used_at = UTCDateTimeField(null=True)
     revoked_at = UTCDateTimeField(null=True)
+    rate_limit = CharField(null=True)  # "100 per minute"; PAYWATCH_API_RATE_LIMIT when null
 
 
 class IdempotencyRecord(BaseModel):

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 from peewee import JOIN
 
+from webapp.config import settings
 from webapp.domain import apikeys, options
 from webapp.storage.models import ApiKey, Role, User
 from webapp.web.access import access, actor
@@ -83,15 +84,17 @@ def save():
 # ------------------------------------------------------------------ API keys
 
 
-def _keys_page(status: int = 200, *, name: str = "", role: str = Role.STAFF, error: str | None = None,
-               new_key: tuple[ApiKey, str] | None = None):
+def _keys_page(status: int = 200, *, name: str = "", role: str = Role.STAFF, rate_limit: str = "",
+               error: str | None = None, new_key: tuple[ApiKey, str] | None = None):
     keys = (
         ApiKey.select(ApiKey, User)
         .join(User, join_type=JOIN.LEFT_OUTER, on=(ApiKey.created_by == User.id))
         .order_by(ApiKey.revoked_at.is_null(False), ApiKey.id.desc())
     )
     return render("pages/settings/api_keys.html", "partials/settings/api_keys_table.html", status=status,
-                  keys=keys, roles=apikeys.ROLES, name=name, role=role, error=error, new_key=new_key)
+                  keys=keys, roles=apikeys.ROLES, name=name, role=role, error=error, new_key=new_key,
+                  rate_limit=rate_limit, default_rate_limit=settings().api_rate_limit,
+                  rate_limit_error=bool(error and error.startswith("rate limit")))
 
 
 @bp.get("/api-keys")
@@ -104,10 +107,11 @@ def api_keys():
 @access(Role.ADMIN)
 def create_api_key():
     name, role = request.form.get("name", "").strip(), request.form.get("role", Role.STAFF)
+    rate_limit = request.form.get("rate_limit", "").strip()
     try:
-        row, key = apikeys.create(name, role, created_by=current_user.id, actor=actor())
+        row, key = apikeys.create(name, role, created_by=current_user.id, actor=actor(), rate_limit=rate_limit)
     except apikeys.ApiKeyError as exc:
-        return _keys_page(400, name=name, role=role, error=str(exc))
+        return _keys_page(400, name=name, role=role, rate_limit=rate_limit, error=str(exc))
     # Shown once, in this response only: never flashed (the session cookie), logged or cached.
     response = _keys_page(201, new_key=(row, key))
     response.headers["Cache-Control"] = "no-store"
