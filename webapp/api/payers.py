@@ -5,18 +5,29 @@ from flask import Blueprint, jsonify
 
 from webapp.api.inputs import API_STAFF, ApiError, actor, api_access, field_error, json_body
 from webapp.api.openapi import operation
-from webapp.api.schema import Amount, Json, Ref, Schema, Text, Time
+from webapp.api.schema import Amount, Field, Json, Ref, Schema, Text, Time
 from webapp.api.shapes import PAYMENT, REQUEST_SUMMARY, iso, money_text, payment_json, request_json
 from webapp.domain import payers
 from webapp.storage.models import Payer, Payment, PaymentRequest
 
 bp = Blueprint("payers", __name__, url_prefix="/payers")
 
+
+class PhoneList(Field):
+    """A list of phone numbers as typed (read into E.164 by the domain, which names a bad one)."""
+
+    type_ = {"type": "array", "items": {"type": "string", "maxLength": 40}, "maxItems": 5}
+
+    def parse(self, data, name, parsed):
+        value = data.get(name, [])
+        if not isinstance(value, list) or len(value) > 5 or not all(isinstance(p, str) and len(p) <= 40 for p in value):
+            raise field_error(name, "must be a list of at most 5 phone numbers")
+        return value
+
 NEW_PAYER = Schema("NewPayerInput", {
     "code": Text("your own id for the payer (admission number, unit, member number)", max_length=64, required=True),
     "name": Text(max_length=200, required=True),
-    "phones": Json("array", "phones known to pay for this payer (up to 5; local forms read in the configured region)",
-                   items={"type": "string", "maxLength": 40}, maxItems=5),
+    "phones": PhoneList("phones known to pay for this payer (local forms read in the configured region)"),
     "group": Text("class, building, branch", max_length=200, default=""),
 })
 PAYER = Schema("Payer", {
@@ -53,8 +64,6 @@ def payer_json(payer: Payer) -> dict:
 def create_payer():
     data = NEW_PAYER.read(json_body())
     phones = data["phones"] or []
-    if not isinstance(phones, list) or not all(isinstance(p, str) for p in phones):
-        raise field_error("phones", "must be a list of phone numbers")
     if Payer.select().where(Payer.code == data["code"]).exists():
         raise ApiError(409, "payer_exists", f"a payer with code {data['code']} exists", {"code": data["code"]})
     try:

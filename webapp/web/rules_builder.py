@@ -11,15 +11,20 @@ called by name through jobqueue.run_inline: webapp never imports jobs.
 """
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from webapp.plumbing import jobqueue
-from webapp.storage.models import Role
+from webapp.storage.models import Payment, Role
 from webapp.web.access import access, actor
 
 bp = Blueprint("rules", __name__, url_prefix="/rules")
 FIELDS = ("amount", "sender_name", "transaction_id", "date", "sender_phone", "name", "currency", "label")
 _MAX_FIELD = 500
+
+
+def _exists_or_404(payment_id: int) -> None:
+    if not Payment.select().where(Payment.id == payment_id).exists():
+        abort(404, f"There is no payment {payment_id}.")
 
 
 def _form(source) -> dict[str, str]:
@@ -29,6 +34,7 @@ def _form(source) -> dict[str, str]:
 @bp.get("/build/<int:payment_id>")
 @access(Role.STAFF)
 def builder(payment_id: int):
+    _exists_or_404(payment_id)
     try:
         view = jobqueue.run_inline("rules_build", payment_id, _form(request.args))
     except ValueError as exc:  # jobs.rules.RuleBuildError: the payment or its marks cannot be used
@@ -40,6 +46,7 @@ def builder(payment_id: int):
 @bp.post("/build/<int:payment_id>")
 @access(Role.STAFF)
 def save(payment_id: int):
+    _exists_or_404(payment_id)
     form = _form(request.form)
     try:
         done = jobqueue.run_inline("rules_save", payment_id, form, actor())

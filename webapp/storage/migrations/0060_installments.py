@@ -26,6 +26,7 @@ def up(migrator, db):
 
 def down(migrator, db):
     migrator.migrate(
+        migrator.drop_index("payment_request", "payment_request_payer_id"),
         migrator.drop_column("payment_request", "payer_id"),
         migrator.drop_column("payment_request", "paid_minor"),
         migrator.drop_column("payment_request", "allow_partial"),
