@@ -52,6 +52,10 @@ class Settings:
     secure_cookies: bool = True
     public_url: str | None = None
     log_level: str = "INFO"
+    log_format: str = "text"
+    smtp_url: str | None = field(default=None, repr=False)  # smtp://user:pass@host:port, smtps://… for TLS
+    mail_from: str | None = None
+    alert_emails: tuple[str, ...] = ()
     login_rate_limit: str = "10 per minute"
     instance_path: Path = INSTANCE
 
@@ -145,6 +149,23 @@ def _redis_ok(url: str) -> bool:
     return url.startswith(("redis://", "rediss://", "unix://"))
 
 
+def _smtp_ok(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme in ("smtp", "smtps") and bool(parts.hostname)
+
+
+def _emails(env, name) -> tuple[str, ...]:
+    raw = _read(env, name)
+    if raw is None:
+        return ()
+    emails = tuple(e.strip() for e in raw.split(",") if e.strip())
+    for email in emails:
+        _check(name, email, lambda e: "@" in e and " " not in e, "expected comma-separated e-mail addresses")
+    return emails
+
+
 def _secret_key(env: Mapping[str, str], name: str, instance: Path) -> str:
     """SECRET_KEY from the environment; in development, generated once into instance/."""
     value = _read(env, "SECRET_KEY")
@@ -204,6 +225,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     _check("WPPCONNECT_SESSION", session, lambda s: ":" not in s and "/" not in s, "must not contain ':' or '/'")
     log_level = (_read(env, "LOG_LEVEL") or "INFO").upper()
     _check("LOG_LEVEL", log_level, lambda lv: lv in ("DEBUG", "INFO", "WARNING", "ERROR"), "expected DEBUG/INFO/WARNING/ERROR")
+    smtp_url = _read(env, "PAYWATCH_SMTP_URL")
+    if smtp_url is not None and not _smtp_ok(smtp_url):  # the value may hold a password: never echo it
+        raise ConfigError("PAYWATCH_SMTP_URL", "expected smtp://USER:PASS@HOST:PORT or smtps://…")
+    mail_from = _read(env, "PAYWATCH_MAIL_FROM")
+    _check("PAYWATCH_MAIL_FROM", mail_from, lambda e: "@" in e, "expected an e-mail address")
     return Settings(
         env=name,
         database_url=database_url,
@@ -226,6 +252,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         secure_cookies=_bool(env, "PAYWATCH_SECURE_COOKIES", name == "production"),
         public_url=public_url,
         log_level=log_level,
+        log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
+        smtp_url=smtp_url,
+        mail_from=mail_from,
+        alert_emails=_emails(env, "PAYWATCH_ALERT_EMAILS"),
         login_rate_limit=_read(env, "PAYWATCH_LOGIN_RATE_LIMIT") or "10 per minute",
         instance_path=instance,
     )

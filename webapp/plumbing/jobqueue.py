@@ -36,6 +36,7 @@ HEARTBEAT_KEY = "paywatch:heartbeat:scheduler"  # written by the heartbeat job: 
 SCHEDULER_BEAT_KEY = "paywatch:heartbeat:scheduler-process"  # written by the scheduler process's own loop
 SCHEDULER_BEAT_TTL = 120
 WORKER_BEAT_S = 5  # an idle jobs.worker.Worker beats this often (webapp/domain/health.py judges by it)
+WATCHER_BEAT_KEY = "paywatch:heartbeat:watcher"  # written by the mailbox watcher's main loop
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,12 @@ JOBS: dict[str, JobSpec] = {
     "mailbox_fetch": JobSpec("jobs.mailbox.fetch", "default", 300),
     # portal sources (jobs/portal.py)
     "portal_pass": JobSpec("jobs.portal.run_pass", "slow", 300),
+    # operators' alerts and the WhatsApp watchdog (jobs/watchdog.py, jobs/alert_mail.py)
+    "send_alert_mail": JobSpec("jobs.alert_mail.send_alert_mail", "fast", 60, retry=3),
+    "alerts_check": JobSpec("jobs.watchdog.check", "default", 120),
+    "whatsapp_watchdog": JobSpec("jobs.watchdog.session_check", "fast", 60),
+    # retention of raw bodies, message texts, idempotency records, job records (jobs/retention.py)
+    "retention": JobSpec("jobs.retention.apply", "slow", 900),
 }
 
 # Recurring jobs (name -> interval in seconds), kept registered with rq-scheduler under
@@ -74,6 +81,9 @@ RECURRING: dict[str, int] = {
     "notification_sweep": 15,
     "reminder_rules": 60,
     "whatsapp_acks": 120,
+    "alerts_check": 60,
+    "whatsapp_watchdog": 60,
+    "retention": 3600,
 }
 
 _redis: dict[str, Redis] = {}

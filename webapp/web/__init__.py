@@ -29,6 +29,7 @@ def init_app(app: Flask) -> None:
         sources,
         users,
         vouchers,
+        whatsapp_session,
     )
     from webapp.web.extensions import csrf, htmx, limiter, login_manager
 
@@ -37,7 +38,7 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     limiter.init_app(app)
     for module in (auth, users, dashboard, ops, review, settings, audit_log, requests, payments, agents, sources,
-                   hooks, vouchers, notifications):
+                   hooks, vouchers, notifications, whatsapp_session):
         app.register_blueprint(module.bp)
     csrf.exempt(hooks.bp)  # gateway callbacks prove themselves with a static header
     ops.init_rq_dashboard(app)

@@ -109,6 +109,7 @@ def metrics():
     from prometheus_client import CollectorRegistry, Gauge, generate_latest
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+    from webapp.domain import figures
     from webapp.storage.models import Notification, Payment, PaymentRequest
 
     registry = CollectorRegistry()
@@ -116,6 +117,7 @@ def metrics():
         gauge = Gauge(f"paywatch_{name}", f"{name} by status", ["status"], registry=registry)
         for status, count in model.select(model.status, fn.COUNT(model.id)).group_by(model.status).tuples():
             gauge.labels(status=status).set(count)
+    figures.export(registry)  # payments by source, time to paid, source freshness (the Grafana dashboard)
     queued = Gauge("paywatch_queue_jobs", "jobs waiting per RQ queue", ["queue"], registry=registry)
     healthy = Gauge("paywatch_up", "1 when the part answers", ["part"], registry=registry)
     checks, _ = health()
