@@ -206,7 +206,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     database_url = _read(env, "DATABASE_URL") or f"sqlite:///{instance / 'paywatch.db'}"
     _check("DATABASE_URL", database_url, _database_ok, "expected sqlite:///PATH or postgresql://…")
     redis_url = _read(env, "REDIS_URL") or Settings.redis_url
-    _check("REDIS_URL", redis_url, _redis_ok, "expected redis://HOST:PORT/DB")
+    if not _redis_ok(redis_url):  # the value may hold a password: never echo it
+        raise ConfigError("REDIS_URL", "expected redis://HOST:PORT/DB, rediss://… (TLS) or unix://PATH")
     timezone = _read(env, "PAYWATCH_TIMEZONE") or "UTC"
     _check("PAYWATCH_TIMEZONE", timezone, _zone_ok, "expected an IANA zone like Africa/Kampala")
     region = _read(env, "PAYWATCH_PHONE_REGION")
