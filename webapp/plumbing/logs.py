@@ -58,10 +58,19 @@ class Routine(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed record is left to the formatter to report
             return True
-        if any(prefix in message for prefix in ROUTINE_IDS):
+        if any(prefix in message for prefix in ROUTINE_IDS) or _routine_completion(message):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger().isEnabledFor(logging.DEBUG)
         return True
+
+
+def _routine_completion(message: str) -> bool:
+    """rq's "Successfully completed <description> job in …" names no id: judged by the job's name."""
+    if not message.startswith("Successfully completed "):
+        return False
+    from webapp.plumbing.jobqueue import RECURRING
+
+    return message[len("Successfully completed "):].split(" job in ", 1)[0] in RECURRING
 
 
 class _PaywatchHandler(logging.StreamHandler):
