@@ -95,6 +95,8 @@ def test_the_image_installs_only_the_runtime_requirements():
     installs = re.findall(r"pip install[^\n]*", dockerfile)
     assert installs == ["pip install --no-cache-dir -r requirements.txt"]
     assert "requirements-dev" not in dockerfile
+    packages = re.findall(r"apt-get install -y --no-install-recommends ([^\\\n&]*)", dockerfile)
+    assert [p.split() for p in packages] == [["postgresql-client"]]  # pg_dump / pg_restore for db backup
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".env", ".venv", "instance", "tests", ".git"} <= set(ignored)
 

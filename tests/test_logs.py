@@ -85,3 +85,22 @@ def test_a_web_request_logs_its_request_id(app, client, caplog):
         record = logging.LogRecord("t", logging.INFO, __file__, 1, "hello", None, None)
         logs.Context().filter(record)
     assert record.request_id == "req-xyz" and record.job_id is None
+
+
+def test_a_jobs_log_lines_name_its_source_or_request(ctx, make_request):
+    from jobs import _log_context
+    from webapp.domain import sources
+    from webapp.storage.models import Notification
+
+    request = make_request(customer_phone="+256772000001")
+    row = Notification.create(kind="reminder", phone="+256772000001", request=request.id, dedupe_key="r:1")
+    source, _ = sources.save({"kind": "mailbox", "name": "shop-mail", "config": {
+        "host": "127.0.0.1", "username_env": "U", "password_env": "P"}}, actor="test")
+    assert _log_context("jobs.whatsapp.send_notification", (row.id,)) == {"reference": request.reference}
+    assert _log_context("jobs.gateway.collect", (request.id,)) == {"reference": request.reference}
+    assert _log_context("jobs.mailbox.fetch", (source.id,)) == {"source": "shop-mail"}
+    assert _log_context("jobs.schedule.heartbeat", ()) == {}
+    with logs.bind(source="shop-mail", reference=request.reference):
+        record = logging.LogRecord("t", logging.INFO, __file__, 1, "hello", None, None)
+        logs.Context().filter(record)
+    assert (record.source, record.reference) == ("shop-mail", request.reference)
