@@ -37,3 +37,9 @@ def test_a_managed_redis_over_tls_is_accepted_and_spoken_to_with_tls():
     url = "rediss://default:secret@redis.example.com:6380/0"
     assert load_settings({**BASE, "REDIS_URL": url}).redis_url == url
     assert jobqueue.redis_connection(url).connection_pool.connection_class is SSLConnection
+
+
+def test_production_refuses_the_placeholder_secret_key_of_env_example(tmp_path):
+    with pytest.raises(ConfigError, match="SECRET_KEY: is still the placeholder"):
+        load_settings({"PAYWATCH_ENV": "production", "PAYWATCH_INSTANCE_PATH": str(tmp_path),
+                       "SECRET_KEY": "change-me-to-48-random-characters-eg-openssl-rand-base64-36"})

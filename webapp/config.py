@@ -172,6 +172,8 @@ def _secret_key(env: Mapping[str, str], name: str, instance: Path) -> str:
     if value is not None:
         if len(value) < 16:
             raise ConfigError("SECRET_KEY", "must be at least 16 characters")
+        if name == "production" and value.startswith("change-me"):
+            raise ConfigError("SECRET_KEY", "is still the placeholder of .env.example; set a random one")
         return value
     if name == "production":
         raise ConfigError("SECRET_KEY", "is required when PAYWATCH_ENV=production")
