@@ -70,9 +70,39 @@ def test_a_worker_logs_each_event_once_in_json_with_job_ids_and_no_secret(app, d
         done_cli = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=env,
                                   capture_output=True, text=True, timeout=60)
         output += done_cli.stdout + done_cli.stderr
+    output += _web_log(environ)
     for name, value in {**SECRETS, "WPPCONNECT_SECRET_KEY": environ["WPPCONNECT_SECRET_KEY"]}.items():
         secret = value.split(":")[2].split("@")[0] if name == "PAYWATCH_SMTP_URL" else value
         assert secret not in output, f"{name} appears in the logs"
+
+
+def _web_log(environ) -> str:
+    """Run gunicorn (the web process) for a few requests; its whole output."""
+    import requests
+
+    from tests.conftest import _background, _stop, venv_bin, wait_for
+    from tests.smtp_server import _free_port
+
+    port = _free_port()
+    web = _background(environ, "web", [venv_bin("gunicorn"), "-c", "gunicorn.conf.py", "--bind",
+                                       f"127.0.0.1:{port}", "wsgi:app"])
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def up():
+            try:
+                return requests.get(f"{base}/healthz", timeout=2).status_code in (200, 503)
+            except requests.ConnectionError:
+                return False
+
+        wait_for(up, timeout=60, message="gunicorn to answer")
+        requests.get(f"{base}/login", timeout=5)
+        requests.get(f"{base}/api/v1/requests", headers={"Authorization": "Bearer pw_wrong"}, timeout=5)
+    finally:
+        _stop(web)
+    text = web.log_path.read_text()
+    assert '"GET /healthz HTTP/1.1"' in text and '"GET /api/v1/requests HTTP/1.1" 401' in text, text
+    return text
 
 
 def test_a_web_request_logs_its_request_id(app, client, caplog):
