@@ -18,12 +18,17 @@ the cost per payment; the goal is ≥ 1,000/s at 100k and cost(1M) ≤ 1.5 × co
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
+import secrets
 import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
+
+from peewee import fn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -32,7 +37,7 @@ from webapp.config import load_settings  # noqa: E402
 from webapp.domain import ledger
 from webapp.plumbing.devstack import start_redis  # noqa: E402
 from webapp.storage import db
-from webapp.storage.models import Payment, PaymentRequest, utcnow  # noqa: E402
+from webapp.storage.models import PaymentRequest, utcnow  # noqa: E402
 
 
 def build_app(database_url: str, workdir: Path, redis_url: str):
@@ -70,7 +75,8 @@ def seed(n: int, per_amount: int, rng: random.Random) -> None:
 
 def observations(n_requests: int, count: int, rng: random.Random) -> list[ledger.PaymentObservation]:
     """Payments to ingest: half confirm by phone, a quarter go to review, a quarter match nothing."""
-    picks = rng.sample(range(1, n_requests + 1), count)
+    low = PaymentRequest.select(fn.MIN(PaymentRequest.id)).scalar()  # ids need not start at 1 (PostgreSQL)
+    picks = rng.sample(range(low, low + n_requests), count)
     wanted = {r.id: r for r in PaymentRequest.select().where(PaymentRequest.id.in_(picks))}
     result = []
     for i, pick in enumerate(picks):
@@ -89,18 +95,35 @@ def observations(n_requests: int, count: int, rng: random.Random) -> list[ledger
     return result
 
 
+@contextlib.contextmanager
+def fresh_schema(database_url: str):
+    """A PostgreSQL schema of its own for one size (dropped after): every size starts from an empty
+    database, ids from 1, as SQLite's fresh file does (a DELETE kept the ids counting and broke size 2)."""
+    import psycopg2
+
+    schema = "pwbench_" + secrets.token_hex(6)
+    admin = psycopg2.connect(database_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in database_url else "?"
+    try:
+        yield f"{database_url}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()
+
+
 def run(size: int, payments: int, per_amount: int, database_url: str | None, seed_value: int,
         batch: int = 100) -> dict:
     rng = random.Random(seed_value)
-    with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp:
-        url = database_url or f"sqlite:///{tmp}/bench.db"
+    with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp, (
+            fresh_schema(database_url) if database_url else contextlib.nullcontext(f"sqlite:///{tmp}/bench.db")) as url:
         # A throw-away Redis: confirmations enqueue their WhatsApp jobs, as in production.
         redis = start_redis(Path(tmp) / "redis", persist=False)
         app = build_app(url, Path(tmp), redis.url)
         with app.app_context(), db.database.connection_context():
-            if database_url:
-                for model in (Payment, PaymentRequest):
-                    model.delete().execute()
             started = time.perf_counter()
             seed(size, per_amount, rng)
             seeded = time.perf_counter() - started
@@ -118,6 +141,7 @@ def run(size: int, payments: int, per_amount: int, database_url: str | None, see
                     outcomes[result.decision.action] = outcomes.get(result.decision.action, 0) + 1
             elapsed_batched = time.perf_counter() - started
         redis.stop()
+        db.database.obj.close()
     return {"size": size, "seed_s": seeded, "per_payment_ms": elapsed / payments * 1000,
             "rate": payments / elapsed, "batched_ms": elapsed_batched / payments * 1000,
             "batched_rate": payments / elapsed_batched, "outcomes": outcomes}

@@ -14,6 +14,8 @@ from typing import Callable
 
 from flask import Flask
 
+from webapp.plumbing import logs
+
 log = logging.getLogger("jobs")
 
 _app: Flask | None = None
@@ -45,9 +47,41 @@ def job(func: Callable) -> Callable:
         with app.app_context():
             database.connect(reuse_if_open=True)
             try:
-                return func(*args, **kwargs)
+                with logs.bind(**_log_context(dotted, args)):
+                    return func(*args, **kwargs)
             finally:
                 if not database.is_closed():
                     database.close()
 
+    dotted = f"{func.__module__}.{func.__name__}"
     return run
+
+
+# What a job's first argument names, for the `source` / `reference` fields of its log lines.
+_SOURCE_JOBS = ("jobs.portal.run_pass", "jobs.mailbox.fetch", "jobs.gateway.poll", "jobs.gateway.reread")
+_REQUEST_JOBS = ("jobs.gateway.collect",)
+_NOTIFICATION_JOBS = ("jobs.whatsapp.send_notification",)
+
+
+def _log_context(dotted: str, args: tuple) -> dict:
+    """{"source": name} or {"reference": …} for a job whose first argument is such an id; {} otherwise."""
+    from peewee import DatabaseError
+
+    from webapp.storage.models import Notification, PaymentRequest, Source
+
+    if not args or not isinstance(args[0], int):
+        return {}
+    try:
+        if dotted in _SOURCE_JOBS:
+            source = Source.get_or_none(Source.id == args[0])
+            return {"source": source.name} if source else {}
+        if dotted in _REQUEST_JOBS:
+            request = PaymentRequest.get_or_none(PaymentRequest.id == args[0])
+            return {"reference": request.reference} if request else {}
+        if dotted in _NOTIFICATION_JOBS:
+            row = (PaymentRequest.select(PaymentRequest.reference).join(Notification)
+                   .where(Notification.id == args[0]).first())
+            return {"reference": row.reference} if row else {}
+    except DatabaseError:  # the job itself meets the same error and reports it
+        return {}
+    return {}

@@ -37,6 +37,7 @@ from redis.exceptions import RedisError
 
 from jobs.mailbox import MailboxError, close, connect, mailbox_config, request_fetch
 from webapp.domain import sources
+from webapp.plumbing import jobqueue
 from webapp.storage import db
 from webapp.storage.models import Source, SourceKind, utcnow
 
@@ -70,13 +71,23 @@ def watch(app: Flask, stop: threading.Event, *, rescan_s: float = 30.0, renew_s:
                 if source_id not in watchers:
                     watchers[source_id] = SourceWatcher(app, source_id, signature, renew_s=renew_s)
                     watchers[source_id].start()
-            stop.wait(rescan_s)
+            _beat(app)
+            stop.wait(min(rescan_s, 30.0))
     finally:
         for watcher in watchers.values():
             watcher.stop(join=False)
         for watcher in watchers.values():
             watcher.join(timeout=10)
         log.info("mailbox watcher stopped")
+
+
+def _beat(app: Flask) -> None:
+    """The watcher is alive (`flask ops check watcher` reads it; each source's IDLE contact is in its state)."""
+    try:
+        with app.app_context():
+            jobqueue.redis_connection().set(jobqueue.WATCHER_BEAT_KEY, time.time(), ex=600)
+    except RedisError as exc:
+        log.debug("mailbox watcher: beat not written (%s)", exc)
 
 
 def _wanted_sources(app: Flask) -> dict[int, tuple]:
@@ -182,8 +193,9 @@ class SourceWatcher(threading.Thread):
             self._fetch_owed = True
             return
         self._fetch_owed = False
-        if job_id:
-            log.info("mailbox %s: %s → fetch %s", self.source_name, why, job_id)
+        if job_id:  # routine renewals and polls at DEBUG; new mail and reconnects at INFO
+            log.log(logging.DEBUG if why in ("renew", "poll", "retry") else logging.INFO,
+                    "mailbox %s: %s → fetch %s", self.source_name, why, job_id)
 
     def _record(self, *, ok: bool, connected: bool, error: str | None = None, mode: str | None = None) -> None:
         now = utcnow()

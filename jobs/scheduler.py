@@ -21,6 +21,7 @@ from peewee import DatabaseError
 from redis.exceptions import RedisError
 from rq_scheduler import Scheduler
 
+from jobs import watchdog
 from webapp.domain import sources
 from webapp.plumbing import jobqueue
 from webapp.storage import db
@@ -36,7 +37,7 @@ def run(app: Flask, stop: threading.Event, *, interval: float = 1.0) -> None:
     with app.app_context():
         connection = jobqueue.redis_connection()
     scheduler = Scheduler(connection=connection, interval=interval)
-    sync_at, redis_up = 0.0, False
+    sync_at, watch_at, redis_up = 0.0, time.monotonic() + watchdog.GRACE_S, False
     log.info("scheduler started: recurring jobs every %.1f s, schedule checked every %.0f s", interval, SYNC_EVERY_S)
     while not stop.is_set():
         began = time.monotonic()
@@ -56,12 +57,23 @@ def run(app: Flask, stop: threading.Event, *, interval: float = 1.0) -> None:
                     scheduler.enqueue_jobs()
                 finally:
                     scheduler.remove_lock()
+            if began >= watch_at:
+                watch_at = began + watchdog.WATCH_EVERY_S
+                _watch_workers(app)
         except RedisError as exc:
             if redis_up:
                 log.warning("scheduler: Redis did not answer (%s: %s); waiting for it", type(exc).__name__, exc)
             redis_up = False
         stop.wait(max(0.0, interval - (time.monotonic() - began)))
     log.info("scheduler stopped")
+
+
+def _watch_workers(app: Flask) -> None:
+    """A worker cannot report that no worker runs: this process does (jobs.watchdog)."""
+    try:
+        watchdog.watch_workers(app)
+    except (DatabaseError, RedisError) as exc:
+        log.warning("scheduler: cannot check the workers now (%s)", exc)
 
 
 def _sync(app: Flask, scheduler: Scheduler) -> bool:

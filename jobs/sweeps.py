@@ -10,7 +10,6 @@ from webapp.domain import ledger, outbox, sources
 from webapp.plumbing import jobqueue
 from webapp.storage.models import IdempotencyRecord, Notification, NotificationStatus, utcnow
 
-IDEMPOTENCY_KEPT = timedelta(hours=48)  # promised: at least 24 h
 
 
 @job
@@ -29,8 +28,11 @@ def expire_requests() -> int:
 
 @job
 def purge_idempotency() -> int:
-    """Forget idempotency keys older than 48 h."""
-    return IdempotencyRecord.delete().where(IdempotencyRecord.created_at < utcnow() - IDEMPOTENCY_KEPT).execute()
+    """Forget idempotency keys older than the `keep_idempotency_hours` option (48 h unless changed; at least 24)."""
+    from webapp.domain import options
+
+    kept = timedelta(hours=options.get("keep_idempotency_hours"))
+    return IdempotencyRecord.delete().where(IdempotencyRecord.created_at < utcnow() - kept).execute()
 
 
 SENDING_TIMEOUT = timedelta(seconds=90)

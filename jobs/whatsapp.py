@@ -46,7 +46,7 @@ from datetime import UTC, datetime, timedelta
 from jobs import job
 from jobs.wppconnect import ChatMessage, Client, WhatsAppError
 from webapp.config import settings
-from webapp.domain import message_texts, options, outbox, pacing, whatsapp_session
+from webapp.domain import alerts, message_texts, options, outbox, pacing, whatsapp_session
 from webapp.storage import db
 from webapp.storage.models import Notification, NotificationStatus, PaymentRequest, RequestStatus, utcnow
 
@@ -282,7 +282,8 @@ def _session_trouble(row: Notification, exc: WhatsAppError, now: datetime, **cha
     """A refused token pauses sending, a disconnected session postpones: neither counts as a try."""
     if exc.kind == "config":
         if whatsapp_session.pause(exc.message):
-            outbox.admin_alert(f"whatsapp-paused:{now.isoformat()}", f"Paywatch: WhatsApp sending is paused: {exc.message}")
+            alerts.open_alert(alerts.SENDING_PAUSED, "whatsapp", f"WhatsApp sending is paused: {exc.message}. "
+                              "Fix it, then resume on the WhatsApp session page.", now=now)
         _back_to_pending(row, now + PAUSED_CHECK, exc.message, **changes)
         return f"paused: {exc.message}"
     if exc.kind == "disconnected":
@@ -311,16 +312,25 @@ def _auth_works(wpp: Client) -> bool:
 
 
 def _reconnect() -> None:
-    """wppconnect restores a linked session on start-session; ask at most once a minute."""
+    if try_reconnect():
+        whatsapp_session.note_reconnect(utcnow())
+
+
+def try_reconnect() -> bool:
+    """wppconnect restores a linked session on start-session; ask at most once a minute (across
+    workers). True when it asked now (whatever the answer: the next status check tells)."""
     from webapp.plumbing import jobqueue
 
     conn = jobqueue.redis_connection()
-    if conn.set("paywatch:whatsapp:reconnect", "1", nx=True, ex=60):
-        try:
-            state = client().start_session()
-            whatsapp_session.update(session=state.status, qrcode=state.qrcode)
-        except WhatsAppError as exc:
-            log.warning("start-session failed: %s", exc.message)
+    if not conn.set("paywatch:whatsapp:reconnect", "1", nx=True, ex=60):
+        return False
+    try:
+        state = client().start_session()
+        whatsapp_session.update(session=state.status, qrcode=state.qrcode)
+    except WhatsAppError as exc:
+        log.warning("start-session failed: %s", exc.message)
+        whatsapp_session.update(last_error=exc.message)
+    return True
 
 
 def _gap(now: datetime, values: dict) -> tuple[datetime, str] | None:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import os
 import time
 
+from peewee import DatabaseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -46,7 +47,7 @@ from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
-from jobs import bootstrap
+from jobs import bootstrap, watchdog
 from webapp.plumbing import jobstats
 from webapp.plumbing.jobqueue import WORKER_BEAT_S
 
@@ -113,6 +114,7 @@ class Worker(SimpleWorker):
         _import_jobs()
         self._keep_scheduler = False
         self._tick_at = 0.0
+        self._watch_at = time.monotonic() + watchdog.GRACE_S  # start-up is not an outage
         super().__init__(*args, **kwargs)
 
     @property
@@ -163,6 +165,16 @@ class Worker(SimpleWorker):
         if time.monotonic() >= self._tick_at:
             self._tick_at = time.monotonic() + TICK_S
             self._revive_scheduler()
+        if time.monotonic() >= self._watch_at:
+            self._watch_at = time.monotonic() + watchdog.WATCH_EVERY_S
+            self._watch_scheduler()
+
+    def _watch_scheduler(self) -> None:
+        """The workers watch the scheduler's heartbeat (one of them a minute; jobs.watchdog)."""
+        try:
+            watchdog.watch_scheduler(bootstrap())
+        except (DatabaseError, RedisError) as exc:
+            self.log.warning("Worker %s: cannot check the scheduler now (%s)", self.name, exc)
 
     def _register_again(self) -> None:
         self.log.warning("Worker %s: its registration was gone from Redis (flushed or replaced); registering again",

@@ -260,6 +260,15 @@ class Client:
             raise WhatsAppError("server", f"start-session answered HTTP {response.status_code}", permanent=False)
         return SessionState(str(body.get("status") or "CLOSED").upper(), body.get("qrcode"))
 
+    def check_connection(self) -> bool:
+        """check-connection-session: True when a live client exists (it may still be stale: the
+        contract says it ignores the page's own answer); always HTTP 200 on the real server."""
+        response = self._call("GET", "check-connection-session")
+        if response.status_code >= 300:
+            raise WhatsAppError("server", f"check-connection-session answered HTTP {response.status_code}",
+                                permanent=False)
+        return _json(response).get("status") is True
+
     def close_session(self) -> bool:
         response = self._call("POST", "close-session", json={})
         return response.status_code == 200

@@ -76,10 +76,11 @@ def test_an_empty_pool_flags_the_request_and_alerts_the_admins_once(ctx):
     assert not Voucher.select().where(Voucher.request.in_([first.id, second.id])).exists()
     empty = [a for a in alerts() if "is empty" in a.context["text"]]
     assert len(empty) == 1 and empty[0].phone == ADMIN
-    load("wifi", "MORE1")  # a new spell: refilled, then empty again, alerts again
+    load("wifi", "MORE1")  # a new spell: refilled (the all-clear), then empty again, alerts again
+    assert len([a for a in alerts() if a.context["text"].startswith("[Paywatch] all clear: voucher pool empty")]) == 1
     paid(phone="+256772000003")
     paid(phone="+256772000004")
-    assert len([a for a in alerts() if "is empty" in a.context["text"]]) == 2
+    assert len([a for a in alerts() if a.context["text"].startswith("[Paywatch] voucher pool empty")]) == 2
 
 
 def test_a_pool_running_low_alerts_the_admins_once(ctx):

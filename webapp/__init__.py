@@ -4,9 +4,10 @@ create_app() builds the Flask application; nothing else happens at import time.
 """
 from __future__ import annotations
 
-import logging
+import re
+import uuid
 
-from flask import Flask
+from flask import Flask, g, request
 
 from webapp.config import ROOT, ConfigError, Settings, load_settings
 
@@ -40,7 +41,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _configure(app: Flask, settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from webapp.plumbing import logs
+
+    logs.configure(settings.log_level, settings.log_format)
+    app.before_request(_request_id)
+    app.after_request(_echo_request_id)
     app.config.update(
         PAYWATCH=settings,
         SECRET_KEY=settings.secret_key,
@@ -63,3 +68,18 @@ def _configure(app: Flask, settings: Settings) -> None:
         RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 2, "socket_timeout": 5},
         MAX_CONTENT_LENGTH=10 * 1024 * 1024,
     )
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def _request_id() -> None:
+    """Each request's id for its log lines: the proxy's X-Request-ID when it is sane, else a new one."""
+    given = request.headers.get("X-Request-ID", "")
+    g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def _echo_request_id(response):
+    if "request_id" in g:
+        response.headers["X-Request-ID"] = g.request_id
+    return response

@@ -14,6 +14,7 @@ from flask.cli import AppGroup
 from webapp.config import ROOT, child_environment
 from webapp.domain import accounts, sources
 from webapp.plumbing import jobqueue
+from webapp.plumbing.logs import safe_url
 from webapp.storage import db
 from webapp.storage.models import Role
 
@@ -30,13 +31,17 @@ dev_cli = AppGroup("dev", help="One-machine set-up (used by make run / make demo
 
 
 def init_app(app: Flask) -> None:
+    from webapp import cli_ops
+    from webapp.cli_webhooks import webhooks_cli
+
     for group in (db_cli, users_cli, jobs_cli, apikeys_cli, sources_cli, mailbox_cli, parsers_cli, agents_cli,
                   payers_cli, dev_cli):
         app.cli.add_command(group)
     app.cli.add_command(vouchers_cli)
-    from webapp.cli_webhooks import webhooks_cli
-
     app.cli.add_command(webhooks_cli)
+    app.cli.add_command(cli_ops.ops_cli)
+    db_cli.add_command(cli_ops.db_backup)
+    db_cli.add_command(cli_ops.db_restore)
 
 
 @db_cli.command("upgrade")
@@ -307,14 +312,14 @@ def dev_up(demo: bool) -> None:
     from webapp.plumbing.devstack import ensure_redis
 
     settings = current_app.config["PAYWATCH"]
-    click.echo(f"database: {_safe_url(settings.database_url)}")
+    click.echo(f"database: {safe_url(settings.database_url)}")
     applied = db.upgrade()
     click.echo("migrations applied: " + ", ".join(applied) if applied else "database is up to date")
     click.get_current_context().invoke(users_bootstrap)
     if demo:
         _add_demo_sources()
     local = ensure_redis(settings.redis_url, settings.instance_path / "redis")
-    click.echo(f"redis: {'started local redis-server at ' if local else 'using '}{_safe_url(settings.redis_url)}")
+    click.echo(f"redis: {'started local redis-server at ' if local else 'using '}{safe_url(settings.redis_url)}")
     try:
         click.get_current_context().invoke(jobs_schedule)
         procfile = _procfile(settings.instance_path, demo)
@@ -357,17 +362,6 @@ def _procfile(instance: Path, demo: bool) -> Path:
     combined = instance / "Procfile.demo"
     combined.write_text(procfile.read_text() + "sandbox: python -m sandbox\n")
     return combined
-
-
-def _safe_url(url: str) -> str:
-    """A URL without its password, for printing."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 # ---- vouchers ------------------------------------------------------------------------

@@ -52,6 +52,10 @@ class Settings:
     secure_cookies: bool = True
     public_url: str | None = None
     log_level: str = "INFO"
+    log_format: str = "text"
+    smtp_url: str | None = field(default=None, repr=False)  # smtp://user:pass@host:port, smtps://… for TLS
+    mail_from: str | None = None
+    alert_emails: tuple[str, ...] = ()
     login_rate_limit: str = "10 per minute"
     metrics_token: str | None = field(default=None, repr=False)
     pay_page_rate_limit: str = "120 per minute"
@@ -171,12 +175,31 @@ def _redis_ok(url: str) -> bool:
     return url.startswith(("redis://", "rediss://", "unix://"))
 
 
+def _smtp_ok(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme in ("smtp", "smtps") and bool(parts.hostname)
+
+
+def _emails(env, name) -> tuple[str, ...]:
+    raw = _read(env, name)
+    if raw is None:
+        return ()
+    emails = tuple(e.strip() for e in raw.split(",") if e.strip())
+    for email in emails:
+        _check(name, email, lambda e: "@" in e and " " not in e, "expected comma-separated e-mail addresses")
+    return emails
+
+
 def _secret_key(env: Mapping[str, str], name: str, instance: Path) -> str:
     """SECRET_KEY from the environment; in development, generated once into instance/."""
     value = _read(env, "SECRET_KEY")
     if value is not None:
         if len(value) < 16:
             raise ConfigError("SECRET_KEY", "must be at least 16 characters")
+        if name == "production" and value.startswith("change-me"):
+            raise ConfigError("SECRET_KEY", "is still the placeholder of .env.example; set a random one")
         return value
     if name == "production":
         raise ConfigError("SECRET_KEY", "is required when PAYWATCH_ENV=production")
@@ -231,7 +254,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     database_url = _read(env, "DATABASE_URL") or f"sqlite:///{instance / 'paywatch.db'}"
     _check("DATABASE_URL", database_url, _database_ok, "expected sqlite:///PATH or postgresql://…")
     redis_url = _read(env, "REDIS_URL") or Settings.redis_url
-    _check("REDIS_URL", redis_url, _redis_ok, "expected redis://HOST:PORT/DB")
+    if not _redis_ok(redis_url):  # the value may hold a password: never echo it
+        raise ConfigError("REDIS_URL", "expected redis://HOST:PORT/DB, rediss://… (TLS) or unix://PATH")
     timezone = _read(env, "PAYWATCH_TIMEZONE") or "UTC"
     _check("PAYWATCH_TIMEZONE", timezone, _zone_ok, "expected an IANA zone like Africa/Kampala")
     region = _read(env, "PAYWATCH_PHONE_REGION")
@@ -250,6 +274,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     _check("WPPCONNECT_SESSION", session, lambda s: ":" not in s and "/" not in s, "must not contain ':' or '/'")
     log_level = (_read(env, "LOG_LEVEL") or "INFO").upper()
     _check("LOG_LEVEL", log_level, lambda lv: lv in ("DEBUG", "INFO", "WARNING", "ERROR"), "expected DEBUG/INFO/WARNING/ERROR")
+    smtp_url = _read(env, "PAYWATCH_SMTP_URL")
+    if smtp_url is not None and not _smtp_ok(smtp_url):  # the value may hold a password: never echo it
+        raise ConfigError("PAYWATCH_SMTP_URL", "expected smtp://USER:PASS@HOST:PORT or smtps://…")
+    mail_from = _read(env, "PAYWATCH_MAIL_FROM")
+    _check("PAYWATCH_MAIL_FROM", mail_from, lambda e: "@" in e, "expected an e-mail address")
     return Settings(
         env=name,
         database_url=database_url,
@@ -272,6 +301,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         secure_cookies=_bool(env, "PAYWATCH_SECURE_COOKIES", name == "production"),
         public_url=public_url,
         log_level=log_level,
+        log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
+        smtp_url=smtp_url,
+        mail_from=mail_from,
+        alert_emails=_emails(env, "PAYWATCH_ALERT_EMAILS"),
         login_rate_limit=_read(env, "PAYWATCH_LOGIN_RATE_LIMIT") or "10 per minute",
         metrics_token=_metrics_token(env),
         pay_page_rate_limit=_limit(env, "PAYWATCH_PAY_PAGE_RATE_LIMIT", "120 per minute"),

@@ -146,6 +146,18 @@ OPTIONS: dict[str, Option] = {
         Option("quiet_start", "Quiet hours from", _clock, lambda s: "", "HH:MM in the configured time zone; "
                "empty: no quiet hours. Reminders and pending alerts wait until they end", kind="text"),
         Option("quiet_end", "Quiet hours until", _clock, lambda s: "", "HH:MM", kind="text"),
+        Option("whatsapp_down_minutes", "Alerts: WhatsApp down for (minutes)", _int(1, 1440), lambda s: 5,
+               "operators are told (by e-mail too) when the session has not been connected this long"),
+        Option("daily_summary_at", "Alerts: daily summary at", _clock, lambda s: "20:00",
+               "HH:MM in the configured time zone (e-mail and WhatsApp); empty: no summary", kind="text"),
+        Option("keep_mail_days", "Keep raw mail and payment bodies (days)", _int(1, 3650), lambda s: 90,
+               "after this the raw text of payments (mail bodies, portal rows) is blanked; the payment stays"),
+        Option("keep_message_days", "Keep message texts (days)", _int(1, 3650), lambda s: 90,
+               "after this a sent or ended WhatsApp message's text is blanked; the row stays"),
+        Option("keep_idempotency_hours", "Keep API idempotency keys (hours)", _int(24, 24 * 365), lambda s: 48,
+               "at least 24 h: a client may retry a call this long"),
+        Option("keep_job_results_days", "Keep failed job records (days)", _int(1, 365), lambda s: 7,
+               "failed RQ jobs shown in /ops/rq are forgotten after this"),
         Option("quiet_holds_transactional", "Quiet hours hold confirmations too", _bool, lambda s: False,
                "off: confirmations, expiry and rejection notices go out at any hour", kind="checkbox"),
     )

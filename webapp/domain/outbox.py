@@ -145,6 +145,19 @@ def admin_alert(key: str, text: str) -> list[str]:
     return [i for i in ids if i]
 
 
+def test_message(phone: str, *, actor: str) -> str:
+    """The session page's test message to `phone` (E.164): an ordinary outbox row; returns its dedupe key."""
+    from webapp.domain import audit
+    from webapp.storage import db
+
+    now = utcnow()
+    with db.transaction():
+        key = _queue(Kind.ADMIN_ALERT, phone, f"test:{now.isoformat()}",
+                     text=f"Paywatch test message ({now.strftime('%Y-%m-%d %H:%M:%S')} UTC): WhatsApp works.")
+        audit.record("whatsapp.test_message", f"phone:{phone}", actor=actor)
+    return key or ""
+
+
 def retry(notification_id: int, *, actor: str) -> Notification:
     """Staff's retry button: a failed (or cancelled) message goes out again, now."""
     from webapp.domain import audit

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from webapp.domain import audit, billing, outbox
+from webapp.domain import alerts, audit, billing
 from webapp.plumbing import jobqueue
 from webapp.storage import db
 from webapp.storage.models import Source, SourceKind, utcnow
@@ -195,9 +195,8 @@ def raise_alarm(source_id: int, code: str, message: str, *, now: datetime | None
         alarms[code] = message
         Source.update(state={**(source.state or {}), "alarms": alarms}).where(Source.id == source_id).execute()
         audit.record("source.alarm", f"source:{source.name}", actor="system", code=code, message=message)
-        raised_at = (now or utcnow()).isoformat()
-        outbox.admin_alert(f"source:{source.name}:{code}:{raised_at}",
-                           f"Paywatch: source {source.name} — {message}")
+        # Operators are told by e-mail and WhatsApp, once per episode (closed by clear_alarm).
+        alerts.open_alert(alerts.SOURCE_ALARM, f"{source.name}:{code}", f"Source {source.name}: {message}", now=now)
     return True
 
 
@@ -211,6 +210,7 @@ def clear_alarm(source_id: int, code: str) -> bool:
         alarms.pop(code)
         Source.update(state={**(source.state or {}), "alarms": alarms}).where(Source.id == source_id).execute()
         audit.record("source.alarm_cleared", f"source:{source.name}", actor="system", code=code)
+        alerts.clear_alert(alerts.SOURCE_ALARM, f"{source.name}:{code}")
     return True
 
 

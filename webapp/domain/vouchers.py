@@ -23,7 +23,7 @@ from typing import Iterable
 
 from peewee import JOIN, IntegrityError, PostgresqlDatabase, fn
 
-from webapp.domain import audit, options, outbox, webhooks
+from webapp.domain import alerts, audit, options, outbox, webhooks
 from webapp.storage import db
 from webapp.storage.models import PaymentRequest, Voucher, utcnow
 
@@ -90,6 +90,8 @@ def import_codes(pool: str, lines: Iterable[str], *, actor: str) -> ImportReport
             report.added += len(fresh)
         audit.record("vouchers.imported", f"pool:{report.pool}", actor=actor, added=report.added,
                      duplicates=len(report.duplicates), rejected=len(report.rejected))
+        if report.added:  # refilled: an empty spell ends (the all-clear); the next one alerts again
+            alerts.clear_alert(alerts.VOUCHER_POOL_EMPTY, report.pool, text=f"{report.added} codes imported.")
     return report
 
 
@@ -183,6 +185,6 @@ def _flag_empty(request: PaymentRequest, total: int) -> None:
         PaymentRequest.update(flag=EMPTY_FLAG).where(PaymentRequest.id == request.id).execute()
         audit.record("request.voucher_missing", f"request:{request.reference}", actor="system",
                      pool=request.voucher_pool)
-        outbox.admin_alert(f"voucher_pool_empty:{request.voucher_pool}:{total}",
-                           f"Paywatch: voucher pool {request.voucher_pool} is empty; {request.reference} was paid "
-                           "without a voucher. Import codes, then hand one out by hand.")
+        alerts.open_alert(alerts.VOUCHER_POOL_EMPTY, request.voucher_pool,
+                          f"Voucher pool {request.voucher_pool} is empty; {request.reference} was paid "
+                          "without a voucher. Import codes, then hand one out by hand.")

@@ -7,11 +7,12 @@ the WhatsApp jobs and read by the session page and /api/v1/health.
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from webapp.domain import audit
 from webapp.storage import db
-from webapp.storage.models import Setting, utcnow
+from webapp.storage.models import Notification, NotificationStatus, Setting, utcnow
 
 KEY = "whatsapp_state"
 
@@ -30,6 +31,20 @@ def update(**changes: Any) -> dict[str, Any]:
     return state
 
 
+def note_reconnect(now: datetime) -> dict[str, Any]:
+    """Count one reconnect attempt (start-session asked by the watchdog or a failed send)."""
+    state = get()
+    return update(reconnect_attempts=int(state.get("reconnect_attempts") or 0) + 1, last_reconnect_at=now.isoformat())
+
+
+def last_sent_at() -> datetime | None:
+    """When the last WhatsApp message went out (from the outbox rows, not from memory)."""
+    row = (Notification.select(Notification.sent_at).where(Notification.status == NotificationStatus.SENT,
+                                                           Notification.sent_at.is_null(False))
+           .order_by(Notification.sent_at.desc()).first())
+    return row.sent_at if row else None
+
+
 def paused_reason() -> str | None:
     return get().get("paused")
 
@@ -44,5 +59,8 @@ def pause(reason: str) -> bool:
 
 
 def resume(*, actor: str) -> None:
+    from webapp.domain import alerts
+
     update(paused=None)
     audit.record("whatsapp.resumed", "whatsapp", actor=actor)
+    alerts.clear_alert(alerts.SENDING_PAUSED, "whatsapp")

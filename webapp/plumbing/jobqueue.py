@@ -36,6 +36,7 @@ HEARTBEAT_KEY = "paywatch:heartbeat:scheduler"  # written by the heartbeat job: 
 SCHEDULER_BEAT_KEY = "paywatch:heartbeat:scheduler-process"  # written by the scheduler process's own loop
 SCHEDULER_BEAT_TTL = 120
 WORKER_BEAT_S = 5  # an idle jobs.worker.Worker beats this often (webapp/domain/health.py judges by it)
+WATCHER_BEAT_KEY = "paywatch:heartbeat:watcher"  # written by the mailbox watcher's main loop
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,12 @@ JOBS: dict[str, JobSpec] = {
     "billing_poll": JobSpec("jobs.billing.poll", "default", 120),
     "billing_writeback": JobSpec("jobs.billing.writeback", "default", 60),
     "billing_writeback_sweep": JobSpec("jobs.billing.sweep", "default", 60),
+    # operators' alerts and the WhatsApp watchdog (jobs/watchdog.py, jobs/alert_mail.py)
+    "send_alert_mail": JobSpec("jobs.alert_mail.send_alert_mail", "fast", 60, retry=3),
+    "alerts_check": JobSpec("jobs.watchdog.check", "default", 120),
+    "whatsapp_watchdog": JobSpec("jobs.watchdog.session_check", "fast", 60),
+    # retention of raw bodies, message texts, idempotency records, job records (jobs/retention.py)
+    "retention": JobSpec("jobs.retention.apply", "slow", 900),
 }
 
 # Recurring jobs (name -> interval in seconds), kept registered with rq-scheduler under
@@ -94,6 +101,9 @@ RECURRING: dict[str, int] = {
     "billing_writeback_sweep": 15,
     "sms_sweep": 30,
     "source_alarms": 60,
+    "alerts_check": 60,
+    "whatsapp_watchdog": 60,
+    "retention": 3600,
 }
 
 _redis: dict[str, Redis] = {}

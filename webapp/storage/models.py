@@ -654,10 +654,41 @@ class Event(BaseModel):
     details = JSONField(default=dict)
 
 
+class Alert(BaseModel):
+    """One episode of an operators' alert (WhatsApp session down, a source in alarm…): opened once,
+    closed with an all-clear. `open_key` is "<kind>:<key>" while open (unique) and null once closed."""
+
+    kind = CharField(index=True)
+    key = CharField()  # what it is about: "source:acme", "notification:12", "pool:gold"
+    text = TextField()
+    open_key = CharField(null=True, unique=True)
+    opened_at = UTCDateTimeField(default=utcnow, index=True)
+    closed_at = UTCDateTimeField(null=True)
+    all_clear = BooleanField(default=True)  # False for one-off events (a message failed for good)
+
+
+class AlertMail(BaseModel):
+    """An operators' e-mail (an alert, its all-clear, the daily summary), stored before it is sent."""
+
+    alert = ForeignKeyField(Alert, null=True, backref="mails", on_delete="SET NULL")
+    to = TextField()  # comma-separated addresses
+    subject = CharField()
+    body = TextField()
+    status = CharField(default="pending")  # pending, sent, failed
+    attempts = IntegerField(default=0)
+    last_error = TextField(null=True)
+    dedupe_key = CharField(unique=True)
+    created_at = UTCDateTimeField(default=utcnow)
+    sent_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("status", "created_at"), False),)
+
+
 MODELS = (
     Payer,
     User, LoginSession, Agent, Lead, PaymentRequest, AmountReservation, Payment, PaymentSighting, Reversal,
     MatchCandidate, RejectedPair, PayerAlias, Claim,
     Source, InboundSms, Notification, Template, Rule, Voucher, BillingRow, BillingWriteback, ApiKey,
-    IdempotencyRecord, WebhookEndpoint, WebhookDelivery, WebhookAttempt, Setting, Event,
+    IdempotencyRecord, WebhookEndpoint, WebhookDelivery, WebhookAttempt, Setting, Event, Alert, AlertMail,
 )

@@ -37,6 +37,7 @@ def init_app(app: Flask) -> None:
         users,
         vouchers,
         webhooks,
+        whatsapp_session,
     )
     from webapp.web.extensions import csrf, htmx, limiter, login_manager
 
@@ -45,7 +46,8 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     limiter.init_app(app)
     for module in (auth, users, dashboard, ops, review, learned, settings, audit_log, requests, payments, agents,
-                   sources, hooks, vouchers, notifications, paypage, pay_settings, payers, rules_builder, webhooks):
+                   sources, hooks, vouchers, notifications, whatsapp_session, paypage, pay_settings, payers,
+                   rules_builder, webhooks):
         app.register_blueprint(module.bp)
     csrf.exempt(hooks.bp)  # gateway callbacks prove themselves with a static header
     ops.init_rq_dashboard(app)

@@ -1,9 +1,9 @@
-"""The notifications pages: the outbox log (retry), templates, reminder rules, the WhatsApp session.
+"""The notifications pages: the outbox log (retry), templates, reminder rules (the WhatsApp
+session page is webapp/web/whatsapp_session.py).
 
-Viewers read every page; staff retry messages, edit templates and rules; admins
-resume a paused sender and start or close the WhatsApp session. Every change goes
-through its domain module (notify, templates_text, reminders, whatsapp_state, or a
-`whatsapp_session` job); their errors are shown on the form with a 4xx status,
+Viewers read every page; staff retry messages, edit templates and rules; admins resume a
+paused sender. Every change goes through its domain module (outbox, message_texts,
+reminders, whatsapp_session); their errors are shown on the form with a 4xx status,
 except to htmx, which only swaps 2xx answers, so a fragment with an error is 200.
 """
 from __future__ import annotations
@@ -15,14 +15,12 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from peewee import JOIN
-from redis.exceptions import RedisError
 from wtforms import DateField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional, ValidationError
 
 from webapp.config import settings
 from webapp.domain import input_bounds, message_texts, outbox, reminders, whatsapp_session
-from webapp.plumbing import jobqueue
 from webapp.storage.models import Agent, Notification, NotificationStatus, PaymentRequest, Role, Rule
 from webapp.web.access import access, actor
 from webapp.web.htmx import is_partial_request, render
@@ -33,8 +31,6 @@ bp = Blueprint("notifications", __name__, url_prefix="/notifications")
 RETRYABLE = (NotificationStatus.FAILED, NotificationStatus.CANCELLED)
 ACKS = {1: "sent", 2: "delivered", 3: "read", 4: "played"}
 UNITS = {"minutes": 1, "hours": 60, "days": 1440}
-# Buttons of the session page → the argument of jobs.whatsapp.session_action.
-SESSION_ACTIONS = {"check": "status", "start": "start", "close": "close"}
 
 
 def _choices(values) -> list[SelectChoice]:
@@ -129,7 +125,7 @@ def retry(notification_id: int):
 def resume():
     whatsapp_session.resume(actor=actor())
     flash("WhatsApp sending resumed.", "success")
-    target = "notifications.whatsapp" if request.form.get("next") == "whatsapp" else "notifications.index"
+    target = "whatsapp_session.whatsapp" if request.form.get("next") == "whatsapp" else "notifications.index"
     return redirect(url_for(target))
 
 
@@ -387,62 +383,3 @@ def rule_dry_run_form():
         return _dry_run(None, error=str(exc), status=200 if is_partial_request() else 400)
     unsaved = Rule(name=values["name"] or "(unsaved)", cron=values["cron"], filter=clean, template=values["template"])
     return _dry_run(unsaved)
-
-
-# ---------------------------------------------------------------- WhatsApp session
-
-
-def _when(value: str | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
-def session_view() -> dict[str, Any]:
-    """whatsapp_session.get() for the page: times parsed, a QR only when it is a data: image URL."""
-    state = whatsapp_session.get()
-    qrcode = state.get("qrcode") or ""
-    return {
-        "session": state.get("session") or "unknown", "paused": state.get("paused"),
-        "last_error": state.get("last_error"),
-        "qrcode": qrcode if qrcode.startswith("data:image/") else None,
-        "last_sent_at": _when(state.get("last_sent_at")), "checked_at": _when(state.get("checked_at")),
-        "updated_at": _when(state.get("updated_at")),
-    }
-
-
-def _session_page(status: int = 200):
-    return render("pages/notifications/whatsapp.html", "partials/notifications/session.html", status=status,
-                  state=session_view(), is_admin=current_user.has_role(Role.ADMIN))
-
-
-@bp.get("/whatsapp")
-@access(Role.VIEWER)
-def whatsapp():
-    return _session_page()
-
-
-@bp.get("/whatsapp/state")
-@access(Role.VIEWER)
-def whatsapp_state_partial():
-    """The session partial for polling; a plain visit gets the page."""
-    if not is_partial_request():
-        return redirect(url_for("notifications.whatsapp"))
-    return _session_page()
-
-
-@bp.post("/whatsapp/<action>")
-@access(Role.ADMIN)
-def whatsapp_action(action: str):
-    if action not in SESSION_ACTIONS:
-        abort(404, f"There is no session action {action!r}.")
-    try:
-        jobqueue.enqueue("whatsapp_session", SESSION_ACTIONS[action])
-    except RedisError as exc:  # the action is nothing but this job: say so, change nothing
-        flash(f"Could not ask the WhatsApp server to {action} the session: the job queue did not answer "
-              f"({type(exc).__name__}). Try again in a minute.", "error")
-        return _session_page(status=503)
-    flash(f"Asked the WhatsApp server to {action} the session; the state below follows its answer.", "success")
-    return redirect(url_for("notifications.whatsapp"))
-
