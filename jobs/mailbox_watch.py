@@ -35,7 +35,8 @@ from flask import Flask
 from imapclient import IMAPClient
 from redis.exceptions import RedisError
 
-from jobs.mailbox import MailboxError, close, connect, mailbox_config, request_fetch
+from jobs.imap_account import MailboxError, close, connect, mailbox_config
+from jobs.mailbox import request_fetch
 from webapp.domain import sources
 from webapp.plumbing import jobqueue
 from webapp.storage import db

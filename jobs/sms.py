@@ -39,7 +39,7 @@ from jobs import job
 from jobs.email_providers import BUILTIN_DIR, Provider
 from jobs.email_text import sms_id_key
 from jobs.emails import ParsedMail, parse_message
-from jobs.mailbox import MailboxConfig, MailboxError, parsers_for
+from jobs.imap_account import MailboxConfig, MailboxError, parsers_for
 from webapp.domain import inbound_sms, ledger, sources
 from webapp.plumbing import jobqueue
 from webapp.storage import db

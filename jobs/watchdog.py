@@ -194,3 +194,28 @@ def watch_scheduler(app: Flask) -> None:
     text = (f"The recurring scheduler has not beaten for {state['process_heartbeat_age_s']} s (missing jobs: "
             f"{', '.join(state['missing']) or 'none'}): sweeps, expiry and source passes do not run.")
     _watch(app, alerts.NO_SCHEDULER, state["ok"], text)
+
+
+@job
+def session_action(action: str) -> dict:
+    """The session page's buttons: "status", "start", "close"; stores what the server says."""
+    from jobs.whatsapp import client
+
+    wpp = client()
+    if wpp is None:
+        return whatsapp_session.update(session="NOT CONFIGURED", last_error="WPPCONNECT_URL is not set")
+    try:
+        if action == "start":
+            state = wpp.start_session()
+            state = wpp.session_state()
+        elif action == "close":
+            wpp.close_session()
+            state = wpp.session_state()
+        else:
+            state = wpp.session_state()
+    except WhatsAppError as exc:
+        if exc.kind == "config":
+            whatsapp_session.pause(exc.message)
+        return whatsapp_session.update(last_error=exc.message, checked_at=utcnow().isoformat())
+    return whatsapp_session.update(session=state.status, qrcode=state.qrcode, last_error=None,
+                                 checked_at=utcnow().isoformat())

@@ -377,27 +377,3 @@ def refresh_acks(limit: int = 200) -> int:
             Notification.update(ack=ack).where(Notification.id == row.id).execute()
             changed += 1
     return changed
-
-
-@job
-def session_action(action: str) -> dict:
-    """The session page's buttons: "status", "start", "close"; stores what the server says."""
-    wpp = client()
-    if wpp is None:
-        return whatsapp_session.update(session="NOT CONFIGURED", last_error="WPPCONNECT_URL is not set")
-    try:
-        if action == "start":
-            state = wpp.start_session()
-            state = wpp.session_state()
-        elif action == "close":
-            wpp.close_session()
-            state = wpp.session_state()
-        else:
-            state = wpp.session_state()
-    except WhatsAppError as exc:
-        if exc.kind == "config":
-            whatsapp_session.pause(exc.message)
-        return whatsapp_session.update(last_error=exc.message, checked_at=utcnow().isoformat())
-    return whatsapp_session.update(session=state.status, qrcode=state.qrcode, last_error=None,
-                                 checked_at=utcnow().isoformat())
-

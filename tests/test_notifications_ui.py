@@ -308,7 +308,7 @@ def test_an_admin_starts_the_session_through_a_job(client, login_as, domain, sen
     jobs = domain(lambda: jobqueue.queue("fast").get_jobs())
     assert domain(lambda: jobqueue.queue("fast").count) == waiting + 1
     assert [(j.func_name, j.args) for j in jobs if j.description == "whatsapp_session"] == [
-        ("jobs.whatsapp.session_action", ("start",))]
+        ("jobs.watchdog.session_action", ("start",))]
 
 
 def test_staff_cannot_act_on_the_session(client, login_as, send):

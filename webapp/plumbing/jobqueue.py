@@ -59,7 +59,7 @@ JOBS: dict[str, JobSpec] = {
     "notification_sweep": JobSpec("jobs.sweeps.resend_lost_notifications", "default", 120),
     "reminder_rules": JobSpec("jobs.sweeps.run_reminder_rules", "default", 300),
     "whatsapp_acks": JobSpec("jobs.whatsapp.refresh_acks", "slow", 120),
-    "whatsapp_session": JobSpec("jobs.whatsapp.session_action", "fast", 60),
+    "whatsapp_session": JobSpec("jobs.watchdog.session_action", "fast", 60),
     # mailbox sources (jobs/mailbox.py)
     "mailbox_fetch": JobSpec("jobs.mailbox.fetch", "default", 300),
     # the rule builder (jobs/rules.py), run inline by webapp/web/rules_builder.py

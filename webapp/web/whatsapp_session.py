@@ -24,7 +24,7 @@ from webapp.web.htmx import is_partial_request, render
 
 bp = Blueprint("whatsapp_session", __name__, url_prefix="/notifications/whatsapp")
 
-# Buttons of the session page → the argument of jobs.whatsapp.session_action.
+# Buttons of the session page → the argument of jobs.watchdog.session_action.
 SESSION_ACTIONS = {"check": "status", "start": "start", "close": "close"}
 
 
