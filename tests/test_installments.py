@@ -54,6 +54,12 @@ def test_an_installment_from_a_phone_known_for_the_payer_counts_and_tells_the_cu
         "UGX\xa0", "UGX ")
 
 
+def test_money_that_moved_before_the_request_existed_is_not_an_installment_of_it(ctx, pupil):
+    request = fee(pupil)
+    result = pay(100_000, phone=PARENT, received_at=ago(days=2))
+    assert result.payment.request_id != request.id and fresh(request).paid_minor == 0
+
+
 def test_amount_alone_never_counts_toward_an_installment_request(ctx, pupil):
     request = fee(pupil)
     result = pay(200_000, phone="+256700999888", name="Amina Nakato")  # not a known phone, no reference

@@ -16,7 +16,7 @@ QUOTED, PHONE = 100, 80  # both decisive: who paid is known
 def decide(payment: Payment, settings: matching.MatchSettings, hold: str | None = None) -> matching.Decision | None:
     """What an installment request makes of `payment`; None when no such request names its payer
     (ordinary matching then decides)."""
-    candidates = _candidates(payment)
+    candidates = _candidates(payment, settings)
     if not candidates:
         return None
     candidates.sort(key=lambda c: (-c.score, c.reference))
@@ -37,12 +37,14 @@ def decide(payment: Payment, settings: matching.MatchSettings, hold: str | None 
     return matching.Decision("confirm", best, (best,), f"installment toward {best.reference}")
 
 
-def _candidates(payment: Payment) -> list[matching.Candidate]:
+def _candidates(payment: Payment, settings: matching.MatchSettings) -> list[matching.Candidate]:
     if payment.amount_minor is None or payment.amount_minor <= 0 or not payment.currency:
         return []
+    # Money that moved before the request existed (beyond the clock-skew allowance) is not an
+    # installment of it: staff can still link it by hand.
     open_ = PaymentRequest.select().where(
         PaymentRequest.allow_partial == True, PaymentRequest.currency == payment.currency,  # noqa: E712
-        PaymentRequest.status.in_(OPEN))
+        PaymentRequest.status.in_(OPEN), PaymentRequest.created_at <= payment.received_at + settings.skew)
     found: dict[int, matching.Candidate] = {}
     quoted = references.find_references(payment.note)
     if quoted:
