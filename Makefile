@@ -40,8 +40,11 @@ DEMO_ENV := WPPCONNECT_URL=http://127.0.0.1:21465 WPPCONNECT_SECRET_KEY=THISISMY
 demo: install
 	env $(DEMO_ENV) $(BIN)/flask --app wsgi dev up --demo
 
+# Three pytest processes on two cores: most tests wait on workers, servers and browsers.
+TEST_WORKERS ?= 3
+
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 bench: install
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

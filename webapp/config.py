@@ -219,18 +219,6 @@ def _metrics_token(env: Mapping[str, str]) -> str | None:
     return token
 
 
-def _limit(env: Mapping[str, str], name: str, default: str) -> str:
-    """A flask-limiter rate limit text ("5 per 10 minutes", "120/minute"), checked at start-up."""
-    value = _read(env, name) or default
-    from limits import parse_many
-
-    try:
-        parse_many(value)
-    except ValueError:
-        raise ConfigError(name, f"expected a rate limit like '5 per 10 minutes', got {value!r}") from None
-    return value
-
-
 def _environment(environ: Mapping[str, str] | None) -> Mapping[str, str]:
     if environ is not None:
         return environ
@@ -307,8 +295,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         alert_emails=_emails(env, "PAYWATCH_ALERT_EMAILS"),
         login_rate_limit=_read(env, "PAYWATCH_LOGIN_RATE_LIMIT") or "10 per minute",
         metrics_token=_metrics_token(env),
-        pay_page_rate_limit=_limit(env, "PAYWATCH_PAY_PAGE_RATE_LIMIT", "120 per minute"),
-        claim_rate_limit=_limit(env, "PAYWATCH_CLAIM_RATE_LIMIT", "5 per 10 minutes"),
+        pay_page_rate_limit=_rate_limit(env, "PAYWATCH_PAY_PAGE_RATE_LIMIT", "120 per minute"),
+        claim_rate_limit=_rate_limit(env, "PAYWATCH_CLAIM_RATE_LIMIT", "5 per 10 minutes"),
         webhooks_allow_private=_bool(env, "PAYWATCH_WEBHOOKS_ALLOW_PRIVATE", False),
         api_rate_limit=_rate_limit(env, "PAYWATCH_API_RATE_LIMIT", "600 per minute"),
         instance_path=instance,
