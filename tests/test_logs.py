@@ -91,13 +91,13 @@ def _web_log(environ) -> str:
 
         def up():
             try:
-                return requests.get(f"{base}/healthz", timeout=2).status_code in (200, 503)
-            except requests.ConnectionError:
+                return requests.get(f"{base}/healthz", timeout=10).status_code in (200, 503)
+            except requests.RequestException:  # not up yet, or slow to answer on a loaded machine
                 return False
 
         wait_for(up, timeout=60, message="gunicorn to answer")
-        requests.get(f"{base}/login", timeout=5)
-        requests.get(f"{base}/api/v1/requests", headers={"Authorization": "Bearer pw_wrong"}, timeout=5)
+        requests.get(f"{base}/login", timeout=30)
+        requests.get(f"{base}/api/v1/requests", headers={"Authorization": "Bearer pw_wrong"}, timeout=30)
     finally:
         _stop(web)
     text = web.log_path.read_text()
