@@ -7,12 +7,13 @@ reaches pg_dump / pg_restore through PGPASSWORD, never on their command line.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+
+from webapp.config import child_environment
 
 PG_MAGIC = b"PGDMP"  # the first bytes of a pg_dump custom-format archive
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -88,7 +89,7 @@ def _sqlite_copy(source: Path, target: Path) -> None:
 def _pg_parts(url: str) -> tuple[str, dict[str, str], str | None]:
     """(URL without password, environment for libpq, schema named by search_path or None)."""
     parts = urlsplit(url)
-    env = dict(os.environ)
+    env = child_environment()
     netloc = parts.netloc
     if parts.password is not None:
         env["PGPASSWORD"] = unquote(parts.password)
