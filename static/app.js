@@ -26,3 +26,22 @@ document.addEventListener("change", (event) => {
 document.addEventListener("focusin", (event) => {
   if (event.target.matches && event.target.matches("input[data-select-on-focus]")) event.target.select();
 });
+
+// On a phone a table of controls shows one block per row (app.css): each cell gets its
+// column's heading as data-label, shown above the value.
+function labelCells(root) {
+  const tables = root.matches && root.matches("table") ? [root] : root.querySelectorAll ? root.querySelectorAll("table") : [];
+  for (const table of tables) {
+    const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+    if (!heads.length) continue;
+    for (const row of table.querySelectorAll("tbody tr")) {
+      let column = 0;
+      for (const cell of row.children) {
+        if (cell.dataset.label === undefined) cell.dataset.label = heads[column] || "";
+        column += cell.colSpan || 1;
+      }
+    }
+  }
+}
+document.addEventListener("DOMContentLoaded", () => labelCells(document));
+document.addEventListener("htmx:load", (event) => labelCells(event.target.closest("table") || event.target));

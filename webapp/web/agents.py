@@ -146,6 +146,8 @@ def detail(agent_id: int):
 @access(Role.VIEWER)
 def stats(agent_id: int):
     agent = _agent_or_404(agent_id)
+    if not is_partial_request():  # the fragment's address opened as a page: the whole agent page
+        return _detail(agent)
     return render("pages/agents/detail.html", "partials/agents/stats.html", agent=agent, **_stats_context(agent))
 
 
