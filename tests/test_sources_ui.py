@@ -1,6 +1,8 @@
-"""The sources page: freshness and alarms (red), run a pass now, enable / disable (admins, audited)."""
+"""The sources page: a card per source (state, last contact, progress, alarms in red, settings), run a pass
+now, enable / disable (admins, audited)."""
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from rq.job import Job
@@ -8,12 +10,15 @@ from rq.job import Job
 from webapp.domain import sources
 from webapp.plumbing import jobqueue
 from webapp.storage.models import Event, Source, utcnow
+from webapp.web.sources import ago, settings_rows
 
 HTMX = {"HX-Request": "true"}
 GATEWAY = {"kind": "gateway", "name": "iotec", "interval_s": 60, "config": {
     "provider": "iotec", "auth_url": "http://x/auth", "api_url": "http://x/api",
     "client_id_env": "IOTEC_ID", "client_secret_env": "IOTEC_SECRET"}}
 WEBHOOK = {"kind": "webhook", "name": "hooks", "config": {}}
+MAILBOX = {"kind": "mailbox", "name": "shop-mail", "config": {
+    "host": "127.0.0.1", "username_env": "SHOP_IMAP_USER", "password_env": "SHOP_IMAP_PASSWORD"}}
 
 
 @pytest.fixture
@@ -22,25 +27,69 @@ def gateway(domain):
 
 
 def row(html, name):
-    return html.split(f'id="source-{name}"')[1].split("</tr>")[0]
+    return html.split(f'<article id="source-{name}"')[1].split("</article>")[0]
 
 
-def test_the_list_shows_freshness_progress_and_alarms_in_red(client, login_as, domain, gateway):
+def test_each_source_is_a_card_with_its_state_contact_progress_and_alarms_in_red(client, login_as, domain, gateway):
     webhook = domain(sources.save, WEBHOOK, actor="test")[0]
-    domain(sources.record_pass, gateway.id, ok=True, last_contact_at=utcnow() - timedelta(minutes=1),
-           progress={"page": 3}, counts={"seen": 12})
+    domain(sources.record_pass, gateway.id, ok=True, last_contact_at=utcnow() - timedelta(minutes=3, seconds=5),
+           progress={"pages": 3}, counts={"not_money": 12})
     domain(sources.raise_alarm, webhook.id, "login_failed", "the portal refused the password")
     login_as("viewer")
     html = client.get("/sources/").get_data(as_text=True)
     ok, alarm = row(html, "iotec"), row(html, "hooks")
-    assert 'data-health="ok"' in ok and "page=3" in ok and "seen=12" in ok
-    assert re.search(r'<tr id="source-hooks" class="alarm"', html) and not re.search(r'<tr id="source-iotec" class="alarm', html)
+    assert 'data-health="ok"' in ok and 'class="source-card health-ok"' in ok
+    # Last contact in words and in the configured zone (Africa/Kampala is UTC+3), never a raw key=value dump.
+    assert "Last contact <strong>3 min ago</strong>" in ok
+    contact = (utcnow() - timedelta(minutes=3, seconds=5)).astimezone(ZoneInfo("Africa/Kampala"))
+    assert contact.strftime("%Y-%m-%d %H:%M") in ok and "times are in Africa/Kampala" in html
+    assert "Last pass: pages</dt><dd>3</dd>" in ok and "<strong>12</strong> not money" in ok and "=" not in text(ok)
+    assert 'data-health="alarm"' in alarm and 'class="source-card health-alarm"' in alarm
     assert 'data-alarm="login_failed"' in alarm and "the portal refused the password" in alarm
-    assert 'class="badge alarm"' in alarm
-    # Viewers see no buttons; the table polls itself.
+    assert 'class="badge health alarm"' in alarm
+    # The settings, readable: where each secret is read from, not a secret.
+    assert "<dt>Client ID</dt><dd>read from the environment variable IOTEC_ID</dd>" in ok
+    assert "<dt>Auth URL</dt><dd>http://x/auth</dd>" in ok
+    # Viewers see no buttons; the cards poll themselves.
     assert "Run now" not in html and "Disable" not in html
     partial = client.get("/sources/", headers=HTMX).get_data(as_text=True)
-    assert partial.startswith('<div class="overflow-auto sources" id="sources-table"') and 'hx-trigger="every 10s"' in partial
+    assert partial.startswith('<div class="source-cards" id="source-cards"') and 'hx-trigger="every 10s"' in partial
+
+
+def test_a_mailbox_catching_up_shows_a_progress_bar_and_a_silent_one_says_so(client, login_as, domain):
+    mailbox = domain(sources.save, MAILBOX, actor="test")[0]
+    domain(sources.record_pass, mailbox.id, ok=True, last_contact_at=utcnow(),
+           progress={"running": True, "done": 640, "total": 1500, "started_at": utcnow().isoformat()})
+    login_as("viewer")
+    card = row(client.get("/sources/").get_data(as_text=True), "shop-mail")
+    assert "Catching up: 640 of 1500 mails read (42%)" in card and '<progress value="640" max="1500">' in card
+    domain(sources.record_pass, mailbox.id, ok=True, progress={"running": False, "done": 1500, "total": 1500,
+                                                               "finished_at": utcnow().isoformat()})
+    domain(sources.raise_alarm, mailbox.id, "silent", "no contact since it was added")
+    card = row(client.get("/sources/").get_data(as_text=True), "shop-mail")
+    assert "Last catch-up: 1500 of 1500 mails read, finished just now" in card
+    assert 'data-health="silent"' in card and 'data-alarm="silent"' in card
+
+
+def text(card):
+    """What a card says, tags left out (`card` is what row() returns: it starts inside the <article> tag)."""
+    return re.sub(r"<[^>]+>", " ", "<article" + card)
+
+
+@pytest.mark.parametrize("seconds, words", [(0, "just now"), (-5, "just now"), (45, "45 s ago"), (180, "3 min ago"),
+                                            (3600, "1 h ago"), (3900, "1 h 5 min ago"), (86400 * 3, "3 days ago")])
+def test_ago_says_how_long_ago_in_words(seconds, words):
+    now = utcnow()
+    assert ago(now - timedelta(seconds=seconds), now) == words
+    assert ago(None, now) == "never"
+
+
+def test_settings_read_as_lines_with_nested_parts_and_environment_variables():
+    rows = settings_rows({"host": "imap.example", "ssl": True, "senders": ["a@x", "b@y"], "password_env": "PW",
+                          "login": {"url": "/login", "fields": {"username": "email"}}})
+    assert rows == [("Host", "imap.example"), ("SSL", "yes"), ("Senders", "a@x, b@y"),
+                    ("Password", "read from the environment variable PW"), ("Login › URL", "/login"),
+                    ("Login › Fields › Username", "email")]
 
 
 def test_run_now_enqueues_the_kinds_pass_job_when_it_exists(client, login_as, auth, domain, gateway, redis_conn):
