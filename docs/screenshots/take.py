@@ -113,7 +113,8 @@ def _page_name(spec: str) -> str:
 
 def main() -> None:
     args = _args()
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    for noisy in ("werkzeug", "peewee.migrations"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     wanted = {name for name in args.only.split(",") if name}
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="pw-screenshots-"))

@@ -17,7 +17,7 @@ import re
 import pytest
 
 from sandbox import showcase
-from tests.browser.conftest import log_in
+from tests.browser.conftest import log_in, wait_until
 from webapp.storage.models import utcnow
 
 pytestmark = [pytest.mark.browser, pytest.mark.one_backend]  # CSS and markup: the database plays no part
@@ -139,3 +139,32 @@ def test_the_check_sees_a_page_that_overflows_and_a_cut_button(app, browser, liv
     found = browser.execute_script(PROBLEMS)
     assert [p["what"] for p in found][:1] == ["page"] and "div#wide" in found[0]["where"]
     assert any(p["what"].startswith("button#cut") and "hides" in p["why"] for p in found)
+
+
+def test_at_390_px_the_menu_folds_and_a_table_of_buttons_becomes_labelled_blocks(app, browser, live_server,
+                                                                                make_user, domain):
+    from selenium.webdriver.common.by import By
+
+    from webapp.domain import agents
+
+    domain(agents.create_agent, "Amina Nakato", "+256772000001", "AG7", actor="test")
+    log_in(browser, live_server, make_user("admin"))
+    browser.set_window_size(390, 900)
+    browser.get(live_server.url + "/agents/")
+    sources_link = browser.find_element(By.CSS_SELECTOR, ".nav-links a[href='/sources/']")
+    assert not sources_link.is_displayed()
+    browser.find_element(By.CSS_SELECTOR, "label.nav-toggle-label").click()
+    assert sources_link.is_displayed()
+    cell = browser.find_element(By.CSS_SELECTOR, "#agents-table tr[data-code=AG7] td")
+    assert cell.get_attribute("data-label") == "Code" and cell.value_of_css_property("display") == "block"
+    assert browser.execute_script(
+        "return getComputedStyle(arguments[0], '::before').content", cell) == '"Code"'
+    sources_link.click()
+    wait_until(browser, lambda d: d.find_elements(By.ID, "source-cards"))
+
+    browser.set_window_size(1400, 900)  # a wide window: the menu is open by itself, the table a table again
+    browser.get(live_server.url + "/agents/")
+    assert browser.find_element(By.CSS_SELECTOR, ".nav-links a[href='/sources/']").is_displayed()
+    assert not browser.find_element(By.CSS_SELECTOR, "label.nav-toggle-label").is_displayed()
+    cell = browser.find_element(By.CSS_SELECTOR, "#agents-table tr[data-code=AG7] td")
+    assert cell.value_of_css_property("display") == "table-cell"
