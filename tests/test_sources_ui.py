@@ -77,7 +77,7 @@ def text(card):
 
 
 @pytest.mark.parametrize("seconds, words", [(0, "just now"), (-5, "just now"), (45, "45 s ago"), (180, "3 min ago"),
-                                            (3600, "1 h ago"), (3900, "1 h 5 min ago"), (86400 * 3, "3 days ago")])
+                                            (3600, "1 h ago"), (3900, "1 h 5 min ago"), (86400 * 3, "3 d ago")])
 def test_ago_says_how_long_ago_in_words(seconds, words):
     now = utcnow()
     assert ago(now - timedelta(seconds=seconds), now) == words

@@ -21,7 +21,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, url_for
 
 from webapp.config import settings
-from webapp.domain import sources
+from webapp.domain import reports, sources
 from webapp.plumbing import jobqueue
 from webapp.storage.models import Role, Source, SourceKind, utcnow
 from webapp.web.access import access, actor
@@ -47,22 +47,11 @@ def runnable(kind: str) -> bool:
 
 
 def ago(value: datetime | None, now: datetime) -> str:
-    """How long ago, in words a person reads at a glance: "just now", "45 s ago", "3 min ago", "2 h 5 min ago"."""
+    """How long ago, read at a glance: "just now", "45 s ago", "3 min ago", "2 h 5 min ago", "3 d ago"."""
     if value is None:
         return "never"
-    seconds = int((now - value).total_seconds())
-    if seconds < 10:  # or a clock a little ahead
-        return "just now"
-    if seconds < 60:
-        return f"{seconds} s ago"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min ago"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min ago" if minutes else f"{hours} h ago"
-    days = hours // 24
-    return "1 day ago" if days == 1 else f"{days} days ago"
+    seconds = (now - value).total_seconds()
+    return "just now" if seconds < 10 else f"{reports.duration(seconds)} ago"  # < 10: or a clock a little ahead
 
 
 def _label(key: str) -> str:
