@@ -5,7 +5,7 @@ that takes an id (the argument is filled from the showcase data by its name; a p
 has no value here fails the test, so a new page is never silently left out). What counts as a page:
 an HTML answer with a <!doctype> (fragments, CSV, JSON, the API and rq-dashboard are not pages).
 
-A page fails when the document scrolls sideways (scrollWidth > clientWidth), or when a visible
+A page fails, with its folded parts (<details>: filters, forms) opened, when the document scrolls sideways (scrollWidth > clientWidth), or when a visible
 button, input, select, textarea or a.button/[role=button] reaches past the window's edges, is cut by an
 ancestor that hides or scrolls its overflow, or cuts its own label. A table may scroll inside its own
 wrapper (a wide list at 390 px) as long as that wrapper fits the window and holds no control.
@@ -28,6 +28,8 @@ PUBLIC = ("/login", "/api/docs")  # seen logged out (the payment page too)
 
 # What the page finds wrong, in one script: [{what, where, why}], empty when the page fits.
 PROBLEMS = r"""
+// Folded parts (filters, "add a …" forms, settings) are measured open; the account menu stays shut.
+document.querySelectorAll('main details:not(.dropdown)').forEach((d) => { d.open = true; });
 const width = document.documentElement.clientWidth, problems = [];
 const label = (e) => e.textContent.replace(/\s+/g, ' ').trim().slice(0, 30);
 const name = (e, text) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
@@ -45,7 +47,7 @@ if (document.documentElement.scrollWidth > width) {
                  why: `scrolls sideways: ${document.documentElement.scrollWidth} px > ${width} px`});
 }
 for (const e of document.querySelectorAll('button, input:not([type=hidden]), select, textarea, a.button, [role=button]')) {
-  if (!visible(e) || e.closest('details:not([open]) > :not(summary)')) continue;
+  if (!visible(e)) continue;
   const r = e.getBoundingClientRect();
   if (r.left < -1 || r.right > width + 1) {
     problems.push({what: control(e), where: '', why: `reaches ${Math.round(r.left)}..${Math.round(r.right)} px of ${width}`});
