@@ -49,40 +49,48 @@ class Showcase:
 def _requests(now: datetime, agent_ids: list[int], made: Showcase) -> None:
     for i, (name, phone) in enumerate(CUSTOMERS):
         request = ledger.create_request(ledger.NewRequest(
-            amount_minor=[50_000, 1_250_000, 35_000, 7_500, 480_000, 20_000, 9_999_000, 15_000][i], currency="UGX",
+            amount_minor=[50_000, 1_250_000, 35_000, 7_500, 480_000, 35_000, 9_999_000, 15_000][i], currency="UGX",
             customer_name=name, customer_phone=phone, agent_id=agent_ids[i % len(agent_ids)] if i % 3 else None,
             source="ui", external_id=f"INV-2024-11-{347 + i:04d}-TERM2-UNIFORM" if i % 2 else None,
-            meta={"note": LONG_NOTE} if i == 0 else {}), actor="showcase", now=now - timedelta(minutes=90 - 7 * i))
+            meta={"note": LONG_NOTE} if i == 0 else {},
+            expires_in=timedelta(minutes=20) if i == 1 else timedelta(hours=4)),
+            actor="showcase", now=now - timedelta(minutes=90 - 7 * i))
         made.requests.append(request)
+
+
+def _ingest(observation: ledger.PaymentObservation) -> ledger.IngestResult:
+    """Money read half a minute after it moved, as a mailbox or portal pass would."""
+    return ledger.ingest_payment(observation, now=observation.received_at + timedelta(seconds=30))
 
 
 def _payments(now: datetime, made: Showcase) -> None:
     first, second, third = made.requests[0], made.requests[1], made.requests[2]
     # Quotes its reference: confirmed by itself.
-    ledger.ingest_payment(ledger.PaymentObservation(
+    _ingest(ledger.PaymentObservation(
         "mailbox", "showcase-1", first.amount_minor, "UGX", now - timedelta(minutes=80),
         sender_name=first.customer_name.upper(), sender_phone=first.customer_phone,
         note=f"{LONG_NOTE} ref {first.reference}", transaction_id="QK12ABC3451", provider="mtn_ug",
         raw=f"You have received UGX {first.amount_minor} from {first.customer_name.upper()} ({first.customer_phone}). "
             f"Reason: {LONG_NOTE} ref {first.reference}. Transaction ID: QK12ABC3451."))
     made.paid = PaymentRequest.get_by_id(first.id)
-    # Same amount and phone, no reference: offered for review.
-    review = ledger.ingest_payment(ledger.PaymentObservation(
+    # Quotes its reference, but the money moved after the request expired: review, flagged late.
+    review = _ingest(ledger.PaymentObservation(
         "portal", "showcase-2", second.amount_minor, "UGX", now - timedelta(minutes=40),
-        sender_name="OKELLO B.", sender_phone=second.customer_phone, note="school fees term 2",
+        sender_name="OKELLO B.", note=f"school fees term 2 {second.reference}",
         transaction_id="MP241106.1532.X71209", provider="airtel_ug"))
     made.review_payment_id = review.payment.id
-    ledger.ingest_payment(ledger.PaymentObservation(
+    # Two open requests of this amount and a name like one of them: review, naming both.
+    _ingest(ledger.PaymentObservation(
         "sms", "showcase-3", third.amount_minor, "UGX", now - timedelta(minutes=30),
         sender_name="GRACE ACHIENG ODUYA-WANYAMA", note="for the order", transaction_id="TX-99812734551",
         provider="mtn_ug"))
-    unmatched = ledger.ingest_payment(ledger.PaymentObservation(
+    unmatched = _ingest(ledger.PaymentObservation(
         "mailbox", "showcase-4", 1_234_500, "UGX", now - timedelta(minutes=20),
         sender_name="BWAMBALE KASEREKA MUHINDO-KAMBALE ENTERPRISES LIMITED", sender_phone="+256772999888",
         note=LONG_NOTE, transaction_id="QK99ZZZ0001", provider="mtn_ug",
         raw=("From: MTN MoMo <notifications@mtn.co.ug>\nSubject: Payment received\n\n" + LONG_NOTE + " ") * 3))
     made.unmatched_payment_id = unmatched.payment.id
-    ledger.ingest_payment(ledger.PaymentObservation(
+    _ingest(ledger.PaymentObservation(
         "gateway", "showcase-5", 77_000, "UGX", now - timedelta(minutes=10), sender_name="UNKNOWN SENDER",
         note="", transaction_id="IOTEC-7f3c9a1e-55b2-4d0e-9a61-0f6a3c2b8e11", provider="iotec"))
 
