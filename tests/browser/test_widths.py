@@ -5,9 +5,10 @@ that takes an id (the argument is filled from the showcase data by its name; a p
 has no value here fails the test, so a new page is never silently left out). What counts as a page:
 an HTML answer with a <!doctype> (fragments, CSV, JSON, the API and rq-dashboard are not pages).
 
-A page fails, with its folded parts (<details>: filters, forms) opened, when the document scrolls sideways (scrollWidth > clientWidth), or when a visible
-button, input, select, textarea or a.button/[role=button] reaches past the window's edges, is cut by an
-ancestor that hides or scrolls its overflow, or cuts its own label. A table may scroll inside its own
+A page fails, with its folded parts (<details>: filters, forms) opened, when the document scrolls
+sideways (scrollWidth > clientWidth), or when a visible button, input, select, textarea or
+a.button/[role=button] reaches past the window's edges, is cut by an ancestor that hides or scrolls
+its overflow, or cuts its own label. Seen as an admin (the most buttons), the public pages logged out. A table may scroll inside its own
 wrapper (a wide list at 390 px) as long as that wrapper fits the window and holds no control.
 """
 from __future__ import annotations
