@@ -72,8 +72,8 @@ document.addEventListener("focusin", (event) => {
       if ((el.type === "checkbox" || el.type === "radio")) {
         fields.push([el.name, el.checked ? el.value : null, el.type]);
       } else if (el.value !== "") {
-        fields.push([el.name, el.value, el.type || el.tagName.toLowerCase(),
-                     (el.labels && el.labels[0] ? el.labels[0].textContent : el.name).trim().split("\n")[0]]);
+        const label = el.labels && el.labels[0] ? el.labels[0].textContent : el.getAttribute("aria-label") || el.name;
+        fields.push([el.name, el.value, el.type || el.tagName.toLowerCase(), label.trim().split("\n")[0].trim()]);
       }
     }
     if (!fields.some(([, value, type]) => value !== null && type !== "checkbox" && type !== "radio")) {
