@@ -63,7 +63,7 @@ another request could not be told from a quote of the first.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Iterable
 
 from webapp.domain import durations
