@@ -80,6 +80,13 @@ def test_a_form_whose_session_cookie_is_gone_goes_to_the_login_page(client, logi
     assert response.status_code == 302 and "/login?next=%2Frequests%2Fnew" in response.headers["Location"]
 
 
+def test_a_customer_form_without_its_token_stays_on_the_customer_side(client, make_request):
+    request = make_request()
+    response = client.post(f"/pay/{request.pay_token}/claim", data={"phone": "0772123456"})
+    assert response.status_code == 400 and "/login" not in response.headers.get("Location", "")
+    assert "the form came without its token" in response.get_data(as_text=True)
+
+
 # ---------------------------------------------------------------- durations in words
 
 

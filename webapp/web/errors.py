@@ -79,21 +79,31 @@ _CSRF_PROBLEMS = {  # flask-wtf's reasons, in our words
 }
 
 
+def _for_staff() -> bool:
+    """Whether the route posted to is behind a login (not the login itself, the payment page, hooks…)."""
+    from flask import current_app
+
+    from webapp.web.access import PUBLIC
+
+    view = current_app.view_functions.get(request.endpoint or "")
+    return view is not None and getattr(view, "access", None) != PUBLIC  # rq-dashboard: admins (ops.py)
+
+
 def _csrf_error(exc: CSRFError):
     from flask_login import current_user
 
-    if not wants_json() and request.endpoint != "auth.login" and not current_user.is_authenticated:
+    if not wants_json() and not current_user.is_authenticated and _for_staff():
         # The session is gone (ended, expired, its cookie dropped): log in again, and the form
         # typed is kept by static/app.js and filled in again after the login.
         from webapp.web.extensions import login_manager
 
         return login_manager.unauthorized()
     why = _CSRF_PROBLEMS.get(exc.description or "", "its security token is not valid")
-    message = (f"This form could not be accepted: {why}. Open the form's page again and send it again: "
-               "what you typed is kept in this browser and filled in there.")
+    message = f"This form could not be accepted: {why}. Open the form's page again and send it again"
+    message += ": what you typed is kept in this browser and filled in there." if _for_staff() else "."
     if wants_json():
         return jsonify(error_body(400, "csrf_failed", message)), 400
-    return render_template("pages/error.html", status=400, title="Form expired", message=message, form_kept=True), 400
+    return render_template("pages/error.html", status=400, title="Form expired", message=message, form_kept=_for_staff()), 400
 
 
 def _http_error(exc: HTTPException):
