@@ -169,3 +169,31 @@ def test_the_payment_page_names_the_favicon(client, make_request):
     request = make_request()
     page = client.get(f"/pay/{request.pay_token}").get_data(as_text=True)
     assert 'rel="icon" href="/static/favicon.svg"' in page
+
+
+# ---------------------------------------------------------------- other raw texts
+
+
+@pytest.mark.parametrize("body, words", [
+    ("{{ reference.__class__.__mro__ }}", "it reaches for something message texts may not use"),
+    ("{{ amount - 1 }}", "it combines values that do not go together"),
+])
+def test_a_template_that_fails_when_filled_in_says_why_without_class_names(client, auth, login_as, body, words):
+    login_as("staff")
+    response = client.post("/notifications/templates/preview", headers={"HX-Request": "true"},
+                           data={"csrf_token": auth.csrf_token("/notifications/templates"), "body": body})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and f"This text cannot be filled in: {words}" in page
+    assert "Error:" not in page and "unsupported operand" not in page
+
+
+@pytest.mark.parametrize("url, words", [
+    ("https://no-such-host.invalid/hook", "host no-such-host.invalid does not resolve: no such name in DNS"),
+    ("https://example.com:99999/hook", "the port must be a number from 1 to 65535"),
+])
+def test_a_webhook_url_that_cannot_be_used_says_why_in_words(app, url, words):
+    from webapp.domain import webhooks
+
+    with app.app_context(), pytest.raises(webhooks.WebhookError) as refused:
+        webhooks.check_url(url)
+    assert words in refused.value.message and "Errno" not in refused.value.message

@@ -143,7 +143,20 @@ def preview_of(body: str) -> tuple[str | None, str | None]:
     except message_texts.TemplateError as exc:
         return None, str(exc)
     except Exception as exc:  # noqa: BLE001 - a sandbox or type error in the text is the user's to see
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, f"This text cannot be filled in: {_render_problem(exc)}."
+
+
+def _render_problem(exc: Exception) -> str:
+    """Why a text that parsed fails when filled in, in words (no exception class names)."""
+    from jinja2.exceptions import SecurityError, UndefinedError
+
+    if isinstance(exc, SecurityError):
+        return "it reaches for something message texts may not use (only the variables listed below)"
+    if isinstance(exc, UndefinedError):
+        return f"it uses a value that is not there ({exc.message})"
+    if isinstance(exc, (TypeError, ValueError, ArithmeticError)):
+        return "it combines values that do not go together (for example a number and a word, or a division by zero)"
+    return "it fails when filled in with the sample values"
 
 
 @bp.get("/templates")
