@@ -140,3 +140,11 @@ def test_the_whatsapp_session_page_links_the_sandbox_log_in_the_demo(environ, re
     user = make_user("viewer")
     assert 'href="http://127.0.0.1:21465/_sandbox/log"' in page(PAYWATCH_DEMO="1")
     assert "_sandbox/log" not in page()
+
+
+def test_make_demo_runs_the_sandbox_in_the_demos_currency(tmp_path):
+    from webapp.cli import _procfile
+
+    lines = _procfile(tmp_path, True, "UGX").read_text().splitlines()
+    assert lines[-1] == "sandbox: python -m sandbox --currency UGX"
+    assert _procfile(tmp_path, False, "UGX").name == "Procfile"
