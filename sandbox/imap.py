@@ -179,36 +179,3 @@ def append(server: ImapServer, user: str, password: str, folder: str,
         client.append(folder, raw_bytes, flags=())
     finally:
         client.logout()
-
-
-def start_mail_traffic(server: ImapServer, user: str, password: str, *, every_s: float = 20.0,
-                       folder: str = "INBOX", seed: int | None = None) -> threading.Event:
-    """Append one sample provider mail to `folder` every `every_s` seconds (the demo's traffic).
-
-    Mostly every kind of sandbox.mail sample (received, sent, reversals, forwards),
-    one in three a fresh MTN payment dated now. Runs in a daemon thread; set the
-    returned Event to stop it. Configure the mailbox source with
-    `"trusted_senders": list(sandbox.mail.trusted_forwarders())`.
-    """
-    import random
-
-    from sandbox import mail
-    from sandbox.mail_mime import person
-
-    stop = threading.Event()
-    rng = random.Random(seed)
-
-    def run() -> None:
-        while not stop.wait(every_s):
-            if rng.random() < 1 / 3:
-                sample = mail.mtn_payment(rng.randrange(1, 200) * 500, sender_name=person(rng),
-                                          sender_phone=f"+25677{rng.randrange(10**7):07d}", rng=rng)
-            else:
-                sample = rng.choice(list(mail.RENDERERS.values()))(rng)
-            try:
-                append(server, user, password, folder, sample.raw)
-            except Exception:  # the server is restarting: skip this one, the demo goes on
-                continue
-
-    threading.Thread(target=run, name="sandbox-mail-traffic", daemon=True).start()
-    return stop

@@ -64,10 +64,11 @@ class Portal:
     """All state of one portal (payments, sessions, config, faults, counters) behind one lock."""
 
     def __init__(self, *, username: str, password: str, page_size: int, idle_timeout_s: float,
-                 skin: str, now: Callable[[], float], seed_rows: int):
+                 skin: str, now: Callable[[], float], seed_rows: int, currency: str | None = None):
         self.username, self.password, self.now = username, password, now
         self.lock = threading.RLock()
-        self._start = {"skin": skin, "page_size": page_size, "idle_timeout_s": idle_timeout_s}
+        self._start = {"skin": skin, "page_size": page_size, "idle_timeout_s": idle_timeout_s,
+                       **({"currency": currency} if currency else {})}
         self._seed_rows = seed_rows
         self.config: dict[str, Any] = {}  # replaced whole, never edited: readable without the lock
         self.reset()
@@ -436,7 +437,7 @@ def control_reset():
 
 def make_app(*, username: str = "demo", password: str = "demo-pass", page_size: int = 20,
              idle_timeout_s: float = 300, skin: str = "classic",
-             now: Callable[[], float] = time.time, seed_rows: int = 0) -> Flask:
+             now: Callable[[], float] = time.time, seed_rows: int = 0, currency: str | None = None) -> Flask:
     """Build one portal; its state is `app.extensions["sandbox"]` (a `Portal`).
 
     `now` is the clock for created times and idle expiry. Raises BadInput on a bad setting.
@@ -445,7 +446,7 @@ def make_app(*, username: str = "demo", password: str = "demo-pass", page_size: 
     app.jinja_loader = DictLoader(TEMPLATES)
     app.extensions["sandbox"] = Portal(username=username, password=password, page_size=page_size,
                                        idle_timeout_s=idle_timeout_s, skin=skin, now=now,
-                                       seed_rows=seed_rows)
+                                       seed_rows=seed_rows, currency=currency)
     app.before_request(_gate)
     app.add_url_rule("/", "home", lambda: redirect("/payments"))
     app.add_url_rule("/login", "login_form", login_form, methods=["GET"])

@@ -23,6 +23,8 @@ WhatsApp" when it is 8-15 digits without a leading 0 and was not marked unknown.
 
 Control endpoints (no auth, JSON in and out):
 
+    GET  /_sandbox/log[?phone=<digits>&session=<name>]
+         -> the same as a page people read, newest first (the demo links it)
     GET  /_sandbox/messages[?phone=<digits>&session=<name>]
          -> {"messages": [{session, phone, to, body, id, ack, failed, time}]}
          every message accepted for sending, oldest first (acks update in place)
@@ -62,7 +64,7 @@ import socket
 import time
 from typing import Callable
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, render_template_string, request
 
 from sandbox.whatsapp_state import (
     CLOSED,
@@ -371,6 +373,24 @@ def _number_status(wid: str) -> dict:
             "numberExists": False, "status": 404}
 
 
+ACK_WORDS = {-1: "failed", 0: "clock (queued)", 1: "sent", 2: "delivered", 3: "read", 4: "played"}
+LOG_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sandbox WhatsApp: messages received</title>
+<style>body{font:15px/1.4 system-ui,sans-serif;margin:1rem;max-width:60rem}table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}td.body{white-space:pre-wrap}
+.failed{color:#b91c1c}</style></head><body>
+<h1>Sandbox WhatsApp: what it received</h1>
+<p>{{ rows|length }} message(s), newest first; this page reloads every 5 s.
+Filter: <code>?phone=256772123456</code>. As JSON: <a href="/_sandbox/messages">/_sandbox/messages</a>.</p>
+<table><thead><tr><th>Time (UTC)</th><th>To</th><th>Message</th><th>Ack</th></tr></thead><tbody>
+{% for m in rows %}<tr class="{{ 'failed' if m.failed else '' }}"><td>{{ m.when }}</td><td>+{{ m.phone }}</td>
+<td class="body">{{ m.body }}</td><td>{{ 'failed' if m.failed else acks.get(m.ack, m.ack) }}</td></tr>
+{% else %}<tr><td colspan="4">Nothing yet.</td></tr>{% endfor %}
+</tbody></table></body></html>"""
+
+
 def _control_routes(app: Flask) -> None:
     @app.get("/healthz")
     def healthz():
@@ -381,6 +401,14 @@ def _control_routes(app: Flask) -> None:
     def messages():
         args = request.args
         return jsonify(messages=_state().records(args.get("phone"), args.get("session")))
+
+    @app.get("/_sandbox/log")
+    def log_page():
+        """Every message received for sending, newest first, as a page people read (the demo links
+        it from Paywatch's WhatsApp session page); it reloads itself every 5 s."""
+        rows = [{**m, "when": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(m["time"]))}
+                for m in reversed(_state().records(request.args.get("phone"), request.args.get("session")))]
+        return render_template_string(LOG_PAGE, rows=rows, acks=ACK_WORDS)
 
     @app.post("/_sandbox/chat-message")
     def chat_message():

@@ -322,8 +322,9 @@ def dev_up(demo: bool) -> None:
     click.echo(f"redis: {'started local redis-server at ' if local else 'using '}{safe_url(settings.redis_url)}")
     try:
         click.get_current_context().invoke(jobs_schedule)
-        procfile = _procfile(settings.instance_path, demo)
-        env = child_environment(REDIS_URL=settings.redis_url, PORT=str(settings.port))
+        procfile = _procfile(settings.instance_path, demo, settings.currency)
+        env = child_environment(REDIS_URL=settings.redis_url, PORT=str(settings.port),
+                                **({"PAYWATCH_DEMO": "1"} if demo else {}))
         click.echo(f"web: http://127.0.0.1:{settings.port}/  (Ctrl-C stops everything)")
         honcho = subprocess.Popen([sys.executable, "-m", "honcho", "start", "-f", str(procfile), "-d", str(ROOT)], env=env)
         # Ctrl-C reaches honcho through the terminal; a SIGTERM to us is passed on to it.
@@ -348,19 +349,22 @@ def _add_demo_sources() -> None:
 
     with db.database.connection_context():
         for path in sorted((ROOT / "sandbox" / "demo").glob("*.json")):
-            source, created = sources.save(json.loads(path.read_text()), actor="demo")
+            spec = json.loads(path.read_text())
+            if spec["kind"] == "portal":  # the portal's rows are in the demo's currency (python -m sandbox --currency)
+                spec["config"]["currency"] = current_app.config["PAYWATCH"].currency
+            source, created = sources.save(spec, actor="demo")
             click.echo(f"demo source {source.name!r} ({source.kind}) {'added' if created else 'up to date'}")
     from webapp.cli_webhooks import add_demo_endpoint
 
     add_demo_endpoint()
 
 
-def _procfile(instance: Path, demo: bool) -> Path:
+def _procfile(instance: Path, demo: bool, currency: str = "UGX") -> Path:
     procfile = ROOT / "Procfile"
     if not demo:
         return procfile
     combined = instance / "Procfile.demo"
-    combined.write_text(procfile.read_text() + "sandbox: python -m sandbox\n")
+    combined.write_text(procfile.read_text() + f"sandbox: python -m sandbox --currency {currency}\n")
     return combined
 
 

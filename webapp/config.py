@@ -61,6 +61,7 @@ class Settings:
     pay_page_rate_limit: str = "120 per minute"
     claim_rate_limit: str = "5 per 10 minutes"
     webhooks_allow_private: bool = False  # PAYWATCH_WEBHOOKS_ALLOW_PRIVATE: webhook URLs on loopback/private addresses
+    demo: bool = False  # PAYWATCH_DEMO (set by `make demo`): pages link to the sandbox's logs
     api_rate_limit: str = "600 per minute"  # each API key's, unless the key has its own
     instance_path: Path = INSTANCE
 
@@ -298,6 +299,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pay_page_rate_limit=_rate_limit(env, "PAYWATCH_PAY_PAGE_RATE_LIMIT", "120 per minute"),
         claim_rate_limit=_rate_limit(env, "PAYWATCH_CLAIM_RATE_LIMIT", "5 per 10 minutes"),
         webhooks_allow_private=_bool(env, "PAYWATCH_WEBHOOKS_ALLOW_PRIVATE", False),
+        demo=_bool(env, "PAYWATCH_DEMO", False),
         api_rate_limit=_rate_limit(env, "PAYWATCH_API_RATE_LIMIT", "600 per minute"),
         instance_path=instance,
     )

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from peewee import IntegrityError
 
-from webapp.domain import audit, outbox
+from webapp.domain import audit, durations, outbox
 from webapp.plumbing import jobqueue
 from webapp.storage import db
 from webapp.storage.models import Alert, AlertMail, utcnow
@@ -74,7 +74,7 @@ def clear_alert(kind: str, key: str, *, text: str = "", now: datetime | None = N
             return False
         if not Alert.update(open_key=None, closed_at=now).where(Alert.id == alert.id, Alert.open_key.is_null(False)).execute():
             return False  # another process closed it first
-        lasted = _duration(now - alert.opened_at)
+        lasted = durations.spoken(now - alert.opened_at)
         body = (text or f"Resolved after {lasted}.") + f"\n\nThe alert was: {alert.text}"
         audit.record("alert.cleared", f"alert:{alert.id}", actor="system", kind=kind, key=key)
         _tell(alert, f"[Paywatch] all clear: {TITLES[kind]}: {key}", body, f"alert:{alert.id}:cleared")
@@ -129,12 +129,3 @@ def mail_job_id(mail_id: int) -> str:
 def _tell(alert: Alert, subject: str, body: str, dedupe_key: str) -> None:
     mail(subject, body, dedupe_key, alert)
     outbox.admin_alert(dedupe_key, f"{subject}\n{body}"[:1500])
-
-
-def _duration(delta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 1:
-        return "less than a minute"
-    if minutes < 120:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60} min"

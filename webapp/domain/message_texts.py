@@ -6,13 +6,13 @@ are rendered when a notification is sent, from fresh data.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
-from webapp.domain import audit, money
+from webapp.domain import audit, durations, money
 from webapp.storage import db
 from webapp.storage.models import Notification, Payment, PaymentRequest, Template, utcnow
 
@@ -20,7 +20,7 @@ _env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_bl
 
 DEFAULTS = {
     "pending_alert_agent": "Paywatch: {{ customer_name or 'a customer' }}'s payment {{ reference }} of {{ amount }} "
-                           "is still pending after {{ minutes }} min. Please follow up.",
+                           "is still pending after {{ waited }}. Please follow up.",
     "pending_alert_customer": "Hello {{ customer_name or 'there' }}, your payment {{ reference }} of {{ amount }} "
                               "is still pending. Please pay before {{ expires_at }} and quote {{ reference }}.",
     "payment_confirmed_customer": "Thank you {{ customer_name or '' }}! We received {{ paid_amount }} for "
@@ -46,6 +46,7 @@ VARIABLES = {
     "customer_name": "the customer's name", "customer_phone": "the customer's phone (E.164)",
     "agent_name": "the agent's name", "created_at": "when the request appeared (local time)",
     "expires_at": "when the request expires (local time)", "minutes": "minutes since the request appeared",
+    "waited": "time since the request appeared in words: 45 s, 12 min, 2 h 5 min",
     "paid_amount": "the amount received", "sender": "who sent the payment", "received_at": "when it arrived",
     "voucher": "the voucher code handed out",
     "pay_url": "the request's payment page (absolute with PAYWATCH_PUBLIC_URL set)",
@@ -57,6 +58,7 @@ VARIABLES = {
 SAMPLE = {
     "reference": "PW-7KQ2M9", "amount": "UGX 50,000", "customer_name": "Jane Doe", "customer_phone": "+256772123456",
     "agent_name": "Sam Okello", "created_at": "2026-11-22 14:03", "expires_at": "2026-11-22 14:18", "minutes": 2,
+    "waited": "2 min",
     "paid_amount": "UGX 50,000", "sender": "JANE DOE", "received_at": "2026-11-22 14:05",
     "voucher": "WIFI-4821", "pay_url": "https://pay.example.com/pay/3q2Xb8Yk1mN0pLr5Tz7Wc9Hd",
     "balance": "UGX 300,000", "paid_total": "UGX 200,000", "due_at": "2027-01-15 00:00",
@@ -131,6 +133,7 @@ def context_of(request: PaymentRequest | None, payment: Payment | None, zone, no
             agent_name=request.agent.name if request.agent_id else "",
             created_at=_local(request.created_at, zone), expires_at=_local(request.expires_at, zone),
             minutes=max(0, int((now - request.created_at).total_seconds() // 60)),
+            waited=durations.spoken(max(timedelta(0), now - request.created_at)),
             pay_url=_pay_url(request),
             balance=money.display(request.balance_minor, request.currency),
             paid_total=money.display(request.paid_minor or 0, request.currency),

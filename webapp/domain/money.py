@@ -143,3 +143,70 @@ def display(amount_minor: int, currency: str) -> str:
     digits = exponent(currency)
     value = Decimal(amount_minor).scaleb(-digits)
     return f"{currency.upper()} {value:,.{digits}f}"
+
+
+# ---------------------------------------------------------------- amounts as staff type them
+
+# Staff type amounts the way Paywatch shows them (`display`: "UGX 5,000", "USD 5,000.50"):
+# a point before the decimals, and the thousands grouped by commas or spaces (a plain,
+# no-break, narrow no-break or thin space, as phones and spreadsheets paste them). South
+# Asian currencies also take lakh grouping ("5,00,000"). Anything else that could be read
+# two ways is refused with the reason, never guessed: "5.000" (thousands or five?),
+# "5,50" (a decimal comma), "50,00" (a misplaced group).
+_SPACES = " \u00a0\u202f\u2009"
+_LAKH_CURRENCIES = frozenset({"INR", "PKR", "NPR", "BDT", "LKR"})
+_GROUPED = re.compile(r"[0-9]{1,3}(?:([,%s])[0-9]{3})(?:\1[0-9]{3})*" % _SPACES)
+_GROUPED_SPACES = re.compile(r"[0-9]{1,3}(?:[%s][0-9]{3})+" % _SPACES)
+_LAKH = re.compile(r"[0-9]{1,2}(?:,[0-9]{2})*,[0-9]{3}")
+_TYPED = re.compile(r"[0-9,.%s]+" % _SPACES)
+
+
+def parse_typed(text: str, currency: str) -> int:
+    """An amount as staff type it in a form ("5,000", "5 000", "5,000.50"), in minor units.
+
+    Group separators are dropped only when every group is well formed; what could be read
+    two ways raises MoneyError naming the problem. The rest is `to_minor`'s rules (decimals
+    the currency allows, the maximum). The API keeps plain decimal notation only.
+    """
+    raw = (text or "")[: _MAX_TEXT + 1]
+    stripped = raw.strip(_SPACES + "\t\n\r")
+    shown = stripped[:24] + ("…" if len(stripped) > 24 else "")
+    code = currency.upper()
+    if len(text or "") > _MAX_TEXT:
+        raise MoneyError(f"amount {shown!r} is too long: at most {_MAX_TEXT} characters")
+    if stripped.startswith("-") and _TYPED.fullmatch(stripped[1:]):
+        raise MoneyError(f"amount {shown!r} is negative")
+    if not _TYPED.fullmatch(stripped or "x"):
+        raise MoneyError(f"amount {shown!r} is not a number (digits, with a point before the decimals, "
+                         "e.g. 5000, 5,000 or 5,000.50)")
+    whole, point, fraction = stripped.partition(".")
+    if "." in fraction:
+        raise MoneyError(f"amount {shown!r} has more than one point: group thousands with commas or spaces "
+                         "(5,000,000) and use the point only before the decimals")
+    if any(c in fraction for c in "," + _SPACES):
+        raise MoneyError(f"amount {shown!r} has separators after the point: write the decimals as digits only")
+    if point and not whole:
+        raise MoneyError(f"amount {shown!r} needs a digit before the point (0{stripped})")
+    if any(c in whole for c in "," + _SPACES):
+        lakh = code in _LAKH_CURRENCIES and _LAKH.fullmatch(whole)
+        if not (lakh or _GROUPED.fullmatch(whole) or _GROUPED_SPACES.fullmatch(whole)):
+            last = re.split(r"[,%s]" % _SPACES, whole)[-1]
+            if not point and "," in whole and whole.count(",") == 1 and len(last) in (1, 2):
+                raise MoneyError(f"amount {shown!r} looks like a decimal comma: use a point before the decimals "
+                                 f"({whole.replace(',', '.')})")
+            if "," in whole and any(c in whole for c in _SPACES):
+                raise MoneyError(f"amount {shown!r} mixes commas and spaces: group thousands with one of them")
+            raise MoneyError(f"amount {shown!r} has misplaced separators: thousands go in groups of three "
+                             "digits (5,000 or 5 000)")
+        whole = re.sub(r"[,%s]" % _SPACES, "", whole)
+    elif point and len(fraction) == 3 and exponent(code) < 3:
+        raise MoneyError(f"amount {shown!r} is ambiguous: a point before three digits may group thousands. "
+                         f"Write {whole}{fraction} or {whole},{fraction} for thousands, "
+                         f"or at most {exponent(code)} decimals" if exponent(code) else
+                         f"amount {shown!r} is ambiguous: {code} has no decimals, so the point may group thousands. "
+                         f"Write {whole}{fraction} or {whole},{fraction}")
+    try:
+        return to_minor(whole + point + fraction if fraction else whole, code)
+    except MoneyError as exc:  # name the amount as it was typed, not as it was cleaned
+        raise MoneyError(str(exc).replace(repr(whole + point + fraction if fraction else whole), repr(shown), 1)) \
+            from None

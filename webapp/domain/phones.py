@@ -20,10 +20,11 @@ def to_e164(raw: str | None, region: str | None = None) -> str:
         text = "+" + text[2:]
     elif text[0].isdigit() and region is None:
         text = "+" + text
+    shown = raw.strip()[:40]
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
-        raise PhoneError(f"phone number {raw!r} cannot be read: {exc}") from None
+        raise PhoneError(f"phone number {shown!r} {_PARSE_PROBLEMS.get(exc.error_type, 'cannot be read')}") from None
     if not phonenumbers.is_valid_number(number):
         # A number written in full international form without "+" ("256772…") is
         # common in provider data; try that reading before giving up.
@@ -32,8 +33,25 @@ def to_e164(raw: str | None, region: str | None = None) -> str:
                 return to_e164("+" + text)
             except PhoneError:
                 pass
-        raise PhoneError(f"phone number {raw!r} is not a valid number")
+        why = _LENGTH_PROBLEMS.get(phonenumbers.is_possible_number_with_reason(number), "")
+        raise PhoneError(f"phone number {shown!r} is not a valid number{why}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# Our words for the phonenumbers library's reasons (its own texts are not for staff).
+_PARSE_PROBLEMS = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "does not start with a known country code",
+    phonenumbers.NumberParseException.NOT_A_NUMBER: "is not a phone number",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "is too short",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "is too short",
+    phonenumbers.NumberParseException.TOO_LONG: "is too long",
+}
+_LENGTH_PROBLEMS = {
+    phonenumbers.ValidationResult.TOO_SHORT: ": too few digits",
+    phonenumbers.ValidationResult.TOO_LONG: ": too many digits",
+    phonenumbers.ValidationResult.INVALID_LENGTH: ": wrong number of digits",
+    phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: ": unknown country code",
+}
 
 
 def try_e164(raw: str | None, region: str | None = None) -> str | None:

@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta
 from peewee import JOIN, SQL, NodeList, PostgresqlDatabase, fn
 
 from webapp.config import settings
+from webapp.domain import durations
 from webapp.storage.db import database
 from webapp.storage.models import Agent, Notification, PaymentRequest, RequestStatus, utcnow
 
@@ -143,21 +144,7 @@ def agent_stats(agent: Agent) -> AgentStats:
     )
 
 
-def duration(seconds: float | None) -> str:
-    """A short human duration: "45 s", "12 min", "3 h 5 min", "2 d 4 h"."""
-    if seconds is None:
-        return "—"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
+duration = durations.spoken  # "45 s", "12 min" (templates of the dashboard and agent page)
 
 
 @dataclass(frozen=True)

@@ -169,9 +169,15 @@ def check_url(url: str) -> str:
         raise WebhookError("url", "must not carry a user name or password")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise WebhookError("url", "the port must be a number from 1 to 65535") from None
+    try:
         found = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except (OSError, ValueError, UnicodeError) as exc:
-        raise WebhookError("url", f"host {parts.hostname} does not resolve ({exc})") from None
+    except UnicodeError:
+        raise WebhookError("url", f"{parts.hostname[:100]!r} is not a valid host name") from None
+    except (OSError, ValueError):  # socket.gaierror's text ("[Errno -2] Name or service not known") is not for staff
+        raise WebhookError("url", f"host {parts.hostname} does not resolve: no such name in DNS, "
+                                  "or this server cannot reach its DNS") from None
     for *_, sockaddr in found:
         problem = address_refused(sockaddr[0])
         if problem:

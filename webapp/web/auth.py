@@ -41,7 +41,10 @@ def unauthorized():
     if wants_json() or request.accept_mimetypes.best == "application/json":
         return jsonify(error_body(401, "unauthorized", "log in first: the session is missing or has ended")), 401
     flash(login_manager.login_message, login_manager.login_message_category)
-    return redirect(login_url(login_manager.login_view, next_url=request.full_path.rstrip("?")))
+    page = request.full_path.rstrip("?")
+    if request.method != "GET":  # back to the page the form was on (static/app.js fills it in again there)
+        page = _safe_next(urlsplit(request.referrer or "").path or None)
+    return redirect(login_url(login_manager.login_view, next_url=page))
 
 
 def _login_email_key() -> str:

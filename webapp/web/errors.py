@@ -1,13 +1,14 @@
 """App-wide view plumbing: error pages (JSON under /api), template filters, security headers (CSP, HSTS)."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from webapp.domain import money
+from webapp.domain import durations, money
 from webapp.domain.input_bounds import unstorable
 
 
@@ -70,11 +71,39 @@ def _refuse_unstorable_text():
     return render_template("pages/error.html", status=400, title="Bad request", message=f"The {where} {problem}."), 400
 
 
+_CSRF_PROBLEMS = {  # flask-wtf's reasons, in our words
+    "The CSRF token has expired.": "the page was open too long",
+    "The CSRF session token is missing.": "your session ended (signed out, or the browser dropped its cookie)",
+    "The CSRF token is missing.": "the form came without its token",
+    "The CSRF tokens do not match.": "the form belongs to another session (signed in again elsewhere?)",
+}
+
+
+def _for_staff() -> bool:
+    """Whether the route posted to is behind a login (not the login itself, the payment page, hooks…)."""
+    from flask import current_app
+
+    from webapp.web.access import PUBLIC
+
+    view = current_app.view_functions.get(request.endpoint or "")
+    return view is not None and getattr(view, "access", None) != PUBLIC  # rq-dashboard: admins (ops.py)
+
+
 def _csrf_error(exc: CSRFError):
-    message = f"The form's security token is missing or invalid ({exc.description}). Reload the page and try again."
+    from flask_login import current_user
+
+    if not wants_json() and not current_user.is_authenticated and _for_staff():
+        # The session is gone (ended, expired, its cookie dropped): log in again, and the form
+        # typed is kept by static/app.js and filled in again after the login.
+        from webapp.web.extensions import login_manager
+
+        return login_manager.unauthorized()
+    why = _CSRF_PROBLEMS.get(exc.description or "", "its security token is not valid")
+    message = f"This form could not be accepted: {why}. Open the form's page again and send it again"
+    message += ": what you typed is kept in this browser and filled in there." if _for_staff() else "."
     if wants_json():
         return jsonify(error_body(400, "csrf_failed", message)), 400
-    return render_template("pages/error.html", status=400, title="Form expired", message=message), 400
+    return render_template("pages/error.html", status=400, title="Form expired", message=message, form_kept=_for_staff()), 400
 
 
 def _http_error(exc: HTTPException):
@@ -82,9 +111,23 @@ def _http_error(exc: HTTPException):
     if wants_json():
         code = (exc.name or "error").lower().replace(" ", "_")
         return jsonify(error_body(status, code, exc.description or exc.name)), status
-    body = render_template("pages/error.html", status=status, title=exc.name, message=exc.description)
+    title, message = exc.name, exc.description
+    if status == 429:  # flask-limiter's description is the limit itself ("10 per 1 minute")
+        title, message = "Too many attempts", f"Too many attempts — try again {durations.seconds_until(_retry_after())}."
+    body = render_template("pages/error.html", status=status, title=title, message=message)
     headers = [(k, v) for k, v in exc.get_headers() if k.lower() not in ("content-type", "content-length")]
     return body, status, headers
+
+
+def _retry_after() -> float:
+    """Seconds until the limit that was hit lets the next attempt through (60 when unknown)."""
+    from webapp.web.extensions import limiter
+
+    try:
+        current = limiter.current_limit
+        return max(1.0, current.reset_at - time.time()) if current else 60.0
+    except Exception:  # noqa: BLE001 - the storage may be the reason; the page must still answer
+        return 60.0
 
 
 def _localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:

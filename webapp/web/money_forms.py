@@ -2,7 +2,8 @@
 
 Each form validates and parses in one go: after `validate()` the parsed values sit
 on the form (`amount_minor`, `phone`, `agent_id`, `received_utc`, …), so views hand
-them straight to webapp.domain.ledger. Money is parsed with webapp.domain.money (no rounding),
+them straight to webapp.domain.ledger. Money is parsed with webapp.domain.money (as staff type it:
+"5,000", "5 000", "5,000.50"; no rounding),
 phones with webapp.domain.phones in the configured region, local times in the configured zone.
 """
 from __future__ import annotations
@@ -58,14 +59,17 @@ def _parse_currency(field) -> str:
         raise ValidationError(str(exc)) from None
 
 
-def _parse_amount(text: str | None, currency: str, *, positive: bool = True) -> int:
+def typed_amount(text: str | None, currency: str, *, positive: bool = True) -> int:
+    """An amount as staff type it ("5,000", "5 000", "5,000.50"; money.parse_typed) in minor units;
+    ValidationError with a sentence for the form otherwise."""
     try:
-        minor = money.to_minor((text or "").strip(), currency)
+        minor = money.parse_typed(text or "", currency)
     except money.MoneyError as exc:
-        raise ValidationError(_sentence(str(exc).replace("amount ", "", 1))) from None
+        raise ValidationError(_sentence(str(exc).replace("amount ", "", 1)) + ".") from None
     if positive and minor <= 0:
         raise ValidationError("The amount must be more than zero.")
     return minor
+
 
 
 def _parse_phone(text: str | None) -> str | None:
@@ -80,7 +84,7 @@ def _parse_phone(text: str | None) -> str | None:
 class _MoneyForm(FlaskForm):
     """An amount (decimal string) in a currency; sets `self.amount_minor` and `self.currency_code`."""
 
-    amount = StringField("Amount", validators=[DataRequired("Enter the amount, e.g. 5000 or 5000.00.")],
+    amount = StringField("Amount", validators=[DataRequired("Enter the amount, e.g. 5,000 or 5,000.50.")],
                          render_kw={"inputmode": "decimal", "autocomplete": "off"})
     currency = StringField("Currency", default=_currency_default, validators=[DataRequired()],
                            render_kw={"maxlength": 3, "autocapitalize": "characters"})
@@ -96,7 +100,7 @@ class _MoneyForm(FlaskForm):
             code = money.normalize_currency(self.currency.data or "")
         except money.MoneyError:
             return  # the currency field reports it
-        self.amount_minor = _parse_amount(field.data, code)
+        self.amount_minor = typed_amount(field.data, code)
 
 
 class RequestForm(_MoneyForm):
@@ -220,7 +224,7 @@ class _ListFilters(FlaskForm):
 
     def _amount(self, name: str, field) -> None:
         if (field.data or "").strip() and self.currency_code:
-            self.amounts[name] = _parse_amount(field.data, self.currency_code, positive=False)
+            self.amounts[name] = typed_amount(field.data, self.currency_code, positive=False)
 
     def validate_amount(self, field) -> None:
         self._amount("exact", field)

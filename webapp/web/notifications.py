@@ -20,7 +20,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional, ValidationError
 
 from webapp.config import settings
-from webapp.domain import input_bounds, message_texts, outbox, reminders, whatsapp_session
+from webapp.domain import input_bounds, message_texts, money, outbox, reminders, whatsapp_session
 from webapp.storage.models import Agent, Notification, NotificationStatus, PaymentRequest, Role, Rule
 from webapp.web.access import access, actor
 from webapp.web.htmx import is_partial_request, render
@@ -143,7 +143,20 @@ def preview_of(body: str) -> tuple[str | None, str | None]:
     except message_texts.TemplateError as exc:
         return None, str(exc)
     except Exception as exc:  # noqa: BLE001 - a sandbox or type error in the text is the user's to see
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, f"This text cannot be filled in: {_render_problem(exc)}."
+
+
+def _render_problem(exc: Exception) -> str:
+    """Why a text that parsed fails when filled in, in words (no exception class names)."""
+    from jinja2.exceptions import SecurityError, UndefinedError
+
+    if isinstance(exc, SecurityError):
+        return "it reaches for something message texts may not use (only the variables listed below)"
+    if isinstance(exc, UndefinedError):
+        return f"it uses a value that is not there ({exc.message})"
+    if isinstance(exc, (TypeError, ValueError, ArithmeticError)):
+        return "it combines values that do not go together (for example a number and a word, or a division by zero)"
+    return "it fails when filled in with the sample values"
 
 
 @bp.get("/templates")
@@ -222,13 +235,28 @@ def rule_form_values(form) -> dict[str, Any]:
     if code and Agent.get_or_none(Agent.code == code) is None:
         raise reminders.RuleError(f"agent_code: no agent has code {code!r}")
     currency = (form.get("currency") or "").strip().upper()
+    texts = {key: (form.get(key) or "").strip() for key in FEE_FILTERS}
+    amounts = {key: _typed_amount(key, form.get(key), currency) for key in ("amount_min", "amount_max", "balance_min")}
     return {
         "name": form.get("name", ""), "cron": form.get("cron", ""), "template": form.get("template", ""),
         "enabled": bool(form.get("enabled")),
-        "filter": {"min_pending_minutes": minutes, "amount_min": (form.get("amount_min") or "").strip(),
-                   "amount_max": (form.get("amount_max") or "").strip(), "currency": currency,
-                   "agent_code": code, **{key: (form.get(key) or "").strip() for key in FEE_FILTERS}},
+        "filter": {"min_pending_minutes": minutes, "currency": currency, "agent_code": code, **texts, **amounts},
     }
+
+
+def _typed_amount(key: str, text: str | None, currency: str) -> str:
+    """An amount field of the rule form as staff type it ("5,000") → the rule's decimal string ("5000")."""
+    text = (text or "").strip()
+    try:
+        code = money.normalize_currency(currency or settings().currency)
+    except money.MoneyError:
+        return text  # reminders.check names the currency
+    if not text:
+        return ""
+    try:
+        return money.to_decimal_string(money.parse_typed(text, code), code)
+    except money.MoneyError as exc:
+        raise reminders.RuleError(f"filter.{key}: {exc}") from None
 
 
 FEE_FILTERS = ("due_in_days", "overdue_days", "balance_min", "group", "no_payment_days")

@@ -1,4 +1,4 @@
-"""Operators' pages: /healthz (what it checks: webapp/domain/health.py), /metrics (admins or a
+"""Operators' pages: /favicon.ico (a redirect to static/favicon.svg), /healthz (what it checks: webapp/domain/health.py), /metrics (admins or a
 bearer token; the series: webapp/domain/metrics.py), and rq-dashboard (0.9.0)
 under /ops/rq for admins only.
 
@@ -33,7 +33,7 @@ import secrets
 from datetime import datetime, timezone
 from functools import wraps
 
-from flask import Blueprint, Flask, abort, jsonify, request
+from flask import Blueprint, Flask, abort, jsonify, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
@@ -52,6 +52,13 @@ def healthz():
     checks, ok = health()
     body = {"ok": ok, "checked_at": datetime.now(timezone.utc).isoformat(), **checks}
     return jsonify(body), 200 if ok else 503
+
+
+@bp.get("/favicon.ico")
+@access(PUBLIC)
+def favicon():
+    """Browsers ask for /favicon.ico whatever the page says: the one icon is static/favicon.svg."""
+    return redirect(url_for("static", filename="favicon.svg"), 301)
 
 
 DASHBOARD_PREFIX = "/ops/rq"

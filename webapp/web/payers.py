@@ -67,10 +67,13 @@ def request_for_group():
     group, label = (form.get("group") or "").strip(), (form.get("label") or "").strip()[:120]
     currency = settings().currency
     try:
-        amount = money.to_minor((form.get("amount") or "").replace(",", "").replace(" ", ""), currency)
+        amount = money.parse_typed(form.get("amount") or "", currency)
+    except money.MoneyError as exc:
+        return _index(422, error=f"Give the amount (e.g. 500,000): {str(exc).replace('amount ', '', 1)}.")
+    try:
         due_day = datetime.strptime((form.get("due") or "").strip(), "%Y-%m-%d").date()
-    except (money.MoneyError, ValueError):
-        return _index(422, error="Give the amount (e.g. 500,000) and the due date (YYYY-MM-DD).")
+    except ValueError:
+        return _index(422, error="Give the due date (YYYY-MM-DD).")
     if not group or not label or amount <= 0:
         return _index(422, error="Give the group, a label (e.g. Term 1 fees) and an amount above 0.")
     due_at = datetime.combine(due_day, time(23, 59), settings().zone).astimezone(utcnow().tzinfo)

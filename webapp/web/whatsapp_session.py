@@ -54,7 +54,13 @@ def _session_page(status: int = 200, test_phone: str = ""):
     admin_phones = options.get("admin_phones") or []
     return render("pages/notifications/whatsapp.html", "partials/notifications/session.html", status=status,
                   state=session_view(), is_admin=current_user.has_role(Role.ADMIN),
-                  test_phone=test_phone or (admin_phones[0] if admin_phones else ""))
+                  test_phone=test_phone or (admin_phones[0] if admin_phones else ""), sandbox_log=_sandbox_log())
+
+
+def _sandbox_log() -> str | None:
+    """In the demo (PAYWATCH_DEMO), the fake WhatsApp's page of every message it received."""
+    url = settings().wppconnect_url
+    return f"{url.rstrip('/')}/_sandbox/log" if settings().demo and url else None
 
 
 @bp.get("")

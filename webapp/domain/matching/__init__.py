@@ -63,9 +63,10 @@ another request could not be told from a quote of the first.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Iterable
 
+from webapp.domain import durations
 from webapp.domain.matching import signals
 from webapp.domain.matching.facts import (
     MODES,
@@ -94,10 +95,6 @@ def window(request: RequestFacts, settings: MatchSettings) -> tuple[datetime, da
     return request.created_at - settings.skew, end
 
 
-def _minutes(delta: timedelta) -> str:
-    minutes = int(abs(delta).total_seconds() // 60)
-    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
-
 
 def _hard(payment: PaymentFacts, request: RequestFacts, received: datetime,
           settings: MatchSettings) -> tuple[str | None, bool, str]:
@@ -113,13 +110,13 @@ def _hard(payment: PaymentFacts, request: RequestFacts, received: datetime,
         return f"request is {request.status}", False, ""
     start, _ = window(request, settings)
     if received < start:
-        return f"received {_minutes(request.created_at - received)} before the request", False, ""
+        return f"received {durations.spoken(request.created_at - received)} before the request", False, ""
     if request.expires_at is None or received <= request.expires_at:
-        return None, False, f"received {_minutes(received - request.created_at)} after the request"
+        return None, False, f"received {durations.spoken(received - request.created_at)} after the request"
     overdue = received - request.expires_at
     if received > request.expires_at + settings.late_lookback:
-        return f"received {_minutes(overdue)} after expiry", False, ""
-    return None, True, f"late: received {_minutes(overdue)} after expiry"
+        return f"received {durations.spoken(overdue)} after expiry", False, ""
+    return None, True, f"late: received {durations.spoken(overdue)} after expiry"
 
 
 def _named(pay: _Payment, request: RequestFacts) -> bool:
