@@ -31,6 +31,8 @@ SEARCH_BEFORE = timedelta(days=90)  # a name search looks this far back
 RECENTLY_EXPIRED = timedelta(days=7)  # an expired request is offered if it expired at most this long before the money
 NEAR = 0.10  # near amounts: within 10 % of the payment's
 POOL = 50  # rows read per query at most
+NEAR_WINDOW = timedelta(days=3)  # near amounts and names: requests created this long before the money (or after)
+NEAR_POOL = 100  # … read by created_at, so ended ones count toward this bound too
 OPEN = (RequestStatus.PENDING, RequestStatus.REVIEW, RequestStatus.PARTIAL)
 LINKABLE = (*OPEN, RequestStatus.EXPIRED)  # ledger.PAYABLE
 SHOWN = 6
@@ -49,14 +51,13 @@ class Suggestion:
     rejected_before: bool = False
 
 
-def _open_or_recent(since: datetime):
-    return (PaymentRequest.status.in_(OPEN)) | (
-        (PaymentRequest.status == RequestStatus.EXPIRED) & (PaymentRequest.expires_at >= since))
+def _offered(req: PaymentRequest, since: datetime) -> bool:
+    return req.status in OPEN or (req.status == RequestStatus.EXPIRED and req.expires_at >= since)
 
 
-def _bounded(query, start: datetime, end: datetime):
+def _window(query, start: datetime, end: datetime, pool: int = POOL):
     return query.where(PaymentRequest.created_at.between(start, end)).order_by(
-        PaymentRequest.created_at.desc()).limit(POOL)
+        PaymentRequest.created_at.desc()).limit(pool)
 
 
 def _sender_phone(payment: Payment) -> str | None:
@@ -67,6 +68,18 @@ def _name_word(text: str | None) -> str | None:
     """The longest word of a name (surname-like), for a LIKE filter confirmed by the name rules."""
     words = sorted((w for w in (text or "").replace(",", " ").split() if len(w) >= 3 and w.isalpha()), key=len)
     return words[-1] if words else None
+
+
+def _name_rule(payment: Payment):
+    """customer name -> whether it is the payer's by the name rules (compared once per name)."""
+    rules, seen = options.name_rules(), {}
+
+    def same(customer: str) -> bool:
+        if customer not in seen:
+            seen[customer] = names.compare(payment.sender_name, customer, rules) is not None
+        return seen[customer]
+
+    return same
 
 
 def _ledger_refusal(payment: Payment, req: PaymentRequest) -> str | None:
@@ -83,7 +96,7 @@ def _ledger_refusal(payment: Payment, req: PaymentRequest) -> str | None:
     return None
 
 
-def _judge(payment: Payment, req: PaymentRequest, rules: names.NameRules, phone: str | None) -> Suggestion:
+def _judge(payment: Payment, req: PaymentRequest, same_name, phone: str | None) -> Suggestion:
     found = Suggestion(req)
     add = found.reasons.append
     if payment.amount_minor is not None and payment.currency == req.currency:
@@ -101,7 +114,7 @@ def _judge(payment: Payment, req: PaymentRequest, rules: names.NameRules, phone:
         found.points += _POINTS["phone"]
         add(f"same phone {req.customer_phone}")
     if payment.sender_name and req.customer_name:
-        if names.compare(payment.sender_name, req.customer_name, rules) is not None:
+        if same_name(req.customer_name):
             found.points += _POINTS["name"]
             add(f"same name ({req.customer_name})")
         elif (_name_word(payment.sender_name) or "\0").lower() in req.customer_name.lower():
@@ -135,26 +148,34 @@ def suggest(payment: Payment, *, limit: int = SHOWN) -> list[Suggestion]:
     Same or near amount (same currency), the payer's phone, or the payer's name; open, or
     expired no earlier than RECENTLY_EXPIRED before the money; created in the window around it.
     Rejected pairs are left out; so is anything sharing nothing but the time."""
-    start, end = payment.received_at - WINDOW_BEFORE, payment.received_at + WINDOW_AFTER
-    base = PaymentRequest.select().where(_open_or_recent(payment.received_at - RECENTLY_EXPIRED))
+    received = payment.received_at
+    start, end, near_start = received - WINDOW_BEFORE, received + WINDOW_AFTER, received - NEAR_WINDOW
+    # An equality leads each query, or a short created_at range: the status is checked here,
+    # not in SQL, where SQLite would pick the status index and read every open request.
     queries = []
     if payment.amount_minor is not None and payment.currency:
+        queries.append(_window(PaymentRequest.select().where(
+            PaymentRequest.amount_minor == payment.amount_minor, PaymentRequest.currency == payment.currency,
+            PaymentRequest.status.in_(LINKABLE)), start, end))
         spread = int(payment.amount_minor * NEAR)
-        queries.append(base.where(PaymentRequest.currency == payment.currency,
-                                  PaymentRequest.amount_minor.between(payment.amount_minor - spread,
-                                                                      payment.amount_minor + spread)))
+        queries.append(_window(PaymentRequest.select().where(
+            PaymentRequest.currency == payment.currency,
+            PaymentRequest.amount_minor.between(payment.amount_minor - spread, payment.amount_minor + spread)),
+            near_start, end, NEAR_POOL))
     phone = _sender_phone(payment)
     if phone:
-        queries.append(base.where(PaymentRequest.customer_phone == phone))
+        queries.append(_window(PaymentRequest.select().where(PaymentRequest.customer_phone == phone), start, end))
     word = _name_word(payment.sender_name)
     if word:
-        queries.append(base.where(PaymentRequest.customer_name.contains(word)))
-    rules = options.name_rules()
+        queries.append(_window(PaymentRequest.select().where(PaymentRequest.customer_name.contains(word)),
+                               near_start, end, NEAR_POOL))
+    since = received - RECENTLY_EXPIRED
+    same_name = _name_rule(payment)
     found: dict[int, Suggestion] = {}
     for query in queries:
-        for req in _bounded(query, start, end):
-            if req.id not in found:
-                found[req.id] = _judge(payment, req, rules, phone)
+        for req in query:
+            if req.id not in found and _offered(req, since):
+                found[req.id] = _judge(payment, req, same_name, phone)
     for request_id in _rejected(payment, found):
         del found[request_id]
     return _rank({k: s for k, s in found.items() if s.reasons}, payment, limit)
@@ -178,9 +199,8 @@ def search(payment: Payment, text: str, *, limit: int = 10) -> list[Suggestion]:
         hits += list(PaymentRequest.select().where(
             PaymentRequest.created_at >= start, PaymentRequest.customer_name.contains(text))
             .order_by(PaymentRequest.created_at.desc()).limit(limit))
-    rules = options.name_rules()
-    sender = _sender_phone(payment)
-    found = {req.id: _judge(payment, req, rules, sender) for req in hits}
+    same_name, sender = _name_rule(payment), _sender_phone(payment)
+    found = {req.id: _judge(payment, req, same_name, sender) for req in hits}
     for request_id in _rejected(payment, found):
         found[request_id].rejected_before = True
         found[request_id].reasons.append("staff rejected this pair before")

@@ -46,6 +46,7 @@ bp = Blueprint("review", __name__, url_prefix="/review")
 
 QUEUED = (PaymentStatus.REVIEW, PaymentStatus.UNMATCHED)
 QUEUE_LIMIT = 100  # the oldest first; the rest wait their turn (the heading says how many)
+SUGGEST_INLINE = 10  # unmatched items rendered with their suggestions; the later ones load them on a click
 
 
 @dataclass
@@ -54,12 +55,14 @@ class ReviewItem:
 
     payment: Payment
     candidates: list[MatchCandidate] = field(default_factory=list)
+    suggest_inline: bool = True
     _suggested: list[suggestions.Suggestion] | None = None
 
     @property
-    def suggestions(self) -> list[suggestions.Suggestion]:
-        """Requests this unmatched payment may pay (read once, when the template asks)."""
-        if self._suggested is None:
+    def suggestions(self) -> list[suggestions.Suggestion] | None:
+        """Requests this unmatched payment may pay (read once, when the template asks);
+        None when the item loads them on request (beyond the first SUGGEST_INLINE)."""
+        if self._suggested is None and self.suggest_inline:
             self._suggested = suggestions.suggest(self.payment)
         return self._suggested
 
@@ -152,6 +155,8 @@ def queue_items(limit: int = QUEUE_LIMIT, payment_id: int | None = None) -> list
     each with its candidates (two queries)."""
     query = _queued_payments() if payment_id is None else _queued_payments().where(Payment.id == payment_id)
     items = [ReviewItem(p) for p in query.limit(limit)]
+    for later in [item for item in items if item.payment.status != PaymentStatus.REVIEW][SUGGEST_INLINE:]:
+        later.suggest_inline = False
     by_id = {item.payment.id: item for item in items if item.payment.status == PaymentStatus.REVIEW}
     if by_id:
         rows = (
@@ -327,7 +332,8 @@ def linked_message(payment: Payment) -> str:
 @bp.get("/payments/<int:payment_id>/search")
 @access(Role.VIEWER)
 def search(payment_id: int):
-    """Requests found by reference, phone or name, as link buttons (HTMX; `on=payment` for the payment page)."""
+    """Requests found by reference, phone or name, as link buttons (HTMX; `on=payment` for the payment page);
+    with no `q`, the payment's suggestions."""
     try:
         payment = ledger.find_payment(payment_id)
     except ledger.LedgerError:
@@ -338,7 +344,8 @@ def search(payment_id: int):
     if on == "payment":
         context.update(on="payment", link_endpoint="payments.link")
     response = make_response(render_template(
-        "partials/review/suggestions.html", p=payment, found=suggestions.search(payment, text),
+        "partials/review/suggestions.html", p=payment,
+        found=suggestions.search(payment, text) if text else suggestions.suggest(payment),
         searched=text, **context))
     response.headers["Vary"] = "HX-Request"
     return response
