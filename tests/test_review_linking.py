@@ -196,3 +196,23 @@ def test_linking_needs_staff_and_a_csrf_token(client, auth, login_as, domain, re
         assert client.post(url, data={"reference": "PW-CAROL3"}).status_code == 400, url  # no CSRF token
     assert domain(lambda: sorted(p.status for p in Payment.select())) == ["rejected", "unmatched"]
     assert domain(lambda: PaymentRequest.get(PaymentRequest.reference == "PW-CAROL3").status) == "pending"
+
+
+def test_past_the_first_unmatched_items_the_suggestions_load_on_a_click(client, login_as, domain):
+    from webapp.web.review import SUGGEST_INLINE
+
+    def build():
+        payments = [_unmatched(100 + i, "Carol Nambi", None, ref=f"row-{i}") for i in range(SUGGEST_INLINE + 1)]
+        _request(100 + SUGGEST_INLINE, "PW-LAST", "Carol Nambi")
+        return payments
+
+    payments = domain(build)
+    login_as("staff")
+    page = _soup(client.get("/review/"))
+    first, last = (page.find(id=f"review-item-{p.id}") for p in (payments[0], payments[-1]))
+    assert first.select_one("ul.suggestions") and not first.select_one(".suggestions-later")
+    button = last.select_one(".suggestions-later button")
+    assert not last.select_one("ul.suggestions") and button["hx-get"] == f"/review/payments/{payments[-1].id}/search"
+    loaded = _soup(client.get(button["hx-get"], headers=HTMX))
+    assert [li["data-reference"] for li in loaded.select("li.suggestion")][0] == "PW-LAST"
+    assert loaded.select_one("li.suggestion form.link-one")
