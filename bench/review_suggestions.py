@@ -5,9 +5,10 @@
 
 A fresh database gets N requests (created over the last 60 days, amounts spread so about
 `--per-amount` share each, a name and a phone each), then `--payments` unmatched payments
-(near amounts, some with a known phone or surname). Prints the median and worst time of
-webapp.domain.suggestions.suggest() per payment and of GET /review/ (the page renders the
-suggestions of every unmatched payment it shows, up to 100).
+(near amounts, some with a known phone or surname). Prints the median and worst time (and
+the CPU time) of webapp.domain.suggestions.suggest() per payment, and of GET /review/ with
+the suggestions of the first SUGGEST_INLINE unmatched payments and with none (the page
+shows up to 100 payments).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from webapp.domain import accounts, suggestions  # noqa: E402
 from webapp.plumbing.devstack import start_redis  # noqa: E402
 from webapp.storage import db  # noqa: E402
 from webapp.storage.models import Payment, PaymentRequest, utcnow  # noqa: E402
+from webapp.web import review  # noqa: E402
 
 SURNAMES = ["Nambi", "Okello", "Akello", "Mukasa", "Auma", "Opio", "Nakato", "Okot", "Kato", "Achieng"]
 
@@ -58,8 +60,9 @@ def seed(n: int, per_amount: int, payments: int, rng: random.Random) -> None:
         } for i in range(payments)]).execute()
 
 
-def _figures(times: list[float]) -> str:
-    return f"median {statistics.median(times) * 1000:.1f} ms, worst {max(times) * 1000:.1f} ms ({len(times)} runs)"
+def _figures(times: list[float], cpu: float) -> str:
+    return (f"median {statistics.median(times) * 1000:.1f} ms, worst {max(times) * 1000:.1f} ms, "
+            f"CPU {cpu / len(times) * 1000:.1f} ms each ({len(times)} runs)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,24 +80,27 @@ def main(argv: list[str] | None = None) -> int:
             with app.app_context(), db.database.connection_context():
                 seed(args.requests, args.per_amount, args.payments, random.Random(18))
                 accounts.create_user("bench@example.com", "bench-password-1234", "staff", "", actor="bench")
-                timed = []
+                timed, cpu, found = [], time.process_time(), 0
                 for payment in Payment.select().limit(args.payments):
                     start = time.perf_counter()
-                    found = suggestions.suggest(payment)
+                    found += len(suggestions.suggest(payment))
                     timed.append(time.perf_counter() - start)
-                print(f"suggest() with {args.requests} requests: {_figures(timed)}; last found {len(found)}")
+                print(f"suggest() with {args.requests} requests: {_figures(timed, time.process_time() - cpu)}; "
+                      f"{found / len(timed):.1f} suggestions a payment")
             client = app.test_client()
             token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', client.get("/login").get_data(as_text=True))
             client.post("/login", data={"email": "bench@example.com", "password": "bench-password-1234",
                                         "csrf_token": token.group(1)})
-            pages = []
-            for _ in range(args.pages):
-                start = time.perf_counter()
-                response = client.get("/review/")
-                pages.append(time.perf_counter() - start)
-                assert response.status_code == 200, response.status_code
-            shown = response.get_data(as_text=True).count('class="suggestion"')
-            print(f"GET /review/ with {args.payments} unmatched payments ({shown} suggestions shown): {_figures(pages)}")
+            for inline in (review.SUGGEST_INLINE, 0):  # 0: the page without suggestions, for comparison
+                review.SUGGEST_INLINE, pages, cpu = inline, [], time.process_time()
+                for _ in range(args.pages):
+                    start = time.perf_counter()
+                    response = client.get("/review/")
+                    pages.append(time.perf_counter() - start)
+                    assert response.status_code == 200, response.status_code
+                shown = response.get_data(as_text=True).count('class="suggestion')
+                print(f"GET /review/ with {args.payments} unmatched payments, suggestions inline for {inline} "
+                      f"({shown} shown): {_figures(pages, time.process_time() - cpu)}")
         finally:
             redis.stop()
     return 0
