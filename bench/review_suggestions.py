@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                     response = client.get("/review/")
                     pages.append(time.perf_counter() - start)
                     assert response.status_code == 200, response.status_code
-                shown = response.get_data(as_text=True).count('class="suggestion')
+                shown = len(re.findall(r'<li class="suggestion[ "]', response.get_data(as_text=True)))
                 print(f"GET /review/ with {args.payments} unmatched payments, suggestions inline for {inline} "
                       f"({shown} shown): {_figures(pages, time.process_time() - cpu)}")
         finally:

@@ -3,10 +3,14 @@
 Matching (webapp.domain.matching) only ever considers the exact amount inside a
 request's window. Staff linking by hand need a wider net: the same amount outside
 the window, near amounts (a customer who paid a little more or less), the payer's
-phone or name on a request of another amount. Each query is bounded the same way —
-requests created in a window around the payment (WINDOW_BEFORE … WINDOW_AFTER,
-index on created_at), open or recently expired, at most POOL rows — so a suggestion
-costs a few indexed reads whatever the size of the table.
+phone or name on a request of another amount. Each query is led by an index and
+bounded: the exact amount (amount+currency+status index) and the phone (its index)
+among requests created WINDOW_BEFORE … WINDOW_AFTER around the money; near amounts
+and names among those created NEAR_WINDOW before … WINDOW_AFTER (created_at index);
+at most POOL rows each, ended ones included — so a suggestion costs a few indexed
+reads whatever the size of the table. Open or recently expired is checked on the rows
+read: in SQL, SQLite would pick the status index and read every open request
+(bench/review_suggestions.py).
 
 A Suggestion says why it is offered (`reasons`) and whether the ledger would take the
 link (`linkable`; else `why_not`): the ledger links the exact amount, or any part of
@@ -32,7 +36,11 @@ RECENTLY_EXPIRED = timedelta(days=7)  # an expired request is offered if it expi
 NEAR = 0.10  # near amounts: within 10 % of the payment's
 POOL = 50  # rows read per query at most
 NEAR_WINDOW = timedelta(days=3)  # near amounts and names: requests created this long before the money (or after)
-NEAR_POOL = 100  # … read by created_at, so ended ones count toward this bound too
+# What a suggestion shows and judges (not the whole row: a page renders up to SHOWN of them per payment).
+_COLUMNS = (PaymentRequest.id, PaymentRequest.reference, PaymentRequest.amount_minor, PaymentRequest.currency,
+            PaymentRequest.customer_name, PaymentRequest.customer_phone, PaymentRequest.status,
+            PaymentRequest.created_at, PaymentRequest.expires_at, PaymentRequest.allow_partial,
+            PaymentRequest.paid_minor)
 OPEN = (RequestStatus.PENDING, RequestStatus.REVIEW, RequestStatus.PARTIAL)
 LINKABLE = (*OPEN, RequestStatus.EXPIRED)  # ledger.PAYABLE
 SHOWN = 6
@@ -55,9 +63,9 @@ def _offered(req: PaymentRequest, since: datetime) -> bool:
     return req.status in OPEN or (req.status == RequestStatus.EXPIRED and req.expires_at >= since)
 
 
-def _window(query, start: datetime, end: datetime, pool: int = POOL):
+def _window(query, start: datetime, end: datetime):
     return query.where(PaymentRequest.created_at.between(start, end)).order_by(
-        PaymentRequest.created_at.desc()).limit(pool)
+        PaymentRequest.created_at.desc()).limit(POOL)
 
 
 def _sender_phone(payment: Payment) -> str | None:
@@ -154,21 +162,21 @@ def suggest(payment: Payment, *, limit: int = SHOWN) -> list[Suggestion]:
     # not in SQL, where SQLite would pick the status index and read every open request.
     queries = []
     if payment.amount_minor is not None and payment.currency:
-        queries.append(_window(PaymentRequest.select().where(
+        queries.append(_window(PaymentRequest.select(*_COLUMNS).where(
             PaymentRequest.amount_minor == payment.amount_minor, PaymentRequest.currency == payment.currency,
             PaymentRequest.status.in_(LINKABLE)), start, end))
         spread = int(payment.amount_minor * NEAR)
-        queries.append(_window(PaymentRequest.select().where(
+        queries.append(_window(PaymentRequest.select(*_COLUMNS).where(
             PaymentRequest.currency == payment.currency,
             PaymentRequest.amount_minor.between(payment.amount_minor - spread, payment.amount_minor + spread)),
-            near_start, end, NEAR_POOL))
+            near_start, end))
     phone = _sender_phone(payment)
     if phone:
-        queries.append(_window(PaymentRequest.select().where(PaymentRequest.customer_phone == phone), start, end))
+        queries.append(_window(PaymentRequest.select(*_COLUMNS).where(PaymentRequest.customer_phone == phone), start, end))
     word = _name_word(payment.sender_name)
     if word:
-        queries.append(_window(PaymentRequest.select().where(PaymentRequest.customer_name.contains(word)),
-                               near_start, end, NEAR_POOL))
+        queries.append(_window(PaymentRequest.select(*_COLUMNS).where(PaymentRequest.customer_name.contains(word)),
+                               near_start, end))
     since = received - RECENTLY_EXPIRED
     same_name = _name_rule(payment)
     found: dict[int, Suggestion] = {}
@@ -189,14 +197,14 @@ def search(payment: Payment, text: str, *, limit: int = 10) -> list[Suggestion]:
         return []
     key = references.normalize(text)
     spelled = {text, text.upper(), f"{key[:2]}-{key[2:]}" if len(key) > 2 else key}
-    hits = list(PaymentRequest.select().where(PaymentRequest.reference.in_(list(spelled))).limit(limit))
+    hits = list(PaymentRequest.select(*_COLUMNS).where(PaymentRequest.reference.in_(list(spelled))).limit(limit))
     phone = phones.try_e164(text, settings().phone_region) if sum(c.isdigit() for c in text) >= 7 else None
     if phone:
-        hits += list(PaymentRequest.select().where(PaymentRequest.customer_phone == phone)
+        hits += list(PaymentRequest.select(*_COLUMNS).where(PaymentRequest.customer_phone == phone)
                      .order_by(PaymentRequest.created_at.desc()).limit(limit))
     elif not hits:
         start = payment.received_at - SEARCH_BEFORE
-        hits += list(PaymentRequest.select().where(
+        hits += list(PaymentRequest.select(*_COLUMNS).where(
             PaymentRequest.created_at >= start, PaymentRequest.customer_name.contains(text))
             .order_by(PaymentRequest.created_at.desc()).limit(limit))
     same_name, sender = _name_rule(payment), _sender_phone(payment)
