@@ -46,7 +46,7 @@ bp = Blueprint("review", __name__, url_prefix="/review")
 
 QUEUED = (PaymentStatus.REVIEW, PaymentStatus.UNMATCHED)
 QUEUE_LIMIT = 100  # the oldest first; the rest wait their turn (the heading says how many)
-SUGGEST_INLINE = 10  # unmatched items rendered with their suggestions; the later ones load them on a click
+SUGGEST_INLINE = 5  # unmatched items rendered with their suggestions; the later ones load them on a click
 
 
 @dataclass
