@@ -96,10 +96,13 @@
     if (elt.id === QUEUE_ID && formInUse(elt)) event.preventDefault();
   });
 
-  // A refused decision (404, 409, 422) answers with the re-rendered queue and a flash: show it.
+  // A refused decision (404, 409, 422) answers with the payment's item, the error on its card
+  // (HX-Retarget), or with the queue when the payment left it meanwhile: show either.
   document.addEventListener("htmx:beforeSwap", (event) => {
     const status = event.detail.xhr.status;
-    if (event.detail.target?.id === QUEUE_ID && [404, 409, 422].includes(status)) {
+    const target = event.detail.target;
+    const ours = target?.id === QUEUE_ID || target?.matches?.(`#${QUEUE_ID} .review-item`);
+    if (ours && [404, 409, 422].includes(status)) {
       event.detail.shouldSwap = true;
       event.detail.isError = false;
     }

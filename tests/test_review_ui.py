@@ -66,7 +66,12 @@ def _payment_now(domain, payment_id: int) -> Payment:
     return domain(Payment.get_by_id, payment_id)
 
 
-def test_the_queue_shows_each_candidate_with_every_signal_separately(client, login_as, domain, in_review):
+def _shown(node) -> list[tuple[str, int, str]]:
+    return [(li.select_one(".signal-name").get_text(), int(li.select_one(".points").get_text()),
+             li.select_one(".detail").get_text()) for li in node.select(".signal")]
+
+
+def test_a_card_shows_the_decisive_signal_and_what_scored_and_hides_the_zeros(client, login_as, domain, in_review):
     login_as("viewer")
     page = _soup(client.get("/review/"))
     item = page.find(id=f"review-item-{in_review.id}")
@@ -74,15 +79,38 @@ def test_the_queue_shows_each_candidate_with_every_signal_separately(client, log
     cards = item.select(".evidence-card")
     assert [c["data-reference"] for c in cards] == ["PW-ALICE1", "PW-BRIAN2"]  # best score first
     rows = domain(lambda: {c.request.reference: c for c in MatchCandidate.select().where(MatchCandidate.payment == in_review.id)})
+    assert not page.select(".evidence-card table"), "no table of signals"
     for card in cards:
         candidate = rows[card["data-reference"]]
-        shown = [(tr.select("td")[0].get_text(), int(tr.select("td")[1].get_text()), tr.select("td")[2].get_text())
-                 for tr in card.select("tr.signal")]
-        assert shown == [(e["signal"], e["points"], e["detail"]) for e in candidate.evidence]
+        scored = sorted((e for e in candidate.evidence if e["points"]), key=lambda e: -e["points"])
+        zeros = [(e["signal"], 0, e["detail"]) for e in candidate.evidence if not e["points"]]
+        # Every signal is shown once: the scored ones on the card, the zeros only inside "why not".
+        assert _shown(card.select_one("details.why-not")) == zeros
+        outside = [s for s in _shown(card) if s not in zeros]
+        assert outside == [(e["signal"], e["points"], e["detail"]) for e in scored]
         assert card.select_one(".total").get_text() == str(candidate.score)
-    assert rows["PW-ALICE1"].score > rows["PW-BRIAN2"].score
-    assert ("source", 15) in [(e["signal"], e["points"]) for e in rows["PW-ALICE1"].evidence]
-    assert not item.select("form"), "viewers see no actions"
+    alice, brian = cards
+    assert (alice.select_one(".decisive")["data-signal"], alice.select_one(".decisive .points").get_text()) == ("source", "+15")
+    assert "No signal scored" in brian.select_one(".decisive").get_text()
+    assert not item.select("form[method=post]"), "viewers see no actions"
+
+
+def test_the_decisive_signal_is_the_one_that_scored_most_and_the_others_follow(client, login_as, domain):
+    def build():
+        _request(5000, "Joseph Mukasa", "PW-JOE1", source="portal")  # name 35 + source 15
+        _request(5000, "Joseph Mukasa", "PW-JOE2")  # name 35: too close to confirm either
+        return _payment("row-7", 5000, "Joseph Mukasa")
+
+    payment = domain(build)
+    assert payment.status == "review"
+    login_as("viewer")
+    card = _soup(client.get("/review/")).select(f"#review-item-{payment.id} .evidence-card")[0]
+    assert card["data-reference"] == "PW-JOE1"
+    decisive = card.select_one(".decisive")
+    assert decisive["data-signal"] == "name" and decisive.select_one(".points").get_text() == "+35"
+    assert [(li["data-signal"], li.select_one(".points").get_text()) for li in card.select(".scored-signals li")] == [
+        ("source", "+15")]
+    assert "Why not more: 7 signals scored 0" in card.select_one("details.why-not summary").get_text()
 
 
 def test_unmatched_and_unreadable_payments_are_in_the_queue_oldest_first(client, login_as, in_review, unmatched):
@@ -113,16 +141,49 @@ def test_staff_confirm_a_candidate_the_request_is_paid_and_the_item_leaves(clien
     assert f"review-item-{in_review.id}" not in page and "PW-ALICE1 is paid" in page
 
 
+def _card(page, payment_id: int, reference: str):
+    return page.select_one(f"#review-item-{payment_id} .evidence-card[data-reference={reference}]")
+
+
 def test_a_rejection_needs_a_reason_and_changes_nothing_without_one(client, auth, login_as, domain, in_review):
     login_as("staff")
     token = auth.csrf_token("/review/")
     response = client.post(f"/review/payments/{in_review.id}/reject",
                            data={"reference": "PW-ALICE1", "reason": "  ", "csrf_token": token})
     assert response.status_code == 422
-    assert "a rejection needs a reason" in _soup(response).find(id="flashes").get_text()
+    page = _soup(response)
+    assert _card(page, in_review.id, "PW-ALICE1").select_one(".card-error").get_text() == "A rejection needs a reason."
+    assert not _card(page, in_review.id, "PW-BRIAN2").select_one(".card-error")
+    assert "A rejection needs a reason" in page.find(id="flashes").get_text()  # a plain form: also on top
     assert _payment_now(domain, in_review.id).status == "review"
     assert _status(domain, "PW-ALICE1") == "review"
     assert domain(lambda: (RejectedPair.select().count(), MatchCandidate.select().count())) == (0, 2)
+
+
+def test_a_refused_action_answers_the_item_with_the_error_on_its_card_and_the_typing_kept(
+        client, auth, login_as, domain):
+    def build():
+        for reference, phone in (("PW-ALICE1", "+256712345678"), ("PW-BRIAN2", "+256772000002")):
+            ledger.create_request(ledger.NewRequest(5000, "UGX", reference=reference, customer_phone=phone))
+        return _payment("row-8", 5000, phone="+256701999999")
+
+    stranger = domain(build)
+    login_as("staff")
+    token = auth.csrf_token("/review/")
+    headers = {**HTMX, "X-CSRFToken": token}
+    response = client.post(f"/review/payments/{stranger.id}/reject", headers=headers, data={
+        "reference": "PW-BRIAN2", "reason": "checked the slip", "notify_customer": "1", "message": "Hello"})
+    assert response.status_code == 422
+    assert response.headers["HX-Retarget"] == f"#review-item-{stranger.id}"
+    assert response.headers["HX-Reswap"] == "outerHTML"
+    body = response.get_data(as_text=True)
+    assert body.lstrip().startswith(f'<article id="review-item-{stranger.id}"') and "flashes" not in body
+    card = _card(_soup(response), stranger.id, "PW-BRIAN2")
+    assert "someone else's money" in card.select_one(".card-error").get_text()
+    assert card.select_one("details.reject").has_attr("open")
+    assert card.select_one("input[name=reason]")["value"] == "checked the slip"
+    assert not _card(_soup(response), stranger.id, "PW-ALICE1").select_one(".card-error")
+    assert _payment_now(domain, stranger.id).status == "review"
 
 
 def test_the_reject_form_offers_to_tell_the_customer_only_about_their_own_money(client, auth, login_as, domain):
@@ -152,7 +213,8 @@ def test_the_reject_form_offers_to_tell_the_customer_only_about_their_own_money(
     assert row.context == {"template": "Hello Alice, this payment was for another booking; we will call you."}
     refused = client.post(f"/review/payments/{stranger.id}/reject", data={
         "reference": "PW-ALICE1", "reason": "a stranger", "notify_customer": "1", "csrf_token": token})
-    assert refused.status_code == 422 and "someone else's money" in _soup(refused).find(id="flashes").get_text()
+    assert refused.status_code == 422
+    assert "someone else's money" in _card(_soup(refused), stranger.id, "PW-ALICE1").select_one(".card-error").get_text()
 
 
 def test_a_rejection_with_a_reason_frees_the_request_and_is_remembered(client, auth, login_as, domain, in_review):
@@ -174,10 +236,15 @@ def test_staff_link_an_unmatched_payment_and_a_different_amount_is_refused(clien
     domain(_request, 9000, "Carol Nambi", "PW-CAROL3")
     domain(_request, 7000, "Dan Opio", "PW-DAN4")
     token = auth.csrf_token("/review/")
-    refused = client.post(f"/review/payments/{payment.id}/link", data={"reference": "PW-DAN4", "csrf_token": token})
-    assert refused.status_code == 422
-    assert "PW-DAN4 asks 7000 UGX" in _soup(refused).find(id="flashes").get_text()
+    refused = client.post(f"/review/payments/{payment.id}/link", data={"reference": "PW-DAN4"},
+                          headers={**HTMX, "X-CSRFToken": token})
+    assert refused.status_code == 422 and refused.headers["HX-Retarget"] == f"#review-item-{payment.id}"
+    item = _soup(refused).find(id=f"review-item-{payment.id}")
+    assert "PW-DAN4 asks 7000 UGX" in item.select_one(".linking .card-error").get_text()
+    assert item.select_one(".link-form input[name=reference]")["value"] == "PW-DAN4"  # what was typed is kept
     assert (_payment_now(domain, payment.id).status, _status(domain, "PW-DAN4")) == ("unmatched", "pending")
+    empty = client.post(f"/review/payments/{payment.id}/link", data={"reference": " "}, headers={**HTMX, "X-CSRFToken": token})
+    assert empty.status_code == 422 and "Type the reference" in _soup(empty).select_one(".card-error").get_text()
 
     linked = client.post(f"/review/payments/{payment.id}/link", data={"reference": "pw carol3", "csrf_token": token})
     assert linked.status_code == 302
@@ -220,8 +287,10 @@ def test_htmx_gets_the_queue_partial_and_decisions_answer_with_it(client, auth, 
 
     headers = {**HTMX, "X-CSRFToken": token}
     refused = client.post(f"/review/payments/{in_review.id}/confirm", data={"reference": "PW-NOPE99"}, headers=headers)
-    assert refused.status_code == 404
-    assert 'hx-swap-oob="true"' in refused.get_data(as_text=True) and "no request with reference" in refused.get_data(as_text=True)
+    assert refused.status_code == 404 and refused.headers["HX-Retarget"] == f"#review-item-{in_review.id}"
+    assert "No request with reference PW-NOPE99." in refused.get_data(as_text=True)
+    gone = client.post(f"/review/payments/{unmatched[0].id}/confirm", data={"reference": "PW-ALICE1"}, headers=headers)
+    assert gone.status_code == 422 and "HX-Retarget" in gone.headers  # still queued: its item, error on it
 
     done = client.post(f"/review/payments/{in_review.id}/confirm", data={"reference": "PW-BRIAN2"}, headers=headers)
     assert done.status_code == 200

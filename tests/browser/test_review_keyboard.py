@@ -1,4 +1,5 @@
-"""The review queue driven by the keyboard alone: j/k move, c confirms, r + reason + Enter rejects."""
+"""The review queue in Chromium: j/k move, c confirms, r + reason + Enter rejects, l + reference links;
+a refused link shows on its card, and a suggested request links in one click."""
 from datetime import timedelta
 
 import pytest
@@ -6,7 +7,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser.conftest import log_in, wait_until
+from tests.browser.conftest import csp_violations, log_in, wait_until
 from webapp.domain import ledger
 from webapp.storage import db
 from webapp.storage.models import MatchCandidate, Payment, PaymentRequest, RejectedPair, utcnow
@@ -123,3 +124,46 @@ def test_the_queue_updates_live_but_never_under_a_reason_being_typed(browser, li
     wait_until(browser, lambda d: _selected(d) == str(first.id))  # set again once htmx settles
     with db.database.connection_context():
         assert Payment.get_by_id(first.id).status == "review"
+
+
+def test_a_refused_link_shows_on_the_card_keeps_the_typing_and_a_suggestion_links_in_one_click(
+        browser, live_server, make_user, app):
+    with app.app_context(), db.database.connection_context():
+        payment = ledger.ingest_payment(ledger.PaymentObservation(
+            "portal", "row-3", 9000, "UGX", utcnow() - timedelta(hours=1), sender_name="Carol Nambi")).payment
+        assert payment.status == "unmatched"
+        ledger.create_request(ledger.NewRequest(9000, "UGX", customer_name="Carol Nambi", reference="PW-CAROL3"))
+        ledger.create_request(ledger.NewRequest(3000, "UGX", customer_name="Nambi Carol", reference="PW-NAMBI4"))
+    user = make_user("staff")
+    _open_the_queue(browser, live_server, user)
+    item = f"#review-item-{payment.id}"
+    wait_until(browser, lambda d: _selected(d) == str(payment.id))
+    assert browser.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((li) => li.dataset.reference)",
+        f"{item} .suggestions li.suggestion") == ["PW-CAROL3", "PW-NAMBI4"]
+
+    _press(browser, "l")
+    wait_until(browser, lambda d: _focused(d, "name") == "reference")
+    _press(browser, "PW-NOPE99" + Keys.ENTER)
+    wait_until(browser, lambda d: d.execute_script(
+        "const e = document.querySelector(arguments[0]); return e && e.textContent", f"{item} .linking .card-error")
+        == "No request with reference PW-NOPE99.")
+    assert "PW-NOPE99" not in _flashes(browser)  # on the card, not at the top of the page
+    wait_until(browser, lambda d: _focused(d, "value") == "PW-NOPE99")  # kept, and focused to correct it
+    _press(browser, Keys.ESCAPE)
+
+    search = browser.find_element(By.CSS_SELECTOR, f"{item} .suggestion-search input[name=q]")
+    search.send_keys("pw-nambi4")
+    wait_until(browser, lambda d: d.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((li) => li.dataset.reference).join()",
+        f"#search-results-{payment.id} li.suggestion") == "PW-NAMBI4")
+    assert "Cannot be linked" in browser.execute_script(
+        "return document.querySelector(arguments[0]).textContent", f"#search-results-{payment.id} li.suggestion")
+
+    browser.find_element(By.CSS_SELECTOR, f"{item} .suggestions li[data-reference=PW-CAROL3] button").click()
+    wait_until(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, item))
+    assert "PW-CAROL3 is paid" in _flashes(browser)
+    with db.database.connection_context():
+        assert PaymentRequest.get(PaymentRequest.reference == "PW-CAROL3").status == "paid"
+        assert Payment.get_by_id(payment.id).status == "confirmed"
+    assert not csp_violations(browser)

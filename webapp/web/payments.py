@@ -3,6 +3,10 @@
 A payment recorded here goes through the same door as every source
 (ledger.ingest_payment, source "manual"), so it is matched like any other, and
 what staff typed is kept as its raw evidence.
+
+An unmatched or rejected payment's page offers the review queue's suggestions, search
+and link form (partials/review/linking.html); its link goes through ledger.link, and a
+refusal is shown by the form with the reference typed kept.
 """
 from __future__ import annotations
 
@@ -10,18 +14,21 @@ import json
 from uuid import uuid4
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
-from webapp.domain import ledger, matching
+from webapp.domain import ledger, matching, suggestions
 from webapp.domain.money import display
-from webapp.storage.models import MatchCandidate, Payment, PaymentRequest, PaymentSighting, Role
+from webapp.storage.models import MatchCandidate, Payment, PaymentRequest, PaymentSighting, PaymentStatus, Role
 from webapp.web.access import access, actor
 from webapp.web.htmx import render
 from webapp.web.listing import filtered_page, narrow
 from webapp.web.money_forms import PaymentFilters, PaymentForm
+from webapp.web.review import Problem, linked_message
 from webapp.web.timeline import actor_names, timeline
 
 bp = Blueprint("payments", __name__, url_prefix="/payments")
 MANUAL = "manual"
+LINKABLE = (PaymentStatus.UNMATCHED, PaymentStatus.REJECTED)  # the page offers suggestions and a link form
 
 
 def _filtered(filters: PaymentFilters):
@@ -67,7 +74,10 @@ def _payment_or_404(payment_id: int) -> Payment:
 @bp.get("/<int:payment_id>")
 @access(Role.VIEWER)
 def detail(payment_id: int):
-    payment = _payment_or_404(payment_id)
+    return _detail(_payment_or_404(payment_id))
+
+
+def _detail(payment: Payment, problem: Problem | None = None, status: int = 200):
     candidates = (
         MatchCandidate.select(MatchCandidate, PaymentRequest).join(PaymentRequest)
         .where(MatchCandidate.payment == payment.id).order_by(MatchCandidate.score.desc())
@@ -75,11 +85,30 @@ def detail(payment_id: int):
     subject = f"payment:{payment.id}"
     events = list(timeline([subject]))
     sightings = list(PaymentSighting.select().where(PaymentSighting.payment == payment.id).order_by(PaymentSighting.id))
+    linking = payment.status in LINKABLE
     return render(
-        "pages/payments/detail.html", "partials/payments/evidence.html",
+        "pages/payments/detail.html", "partials/payments/evidence.html", status=status,
         p=payment, candidates=list(candidates), events=events, actors=actor_names(events), subject=subject,
-        sightings=sightings,
+        sightings=sightings, linking=linking, suggested=suggestions.suggest(payment) if linking else [],
+        problem=problem, can_act=current_user.has_role(Role.STAFF), link_endpoint="payments.link", on="payment",
     )
+
+
+@bp.post("/<int:payment_id>/link")
+@access(Role.STAFF)
+def link(payment_id: int):
+    """Link this unmatched or rejected payment to a request (ledger.link); refused: the page, the error by the form."""
+    payment = _payment_or_404(payment_id)
+    reference = (request.form.get("reference") or "").strip()[:64]
+    problem = Problem(payment.id, "link", reference, "Type the reference of the request this payment pays.")
+    if not reference:
+        return _detail(payment, problem, 422)
+    try:
+        linked = ledger.link(payment.id, reference, actor=actor(), user_id=current_user.id)
+    except ledger.LedgerError as exc:
+        return _detail(ledger.find_payment(payment.id), problem.refused(exc.message), exc.status)
+    flash(linked_message(linked), "success")
+    return redirect(url_for("payments.detail", payment_id=payment.id))
 
 
 @bp.get("/new")

@@ -6,8 +6,16 @@ text shown). Viewers look; staff confirm, reject (with a reason) or link, each
 through webapp.domain.ledger. A normal POST answers with a redirect back to the queue
 (the page works without JavaScript); an HTMX POST gets the whole queue partial back
 (a decision can change other items: a paid request leaves every card it was on).
-A LedgerError is flashed and answered with its status (409, 422, 404) and the queue
-re-rendered; static/review.js lets htmx swap those error answers in.
+A refused decision (LedgerError: 409, 422, 404) is answered with its status and the
+payment's item alone, the error on the card it came from and what was typed kept
+(HX-Retarget points htmx at the item; static/review.js lets htmx swap those answers in);
+a plain form gets the page with the error on the card and a flash. A payment that left
+the queue meanwhile gets the queue back, with the flash.
+
+Each candidate card shows its decisive signal (the one that scored most) and the other
+signals that scored; the signals that scored nothing sit behind "why not". An unmatched
+payment offers suggested requests (webapp.domain.suggestions) with a one-click Link,
+and a search (`GET /review/payments/<id>/search?q=`) answering more of them.
 
 Live updates, and why they never clobber a reason being typed: the queue element
 polls `GET /review/queue?v=<version>` every 5 s, where the version is a digest of
@@ -28,7 +36,7 @@ from flask import Blueprint, flash, make_response, redirect, render_template, re
 from flask_login import current_user
 
 from webapp.config import settings
-from webapp.domain import claims, ledger, message_texts
+from webapp.domain import claims, ledger, message_texts, suggestions
 from webapp.domain.outbox import Kind
 from webapp.storage.models import MatchCandidate, Payment, PaymentRequest, PaymentStatus, RequestStatus, Role
 from webapp.web.access import access, actor
@@ -38,6 +46,7 @@ bp = Blueprint("review", __name__, url_prefix="/review")
 
 QUEUED = (PaymentStatus.REVIEW, PaymentStatus.UNMATCHED)
 QUEUE_LIMIT = 100  # the oldest first; the rest wait their turn (the heading says how many)
+SUGGEST_INLINE = 5  # unmatched items rendered with their suggestions; the later ones load them on a click
 
 
 @dataclass
@@ -46,6 +55,16 @@ class ReviewItem:
 
     payment: Payment
     candidates: list[MatchCandidate] = field(default_factory=list)
+    suggest_inline: bool = True
+    _suggested: list[suggestions.Suggestion] | None = None
+
+    @property
+    def suggestions(self) -> list[suggestions.Suggestion] | None:
+        """Requests this unmatched payment may pay (read once, when the template asks);
+        None when the item loads them on request (beyond the first SUGGEST_INLINE)."""
+        if self._suggested is None and self.suggest_inline:
+            self._suggested = suggestions.suggest(self.payment)
+        return self._suggested
 
     @property
     def kind(self) -> str:
@@ -63,6 +82,59 @@ def confirmable(candidate: MatchCandidate) -> bool:
     return candidate.mismatch is None and candidate.request.status in ledger.PAYABLE
 
 
+# Zero-point entries that are facts about the pair, not signals that failed to score.
+NOTES = ("claim", "mismatch", "staff")
+
+
+@dataclass
+class CardSignals:
+    """A candidate's evidence for the card: the decisive signal, the others that scored, the rest."""
+
+    decisive: dict | None
+    scored: list[dict]
+    notes: list[dict]
+    why_not: list[dict]
+
+
+def card_signals(candidate: MatchCandidate) -> CardSignals:
+    evidence = list(candidate.evidence or [])
+    scored = sorted((e for e in evidence if e.get("points")), key=lambda e: -e["points"])  # stable: ties keep order
+    notes = [e for e in evidence if not e.get("points") and e.get("signal") in NOTES]
+    why_not = [e for e in evidence if not e.get("points") and e.get("signal") not in NOTES]
+    return CardSignals(scored[0] if scored else None, scored[1:], notes, why_not)
+
+
+@dataclass
+class Problem:
+    """A refused action, shown on the card it came from with what was typed."""
+
+    payment_id: int
+    action: str  # confirm, reject, link
+    reference: str
+    message: str
+    reason: str = ""
+    text: str = ""
+    told: bool = False
+
+    def refused(self, message: str) -> Problem:
+        """Keep the ledger's message, as a sentence."""
+        text = message.strip()
+        self.message = (text[:1].upper() + text[1:]).rstrip(".") + "."
+        return self
+
+    def elsewhere(self, item: ReviewItem) -> bool:
+        """About this item but about no card or form of it (a reference no card names): shown atop the item."""
+        if self.payment_id != item.payment.id:
+            return False
+        if self.action == "link":
+            return item.kind == "review"
+        return self.reference not in {c.request.reference for c in item.candidates}
+
+    def on(self, payment_id: int, action: str, reference: str | None = None) -> bool:
+        return self.payment_id == payment_id and self.action == action and (
+            reference is None or self.reference == reference)
+
+
 def review_counts() -> dict[str, int]:
     """Requests in review, payments in review, unmatched payments, and `queue` (payments awaiting staff)."""
     counts = {
@@ -78,9 +150,13 @@ def _queued_payments():
     return Payment.select().where(Payment.status.in_(QUEUED)).order_by(Payment.received_at, Payment.id)
 
 
-def queue_items(limit: int = QUEUE_LIMIT) -> list[ReviewItem]:
-    """The oldest `limit` payments awaiting a decision, each with its candidates (two queries)."""
-    items = [ReviewItem(p) for p in _queued_payments().limit(limit)]
+def queue_items(limit: int = QUEUE_LIMIT, payment_id: int | None = None) -> list[ReviewItem]:
+    """The oldest `limit` payments awaiting a decision (or that one payment, while it waits),
+    each with its candidates (two queries)."""
+    query = _queued_payments() if payment_id is None else _queued_payments().where(Payment.id == payment_id)
+    items = [ReviewItem(p) for p in query.limit(limit)]
+    for later in [item for item in items if item.payment.status != PaymentStatus.REVIEW][SUGGEST_INLINE:]:
+        later.suggest_inline = False
     by_id = {item.payment.id: item for item in items if item.payment.status == PaymentStatus.REVIEW}
     if by_id:
         rows = (
@@ -117,7 +193,13 @@ def _nav_counts() -> dict:
     return {"review_counts": review_counts}
 
 
-def _queue(status: int = 200):
+def _card_context() -> dict:
+    """What partials/review/item.html needs besides the item."""
+    return {"can_act": current_user.has_role(Role.STAFF), "confirmable": confirmable, "rejection": rejection,
+            "card_signals": card_signals, "link_endpoint": "review.link", "on": "review"}
+
+
+def _queue(status: int = 200, problem: Problem | None = None):
     counts = review_counts()
     return render(
         "pages/review/index.html",
@@ -127,11 +209,27 @@ def _queue(status: int = 200):
         counts=counts,
         review_badge=counts,
         version=queue_version(),
-        can_act=current_user.has_role(Role.STAFF),
-        confirmable=confirmable,
-        rejection=rejection,
         claims=claims.open_claims(),
+        rejected_count=lambda: Payment.select().where(Payment.status == PaymentStatus.REJECTED).count(),
+        problem=problem,
+        **_card_context(),
     )
+
+
+def _refused(problem: Problem, status: int):
+    """Answer a refused action: the item alone with the error on its card (HTMX), else the page.
+
+    A payment no longer in the queue (decided meanwhile) gets the whole queue and the flash."""
+    items = queue_items(limit=1, payment_id=problem.payment_id)
+    if not is_partial_request() or not items:
+        flash(problem.message, "error")
+        return _queue(status=status, problem=problem)
+    response = make_response(render_template("partials/review/item.html", item=items[0], problem=problem,
+                                             **_card_context()), status)
+    response.headers["HX-Retarget"] = f"#review-item-{problem.payment_id}"
+    response.headers["HX-Reswap"] = "outerHTML"
+    response.headers["Vary"] = "HX-Request"
+    return response
 
 
 def rejection(payment: Payment, req: PaymentRequest) -> dict:
@@ -169,13 +267,13 @@ def counts():
     return response
 
 
-def _decide(action: Callable[[], Payment], done: Callable[[Payment], str]):
-    """Run a ledger decision; flash what happened; answer the queue (HTMX) or a redirect (a form)."""
+def _decide(action: Callable[[], Payment], done: Callable[[Payment], str], problem: Problem):
+    """Run a ledger decision; flash what happened; answer the queue (HTMX) or a redirect (a form).
+    Refused: the error on the card, with what was typed (`problem`, its message filled in)."""
     try:
         payment = action()
     except ledger.LedgerError as exc:
-        flash(exc.message, "error")
-        return _queue(status=exc.status)
+        return _refused(problem.refused(exc.message), exc.status)
     flash(done(payment), "success")
     if is_partial_request():
         return _queue()
@@ -183,7 +281,7 @@ def _decide(action: Callable[[], Payment], done: Callable[[Payment], str]):
 
 
 def _reference() -> str:
-    return (request.form.get("reference") or "").strip()
+    return (request.form.get("reference") or "").strip()[:64]
 
 
 @bp.post("/payments/<int:payment_id>/confirm")
@@ -193,6 +291,7 @@ def confirm(payment_id: int):
     return _decide(
         lambda: ledger.confirm(payment_id, reference, actor=actor(), user_id=current_user.id),
         lambda payment: f"Payment {payment.id} confirmed: {payment.request.reference} is paid.",
+        Problem(payment_id, "confirm", reference, ""),
     )
 
 
@@ -201,11 +300,13 @@ def confirm(payment_id: int):
 def reject(payment_id: int):
     reference = _reference()
     tell = request.form.get("notify_customer") == "1"
+    reason, text = request.form.get("reason", ""), request.form.get("message")
     return _decide(
-        lambda: ledger.reject(payment_id, reference, request.form.get("reason", ""), actor=actor(),
-                              notify_customer=tell, message=request.form.get("message") if tell else None),
+        lambda: ledger.reject(payment_id, reference, reason, actor=actor(),
+                              notify_customer=tell, message=text if tell else None),
         lambda payment: f"Rejected: payment {payment.id} does not pay {reference}."
                         + (" The customer will be told." if tell else " The customer is not told."),
+        Problem(payment_id, "reject", reference, "", reason=reason[:500], text=(text or "")[:2000], told=tell),
     )
 
 
@@ -213,13 +314,41 @@ def reject(payment_id: int):
 @access(Role.STAFF)
 def link(payment_id: int):
     reference = _reference()
+    problem = Problem(payment_id, "link", reference, "")
     if not reference:
-        flash("Type the reference of the request this payment pays.", "error")
-        return _queue(status=422)
+        problem.message = "Type the reference of the request this payment pays."
+        return _refused(problem, 422)
     return _decide(
         lambda: ledger.link(payment_id, reference, actor=actor(), user_id=current_user.id),
-        lambda payment: f"Payment {payment.id} linked: {payment.request.reference} is paid.",
+        linked_message, problem,
     )
+
+
+def linked_message(payment: Payment) -> str:
+    return f"Payment {payment.id} linked: {payment.request.reference} is " + (
+        "paid." if payment.request.status == RequestStatus.PAID else f"{payment.request.status}.")
+
+
+@bp.get("/payments/<int:payment_id>/search")
+@access(Role.VIEWER)
+def search(payment_id: int):
+    """Requests found by reference, phone or name, as link buttons (HTMX; `on=payment` for the payment page);
+    with no `q`, the payment's suggestions."""
+    try:
+        payment = ledger.find_payment(payment_id)
+    except ledger.LedgerError:
+        return "", 404
+    text = (request.args.get("q") or "").strip()
+    on = "payment" if request.args.get("on") == "payment" else "review"
+    context = _card_context()
+    if on == "payment":
+        context.update(on="payment", link_endpoint="payments.link")
+    response = make_response(render_template(
+        "partials/review/suggestions.html", p=payment,
+        found=suggestions.search(payment, text) if text else suggestions.suggest(payment),
+        searched=text, **context))
+    response.headers["Vary"] = "HX-Request"
+    return response
 
 
 @bp.post("/claims/<int:claim_id>/close")

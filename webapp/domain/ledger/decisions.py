@@ -62,6 +62,8 @@ def confirm(payment_id: int, reference: str, *, actor: str, user_id: int | None 
             raise LedgerError("invalid_state", f"{request.reference} is {request.status}; it cannot be paid",
                               status_now=request.status)
         candidate = _staff_candidate(payment, request)
+        if payment.status == PaymentStatus.REJECTED:
+            how = f"{how} after rejection"  # the audit says staff changed their mind
         if not _settle(payment, candidate, actor=actor, now=now, verified_by=user_id, how=how):
             raise LedgerError("conflict", f"payment {payment_id} or {request.reference} changed meanwhile; reload")
         learned.remember(payment, request, confirmed=True, actor=actor)
@@ -69,7 +71,9 @@ def confirm(payment_id: int, reference: str, *, actor: str, user_id: int | None 
 
 def link(payment_id: int, reference: str, *, actor: str, user_id: int | None = None,
          now: datetime | None = None) -> Payment:
-    """Link an unmatched (or rejected) payment to a request by hand."""
+    """Link an unmatched (or rejected) payment to a request by hand.
+
+    Audited as payment.confirmed with how "linked" ("linked after rejection" for a rejected one)."""
     return confirm(payment_id, reference, actor=actor, user_id=user_id, now=now, how="linked")
 
 def reject(payment_id: int, reference: str, reason: str, *, actor: str, now: datetime | None = None,
