@@ -67,7 +67,11 @@ def test_staff_retry_a_failed_message_from_the_request_page(client, auth, login_
     assert response.status_code == 302 and response.location.endswith(f"/requests/{mine.reference}#request-messages")
     again = domain(Notification.get_by_id, failed.id)
     assert again.status == "pending" and again.attempts == 0
-    assert "queued again" in client.get(f"/requests/{mine.reference}").get_data(as_text=True)
+    page = client.get(f"/requests/{mine.reference}").get_data(as_text=True)
+    assert "queued again" in page
+    # The retry is in the request's timeline, by the staff member, on that message.
+    retried = page.split('id="timeline"')[1].split('data-action="notification.retried"')[1].split("</li>")[0]
+    assert f"on notification:{failed.id}" in retried
     # A message that is not failed, or of another request, is not retried here.
     assert client.post(f"/requests/{mine.reference}/messages/{sent.id}/retry",
                        data={"csrf_token": token}).status_code == 409

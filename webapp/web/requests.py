@@ -130,13 +130,17 @@ def _detail(payment_request: PaymentRequest, status: int = 200):
         .where(MatchCandidate.request == payment_request.id).order_by(MatchCandidate.score.desc())
     )
     subject = f"request:{payment_request.reference}"
-    events = list(timeline([subject] + [f"payment:{p.id}" for p in payments]))
+    outgoing = _outgoing(payment_request)
+    # The timeline also tells what staff did to its messages and deliveries (retried, resent).
+    events = list(timeline([subject] + [f"payment:{p.id}" for p in payments]
+                           + [f"notification:{n.id}" for n in outgoing["messages"]]
+                           + [f"webhook_delivery:{d.id}" for d in outgoing["deliveries"]]))
     billing_row, writebacks = billing_writeback.for_request(payment_request.id)
     return render(
         "pages/requests/detail.html", "partials/requests/status.html", status=status,
         r=payment_request, payments=payments, candidates=list(candidates), open_statuses=RequestStatus.OPEN,
         events=events, actors=actor_names(events), subject=subject, billing_row=billing_row, writebacks=writebacks,
-        aliases=list(learned.for_request(payment_request).limit(50)), **_outgoing(payment_request),
+        aliases=list(learned.for_request(payment_request).limit(50)), **outgoing,
     )
 
 
