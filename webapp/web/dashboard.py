@@ -110,7 +110,7 @@ def _slow_context() -> dict:
 def index():
     return render("pages/dashboard/index.html", "partials/dashboard/counters.html",
                   **_counters_context(), **_matrix_context(), **_collections_context(), **_slow_context(),
-                  **_pictures_context(),
+                  pictures=None,  # the charts load right after the page (their queries span 30 days)
                   fees=reports.fees_summary(settings().currency), fee_currency=settings().currency)
 
 
