@@ -148,3 +148,21 @@ document.addEventListener("htmx:load", (event) => labelCells(event.target.closes
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", arrive);
   else arrive();
 })();
+// <button data-copy="#field" hidden> copies that field's value; shown only where this script runs.
+const showCopyButtons = (root) => root.querySelectorAll("button[data-copy]").forEach((b) => { b.hidden = false; });
+showCopyButtons(document);
+document.addEventListener("htmx:load", (event) => showCopyButtons(event.detail.elt));
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest && event.target.closest("button[data-copy]");
+  const field = button && document.querySelector(button.dataset.copy);
+  if (!field) return;
+  field.select();
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(field.value);
+    copied = true;
+  } catch (error) {
+    copied = document.execCommand("copy");  // no clipboard API (plain http): the selection
+  }
+  button.textContent = copied ? "Copied" : "Press Ctrl+C to copy";
+});

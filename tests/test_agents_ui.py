@@ -230,8 +230,14 @@ def test_the_agent_page_shows_conversion_median_time_to_pay_collections_and_aler
     assert 'href="/requests/?agent=AG7"' in page and 'href="/requests/?agent=AG7&amp;status=paid"' in page
     # Per currency, the configured one first; the bars are for the last 30 days, the paid ones on yesterday.
     assert re.findall(r'<figure class="chart-figure" data-currency="(\w+)"', page) == ["UGX", "USD"]
-    assert "UGX: UGX 35,000 in 30 days" in page and page.count('class="bar"') == 60
-    assert re.search(r'data-value="35000"><title>[^<]+: UGX 35,000</title>', page)
+    collected, conversion = page.split('id="agent-conversion-figure"')
+    assert "UGX: UGX 35,000 in 30 days" in collected and collected.count('class="bar"') == 60
+    assert re.search(r'data-value="35000"><title>[^<]+: UGX 35,000</title>', collected)
+    # Conversion per day of creation: yesterday 3 of 4 paid (the USD one counts too), today 0 of 1.
+    bars = re.findall(r'<rect class="bar" [^>]*data-label="([^"]+)" data-value="(\d+)"', conversion)
+    assert len(bars) == 30 and [value for _, value in bars[-2:]] == ["75", "0"]
+    assert bars[-2][0].endswith("(3 of 4 paid)") and bars[-1][0].endswith("(0 of 1 paid)")
+    assert sum(int(value) for _, value in bars) == 75
 
 
 def test_an_agent_with_nothing_yet_shows_dashes(client, login_as, domain):
@@ -240,4 +246,5 @@ def test_an_agent_with_nothing_yet_shows_dashes(client, login_as, domain):
     stats = client.get(f"/agents/{agent.id}/stats", headers=HTMX).get_data(as_text=True)
     assert stats.startswith('<section id="agent-stats"') and 'hx-trigger="every 10s"' in stats
     assert re.search(r'data-stat="conversion">\s*<span class="value">—<', stats)
+    assert "No request for AG7 in the last 30 days." in stats and 'id="agent-conversion"' not in stats
     assert client.get("/agents/999").status_code == 404

@@ -10,14 +10,24 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
-from peewee import JOIN, SQL, NodeList, PostgresqlDatabase, fn
+from peewee import JOIN, SQL, Case, NodeList, PostgresqlDatabase, fn
 
 from webapp.config import settings
 from webapp.domain import durations
 from webapp.storage.db import database
-from webapp.storage.models import Agent, Notification, PaymentRequest, RequestStatus, utcnow
+from webapp.storage.models import (
+    Agent,
+    Event,
+    Notification,
+    NotificationStatus,
+    Payment,
+    PaymentRequest,
+    PaymentStatus,
+    RequestStatus,
+    utcnow,
+)
 
 MATRIX_STATUSES = RequestStatus.ALL  # pending, review, partial (installments), paid, failed, expired, cancelled
 ENDED = (RequestStatus.PAID, RequestStatus.EXPIRED, RequestStatus.FAILED, RequestStatus.CANCELLED)
@@ -174,3 +184,124 @@ def fees_summary(currency: str, now: datetime | None = None, limit: int = 6) -> 
         if r.due_at < now and r.status != RequestStatus.PAID:
             line[2] += r.amount_minor - paid
     return [FeeLine(label, *values) for label, values in list(totals.items())[:limit]]
+
+
+# ---------------------------------------------------------------- pictures (dashboard and agent page charts)
+#
+# Each figure reads one bounded window (the last PICTURE_DAYS local days) through an indexed
+# time column, and is grouped in SQL: by a bucket, or by 15-minute slot. Every zone's UTC offset
+# is a whole number of quarter hours, so a slot lies inside one local day; the slots (at most 96
+# a day) are then put into local days here, which keeps DST and zones right on both backends.
+
+PICTURE_DAYS = 30
+SLOT_SECONDS = 900
+# Time-to-pay histogram buckets: (upper bound in seconds, label); the last one is open.
+TIME_TO_PAY_BUCKETS = (
+    (60, "< 1 min"), (300, "1–5 min"), (900, "5–15 min"), (3600, "15–60 min"), (3 * 3600, "1–3 h"),
+    (12 * 3600, "3–12 h"), (86400, "12–24 h"), (3 * 86400, "1–3 d"), (7 * 86400, "3–7 d"), (None, "> 7 d"),
+)
+ACK_DELIVERED = 2  # WhatsApp acks: 1 sent to the server, 2 delivered to the phone, 3 read, 4 played
+
+
+def window(days: int = PICTURE_DAYS, now: datetime | None = None) -> tuple[list[date], datetime, datetime]:
+    """The last `days` local days (oldest first) and the UTC instants where they start and end."""
+    span = last_days(days, now)
+    return span, _local_start(span[0]), _local_start(span[-1] + timedelta(days=1))
+
+
+def _slot(field):
+    """SQL: the 15-minute slot of a (naive UTC) timestamp column, as an integer."""
+    if isinstance(database.obj, PostgresqlDatabase):
+        return fn.floor(fn.date_part("epoch", field) / SLOT_SECONDS)
+    return fn.strftime("%s", field).cast("INTEGER") / SLOT_SECONDS
+
+
+def _day_of_slot(slot) -> date:
+    return datetime.fromtimestamp(int(slot) * SLOT_SECONDS, timezone.utc).astimezone(settings().zone).date()
+
+
+def _per_day(rows, span: list[date], keys: tuple) -> list[tuple]:
+    """(slot, key, count) rows → [(day, count of keys[0], count of keys[1], …)…] for every day of `span`."""
+    counts: dict[date, dict] = defaultdict(lambda: defaultdict(int))
+    for slot, key, count in rows:
+        counts[_day_of_slot(slot)][key] += int(count or 0)
+    return [(day, *(counts[day][key] for key in keys)) for day in span]
+
+
+def time_to_pay_histogram(days: int = PICTURE_DAYS, now: datetime | None = None) -> list[tuple[str, int]]:
+    """[(bucket label, paid requests)…] by time to pay (paid_at − created_at), paid in the window;
+    every bucket listed, fastest first. Requests first seen already settled are left out."""
+    _, start, end = window(days, now)
+    seconds = _seconds_to_pay()
+    last = len(TIME_TO_PAY_BUCKETS) - 1
+    bucket = Case(None, [(seconds < limit, i) for i, (limit, _) in enumerate(TIME_TO_PAY_BUCKETS[:-1])], last)
+    query = (PaymentRequest.select(bucket, fn.COUNT(PaymentRequest.id))
+             .where(PaymentRequest.status == RequestStatus.PAID, PaymentRequest.paid_at >= start,
+                    PaymentRequest.paid_at < end, PaymentRequest.seen_settled == False)  # noqa: E712
+             .group_by(SQL("1")))
+    counts = {int(i): int(n) for i, n in query.tuples()}
+    return [(label, counts.get(i, 0)) for i, (_, label) in enumerate(TIME_TO_PAY_BUCKETS)]
+
+
+def collections_by(what: str, currency: str, days: int = PICTURE_DAYS, now: datetime | None = None,
+                   limit: int = 8) -> list[tuple[str, int]]:
+    """Confirmed payments in `currency` received in the window, summed by "source" or "agent"
+    (the agent of the request each paid; "no agent" for none), largest first; beyond `limit`
+    names the rest are summed as "others"."""
+    _, start, end = window(days, now)
+    total = fn.SUM(Payment.amount_minor)
+    if what == "source":
+        query = Payment.select(Payment.source, total)
+    elif what == "agent":
+        query = (Payment.select(Agent.code, total).join(PaymentRequest, on=(Payment.request == PaymentRequest.id))
+                 .join(Agent, JOIN.LEFT_OUTER, on=(PaymentRequest.agent == Agent.id)))
+    else:
+        raise ValueError(f"collections by {what!r}: by source or agent")
+    query = query.where(Payment.status == PaymentStatus.CONFIRMED, Payment.currency == currency,
+                        Payment.received_at >= start, Payment.received_at < end).group_by(SQL("1"))
+    rows = sorted(((name if name is not None else "no agent", int(amount or 0)) for name, amount in query.tuples()),
+                  key=lambda row: (-row[1], row[0]))
+    if len(rows) > limit:
+        rows = rows[:limit - 1] + [("others", sum(amount for _, amount in rows[limit - 1:]))]
+    return rows
+
+
+def review_trend(days: int = PICTURE_DAYS, now: datetime | None = None) -> list[tuple[date, int, int]]:
+    """[(day, payments that went unmatched, payments that went to review)…] per local day of the
+    window, from the audit events the ledger writes when it sends a payment there."""
+    span, start, end = window(days, now)
+    slot = _slot(Event.at)
+    rows = (Event.select(slot, Event.action, fn.COUNT(Event.id))
+            .where(Event.at >= start, Event.at < end, Event.action.in_(("payment.unmatched", "payment.review")))
+            .group_by(SQL("1"), SQL("2")).tuples())
+    return _per_day(rows, span, ("payment.unmatched", "payment.review"))
+
+
+def whatsapp_outcomes(days: int = PICTURE_DAYS, now: datetime | None = None) -> list[tuple[date, int, int, int]]:
+    """[(day, sent, delivered, failed)…] per local day of the window: messages sent that day
+    (delivered: the phone acknowledged it, read or played included; sent: not, or not yet)
+    and messages that failed, by the day they were due."""
+    span, start, end = window(days, now)
+    delivered = Case(None, [(Notification.ack >= ACK_DELIVERED, "delivered")], "sent")
+    sent_slot, failed_slot = _slot(Notification.sent_at), _slot(Notification.due_at)
+    sent = (Notification.select(sent_slot, delivered, fn.COUNT(Notification.id))
+            .where(Notification.status == NotificationStatus.SENT, Notification.sent_at >= start,
+                   Notification.sent_at < end)
+            .group_by(SQL("1"), SQL("2")).tuples())
+    failed = (Notification.select(failed_slot, SQL("'failed'"), fn.COUNT(Notification.id))
+              .where(Notification.status == NotificationStatus.FAILED, Notification.due_at >= start,
+                     Notification.due_at < end)
+              .group_by(SQL("1")).tuples())
+    return _per_day(list(sent) + list(failed), span, ("sent", "delivered", "failed"))
+
+
+def agent_conversion_per_day(agent_id: int, days: int = PICTURE_DAYS,
+                             now: datetime | None = None) -> list[tuple[date, int, int]]:
+    """[(day, requests the agent's customers were sent that day, how many of those are paid)…]."""
+    span, start, end = window(days, now)
+    paid = Case(None, [(PaymentRequest.status == RequestStatus.PAID, "paid")], "other")
+    rows = (PaymentRequest.select(_slot(PaymentRequest.created_at), paid, fn.COUNT(PaymentRequest.id))
+            .where(PaymentRequest.agent == agent_id, PaymentRequest.created_at >= start,
+                   PaymentRequest.created_at < end)
+            .group_by(SQL("1"), SQL("2")).tuples())
+    return [(day, other + paid_count, paid_count) for day, paid_count, other in _per_day(rows, span, ("paid", "other"))]

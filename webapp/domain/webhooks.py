@@ -72,10 +72,12 @@ def _subscribers(event_type: str) -> list[WebhookEndpoint]:
     return [e for e in active if not e.events or event_type in e.events]
 
 
-def emit(event_type: str, subject: str, data: Callable[[], dict], *, now: datetime | None = None) -> str | None:
+def emit(event_type: str, subject: str, data: Callable[[], dict], *, now: datetime | None = None,
+         request_id: int | None = None) -> str | None:
     """Write `event_type` about `subject` for every endpoint that wants it, once per (type, subject,
     endpoint) however often it is reported; returns the event id, None when nobody listens.
-    `data` is called only when someone does (the body is built inside the caller's transaction)."""
+    `data` is called only when someone does (the body is built inside the caller's transaction);
+    `request_id`: the request it is about (the request page lists the deliveries)."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}")
     endpoints = _subscribers(event_type)
@@ -88,7 +90,7 @@ def emit(event_type: str, subject: str, data: Callable[[], dict], *, now: dateti
         new_id = sqlcache.insert(WebhookDelivery, {
             "endpoint": endpoint.id, "event": event_type, "event_id": event_id, "payload": payload,
             "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
-            "dedupe_key": f"{event_type}:{subject}:{endpoint.id}",
+            "dedupe_key": f"{event_type}:{subject}:{endpoint.id}", "request": request_id,
         }, ignore_conflict=True)
         if new_id is not None:
             schedule(new_id, now)
@@ -115,11 +117,12 @@ def request_event(event_type: str, request: PaymentRequest | int, *, key: str = 
     """An event whose data is the request (re-read now, so it shows the change just made)."""
     request_id = request if isinstance(request, int) else request.id
     return emit(event_type, f"request:{request_id}{key}",
-                lambda: _shape("request", PaymentRequest.get_by_id(request_id)))
+                lambda: _shape("request", PaymentRequest.get_by_id(request_id)), request_id=request_id)
 
 
 def payment_event(event_type: str, payment: Payment, *, key: str = "") -> str | None:
-    return emit(event_type, f"payment:{payment.id}{key}", lambda: _shape("payment", Payment.get_by_id(payment.id)))
+    return emit(event_type, f"payment:{payment.id}{key}", lambda: _shape("payment", Payment.get_by_id(payment.id)),
+                request_id=payment.request_id)
 
 
 def claim_received(request: PaymentRequest, transaction_id: str, *, phone: str | None = None,
@@ -132,7 +135,8 @@ def claim_received(request: PaymentRequest, transaction_id: str, *, phone: str |
     def data() -> dict:
         return {**_shape("request", PaymentRequest.get_by_id(request.id)), "claim": claim}
 
-    return emit("claim.received", f"request:{request.reference}:claim:{claim_id or transaction_id}", data, now=now)
+    return emit("claim.received", f"request:{request.reference}:claim:{claim_id or transaction_id}", data, now=now,
+                request_id=request.id)
 
 
 # ------------------------------------------------------------------ endpoints

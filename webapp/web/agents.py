@@ -133,7 +133,25 @@ def _stats_context(agent: Agent) -> dict:
                             title=f"{agent.code}: {currency} collected per day, last 30 days"))
         for currency in currencies
     ]
-    return {"stats": reports.agent_stats(agent), "charts": chart_list, "duration": reports.duration}
+    return {"stats": reports.agent_stats(agent), "charts": chart_list, "duration": reports.duration,
+            "conversion": _conversion(agent)}
+
+
+def _conversion(agent: Agent) -> dict | None:
+    """Conversion per day of the requests the agent's customers were sent (paid of created, in %),
+    with its figures; None when none was created in the window."""
+    per_day = reports.agent_conversion_per_day(agent.id)
+    if not any(created for _, created, _ in per_day):
+        return None
+    short, full = charts.day_labels([day for day, _, _ in per_day])
+    rates = [round(100 * paid / created) if created else 0 for _, created, paid in per_day]
+    chart = charts.bar_chart(
+        list(zip(short, rates)), fmt=lambda rate: f"{rate:.0f} %", chart_id="agent-conversion",
+        full_labels=[f"{label} ({paid} of {created} paid)" for label, (_, created, paid) in zip(full, per_day)],
+        title=f"{agent.code}: share of each day's requests now paid, last {reports.PICTURE_DAYS} days")
+    table = [(label, created, paid, f"{rate} %" if created else "—")
+             for label, (_, created, paid), rate in zip(full, per_day, rates)]
+    return {"chart": chart, "table": table, "days": reports.PICTURE_DAYS}
 
 
 @bp.get("/<int:agent_id>")

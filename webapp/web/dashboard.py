@@ -11,6 +11,7 @@ from flask import Blueprint, redirect, url_for
 
 from webapp.config import settings
 from webapp.domain import reports
+from webapp.domain.money import display
 from webapp.storage.models import (
     Notification,
     NotificationStatus,
@@ -65,6 +66,40 @@ def _collections_context() -> dict:
                             "series": series, "others": others, "days": COLLECTION_DAYS}}
 
 
+def _pictures_context() -> dict:
+    """The charts of the last 30 days: time to pay, collections by source and by agent (the configured
+    currency), unmatched and review per day, WhatsApp outcomes per day. Each figure's `table` holds
+    its figures as cells; a figure with nothing in the window is None (the page says so instead)."""
+    main, days = settings().currency, reports.PICTURE_DAYS
+    money = lambda minor: display(int(minor), main)  # noqa: E731
+    to_pay = reports.time_to_pay_histogram()
+    short = [label.replace(" min", "m").replace(" h", "h").replace(" d", "d") for label, _ in to_pay]
+    pictures = {"days": days, "currency": main, "time_to_pay": None, "by_source": None, "by_agent": None,
+                "review_trend": None, "whatsapp": None}
+    if any(n for _, n in to_pay):
+        pictures["time_to_pay"] = {"table": to_pay, "chart": charts.bar_chart(
+            list(zip(short, [n for _, n in to_pay])), full_labels=[label for label, _ in to_pay], every_label=True,
+            chart_id="time-to-pay-chart", title=f"Paid requests by time to pay, last {days} days")}
+    for what in ("source", "agent"):
+        rows = reports.collections_by(what, main)
+        if rows:
+            chart = charts.hbar_chart(rows, fmt=money, chart_id=f"collections-by-{what}-chart",
+                                      title=f"{main} received by {what}, last {days} days")
+            pictures[f"by_{what}"] = {"table": [(name, money(amount)) for name, amount in rows], "chart": chart}
+    for key, series, names, title in (
+        ("review_trend", reports.review_trend(), ("unmatched", "review"),
+         "Payments that went unmatched or to review per day"),
+        ("whatsapp", reports.whatsapp_outcomes(), ("sent", "delivered", "failed"), "WhatsApp messages per day"),
+    ):
+        if any(any(values) for _, *values in series):
+            short_days, full_days = charts.day_labels([day for day, *_ in series])
+            columns = [(label, full, values) for label, full, (_, *values) in zip(short_days, full_days, series)]
+            chart = charts.stacked_chart(columns, names, chart_id=f"{key.replace('_', '-')}-chart",
+                                         title=f"{title}, last {days} days")
+            pictures[key] = {"table": [(full, *values) for _, full, values in columns], "names": names, "chart": chart}
+    return {"pictures": pictures}
+
+
 def _slow_context() -> dict:
     return {"slow_paid": list(reports.slowest_paid(SLOW_DAYS)), "oldest_pending": list(reports.oldest_pending()),
             "duration": reports.duration, "slow_days": SLOW_DAYS}
@@ -75,6 +110,7 @@ def _slow_context() -> dict:
 def index():
     return render("pages/dashboard/index.html", "partials/dashboard/counters.html",
                   **_counters_context(), **_matrix_context(), **_collections_context(), **_slow_context(),
+                  pictures=None,  # the charts load right after the page (their queries span 30 days)
                   fees=reports.fees_summary(settings().currency), fee_currency=settings().currency)
 
 
@@ -101,6 +137,12 @@ def live_matrix():
 @access(Role.VIEWER)
 def live_collections():
     return _partial("collections", _collections_context())
+
+
+@bp.get("/dashboard/pictures")
+@access(Role.VIEWER)
+def live_pictures():
+    return _partial("pictures", _pictures_context())
 
 
 @bp.get("/dashboard/slow")

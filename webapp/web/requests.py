@@ -1,23 +1,39 @@
-"""The requests pages: a live, filtered list; create (staff); detail with a timeline; cancel (staff).
+"""The requests pages: a live, filtered list; create (staff); detail with its WhatsApp messages
+(retry, staff), webhook deliveries, payment page link and timeline; cancel (staff).
 
 Every change goes through webapp.domain.ledger; a LedgerError is shown to staff with its
 HTTP status (409 for a state that no longer allows it), never swallowed.
 """
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from peewee import JOIN
 
-from webapp.domain import billing_writeback, learned, ledger
+from webapp.domain import billing_writeback, learned, ledger, outbox
 from webapp.domain.money import display
-from webapp.storage.models import Agent, MatchCandidate, Payment, PaymentRequest, RequestStatus, Role
+from webapp.storage.models import (
+    Agent,
+    MatchCandidate,
+    Notification,
+    Payment,
+    PaymentRequest,
+    RequestStatus,
+    Role,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from webapp.web.access import access, actor
 from webapp.web.htmx import render
 from webapp.web.listing import filtered_page, narrow
+from webapp.web.notifications import ACKS, RETRYABLE
 from webapp.web.money_forms import RequestFilters, RequestForm
 from webapp.web.timeline import actor_names, timeline
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
+MESSAGES_SHOWN = 50  # newest first, per request (an index on notification.request_id)
+DELIVERIES_SHOWN = 50  # newest first, per request (an index on webhook_delivery.request_id)
 
 
 def agent_codes():
@@ -114,14 +130,34 @@ def _detail(payment_request: PaymentRequest, status: int = 200):
         .where(MatchCandidate.request == payment_request.id).order_by(MatchCandidate.score.desc())
     )
     subject = f"request:{payment_request.reference}"
-    events = list(timeline([subject] + [f"payment:{p.id}" for p in payments]))
+    outgoing = _outgoing(payment_request)
+    # The timeline also tells what staff did to its messages and deliveries (retried, resent).
+    events = list(timeline([subject] + [f"payment:{p.id}" for p in payments]
+                           + [f"notification:{n.id}" for n in outgoing["messages"]]
+                           + [f"webhook_delivery:{d.id}" for d in outgoing["deliveries"]]))
     billing_row, writebacks = billing_writeback.for_request(payment_request.id)
     return render(
         "pages/requests/detail.html", "partials/requests/status.html", status=status,
         r=payment_request, payments=payments, candidates=list(candidates), open_statuses=RequestStatus.OPEN,
         events=events, actors=actor_names(events), subject=subject, billing_row=billing_row, writebacks=writebacks,
-        aliases=list(learned.for_request(payment_request).limit(50)),
+        aliases=list(learned.for_request(payment_request).limit(50)), **outgoing,
     )
+
+
+def _outgoing(payment_request: PaymentRequest) -> dict:
+    """What Paywatch sent about the request: its WhatsApp messages and webhook deliveries, newest first."""
+    messages = (Notification.select().where(Notification.request == payment_request.id)
+                .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(MESSAGES_SHOWN))
+    deliveries = (WebhookDelivery.select(WebhookDelivery, WebhookEndpoint).join(WebhookEndpoint)
+                  .where(WebhookDelivery.request == payment_request.id)
+                  .order_by(WebhookDelivery.id.desc()).limit(DELIVERIES_SHOWN))
+    return {"messages": list(messages), "acks": ACKS, "retryable": RETRYABLE, "deliveries": list(deliveries),
+            "endpoint_name": _endpoint_name}
+
+
+def _endpoint_name(endpoint: WebhookEndpoint) -> str:
+    """An endpoint as viewers may read it: its description, else its host (never a query string)."""
+    return endpoint.description or urlsplit(endpoint.url).hostname or f"endpoint {endpoint.id}"
 
 
 @bp.get("/<reference>")
@@ -142,3 +178,19 @@ def cancel(reference: str):
         return _detail(PaymentRequest.get_by_id(payment_request.id), status=exc.status)
     flash(f"Request {payment_request.reference} cancelled.", "success")
     return redirect(url_for("requests.detail", reference=payment_request.reference))
+
+
+@bp.post("/<reference>/messages/<int:notification_id>/retry")
+@access(Role.STAFF)
+def retry_message(reference: str, notification_id: int):
+    """The notifications log's retry (webapp.domain.outbox.retry), for a message of this request."""
+    payment_request = _request_or_404(reference)
+    if Notification.get_or_none(Notification.id == notification_id, Notification.request == payment_request.id) is None:
+        abort(404, f"Request {payment_request.reference} has no message {notification_id}.")
+    try:
+        outbox.retry(notification_id, actor=actor())
+    except ValueError:
+        flash(f"Message {notification_id} is not failed or cancelled: nothing to retry.", "error")
+        return _detail(PaymentRequest.get_by_id(payment_request.id), status=409)
+    flash(f"Message {notification_id} queued again.", "success")
+    return redirect(url_for("requests.detail", reference=payment_request.reference) + "#request-messages")

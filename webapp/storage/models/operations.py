@@ -105,6 +105,9 @@ class WebhookDelivery(BaseModel):
     delivered_at = UTCDateTimeField(null=True)
     dedupe_key = CharField(unique=True)  # event id : endpoint id
     created_at = UTCDateTimeField(default=utcnow)
+    # The request the event is about (a payment event: the payment's request, if any), so the
+    # request page lists its deliveries through an index.
+    request = ForeignKeyField(PaymentRequest, null=True, backref="webhook_deliveries", on_delete="SET NULL")
 
     class Meta:
         indexes = ((("status", "next_attempt_at"), False), (("endpoint", "created_at"), False))
