@@ -232,14 +232,18 @@ def in_order(query: ModelSelect, sort: Sort, batch: int | None = None) -> Iterat
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")  # "+256772123456", "-5.00": read as numbers, never run
 
 
 def csv_cell(value) -> str:
-    """A value as CSV text a spreadsheet will not run: text starting like a formula gets a quote."""
+    """A value as CSV text a spreadsheet will not run: text starting like a formula (= + - @, tab,
+    carriage return) gets a leading quote, unless it is a plain number such as an E.164 phone."""
     if value is None:
         return ""
     text = value if isinstance(value, str) else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def csv_lines(header: Sequence[str], rows: Iterable[Any], cells: Callable[[Any], Sequence[Any]],
