@@ -10,7 +10,7 @@ import pytest
 
 from webapp.domain import audit, ledger
 from webapp.storage import db
-from webapp.storage.models import Agent, Event, Notification, NotificationStatus, Payment, PaymentRequest
+from webapp.storage.models import Agent, Event, Notification, NotificationStatus, Payment
 from webapp.web import listing
 
 UTC = timezone.utc
