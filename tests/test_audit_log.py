@@ -122,7 +122,7 @@ def test_pages_follow_the_keyset_and_keep_the_filters(client, login_as, app):
         older = re.search(r'href="([^"]+)" role="button" class="secondary outline">Older', page)
         url = older.group(1).replace("&amp;", "&") if older else None
         if url:
-            assert "action=request.created" in url and "before=" in url
+            assert "action=request.created" in url and "after=" in url
     assert seen == sorted(ids, reverse=True)
 
 

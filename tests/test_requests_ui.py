@@ -114,7 +114,7 @@ def test_keyset_pagination_gives_the_next_page_without_duplicates(client, login_
     while url:
         page = client.get(url).get_data(as_text=True)
         seen += references_in(page)
-        older = re.search(r'href="([^"]*before=[^"]*)"[^>]*>Older', page)
+        older = re.search(r'href="([^"]*after=[^"]*)"[^>]*>Older', page)
         url = older.group(1).replace("&amp;", "&") if older else None
         assert url is None or "min=1000" in url  # the filters travel with the page
     assert seen == list(reversed(made))

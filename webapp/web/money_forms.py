@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, DateTimeLocalField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, DateField, DateTimeLocalField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
@@ -110,6 +110,7 @@ class RequestForm(_MoneyForm):
     customer_phone = StringField("Customer phone", validators=[Plain(40)],
                                  render_kw={"inputmode": "tel", "autocomplete": "off"})
     agent = StringField("Agent code", validators=[Plain(64)], render_kw={"list": "agent-codes"})
+    no_agent = BooleanField("No agent", false_values=("", "0", "false"))
     expires_in_minutes = IntegerField("Expires in (minutes)", validators=[
         Optional(), NumberRange(1, 60 * 24 * 90, "Between 1 minute and 90 days.")])
     reference = StringField("Reference (leave empty to draw one)", validators=[Plain(64)])
@@ -267,6 +268,7 @@ class RequestFilters(_ListFilters):
     status = SelectField("Status", choices=_choices(RequestStatus.ALL), default="",
                          invalid_choice_message=f"Choose one of {', '.join(RequestStatus.ALL)}.")
     agent = StringField("Agent code", validators=[Plain(64)], render_kw={"list": "agent-codes"})
+    no_agent = BooleanField("No agent", false_values=("", "0", "false"))
 
 
 class PaymentFilters(_ListFilters):

@@ -24,13 +24,23 @@ from webapp.domain import input_bounds, message_texts, money, outbox, reminders,
 from webapp.storage.models import Agent, Notification, NotificationStatus, PaymentRequest, Role, Rule
 from webapp.web.access import access, actor
 from webapp.web.htmx import is_partial_request, render
-from webapp.web.listing import filtered_page, text_condition
+from webapp.web.listing import SortColumn, Sortable, filtered_page, text_condition
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
 
 RETRYABLE = (NotificationStatus.FAILED, NotificationStatus.CANCELLED)
 ACKS = {1: "sent", 2: "delivered", 3: "read", 4: "played"}
 UNITS = {"minutes": 1, "hours": 60, "days": 1440}
+# The log's sortable columns (a whitelist); newest first by when a message is (or was) due.
+LOG_SORTS = Sortable(
+    Notification,
+    SortColumn("due", Notification.due_at),
+    SortColumn("sent", Notification.sent_at),
+    SortColumn("kind", Notification.kind, first="asc"),
+    SortColumn("phone", Notification.phone, first="asc"),
+    SortColumn("status", Notification.status, first="asc"),
+    SortColumn("tries", Notification.attempts),
+)
 
 
 def _choices(values) -> list[SelectChoice]:
@@ -87,12 +97,14 @@ def log_query(filters: LogFilters):
 def _log(status: int = 200):
     filters = LogFilters(request.args)
     query = log_query(filters)
-    listing, filter_status = filtered_page(query, Notification)
+    sort = LOG_SORTS.read()
+    listing, filter_status = filtered_page(query, Notification, sort)
     if filter_status == 400:
         status = 400
     return render(
         "pages/notifications/index.html", "partials/notifications/log.html", status=status,
         listing=listing, filters=filters, endpoint="notifications.index", poll_args=request.args.to_dict(),
+        sort=sort,
         paused=whatsapp_session.paused_reason(), acks=ACKS, retryable=RETRYABLE,
     )
 

@@ -15,13 +15,17 @@ from uuid import uuid4
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from peewee import JOIN
 
 from webapp.domain import ledger, matching, suggestions
-from webapp.domain.money import display
+from webapp.domain.money import display, to_decimal_string
 from webapp.storage.models import MatchCandidate, Payment, PaymentRequest, PaymentSighting, PaymentStatus, Role
 from webapp.web.access import access, actor
 from webapp.web.htmx import render
-from webapp.web.listing import filtered_page, narrow
+from webapp.web.listing import (
+    SortColumn, Sortable, csv_lines, csv_response, filtered_page, form_problems, in_order, local_iso, narrow,
+    refused_export,
+)
 from webapp.web.money_forms import PaymentFilters, PaymentForm
 from webapp.web.review import Problem, linked_message
 from webapp.web.timeline import actor_names, timeline
@@ -29,6 +33,20 @@ from webapp.web.timeline import actor_names, timeline
 bp = Blueprint("payments", __name__, url_prefix="/payments")
 MANUAL = "manual"
 LINKABLE = (PaymentStatus.UNMATCHED, PaymentStatus.REJECTED)  # the page offers suggestions and a link form
+
+# The list's sortable columns (a whitelist); newest first by when the money arrived unless asked otherwise.
+SORTS = Sortable(
+    Payment,
+    SortColumn("received", Payment.received_at),
+    SortColumn("id", Payment.id),
+    SortColumn("amount", Payment.amount_minor),
+    SortColumn("sender", Payment.sender_name, first="asc"),
+    SortColumn("source", Payment.source, first="asc"),
+    SortColumn("status", Payment.status, first="asc"),
+    SortColumn("confidence", Payment.confidence),
+)
+CSV_COLUMNS = ("id", "received_at", "amount", "currency", "sender_name", "sender_phone", "source", "provider",
+               "transaction_id", "status", "request_reference", "confidence", "late", "note")
 
 
 def _filtered(filters: PaymentFilters):
@@ -56,11 +74,35 @@ def _sources():
 def index():
     filters = PaymentFilters(request.args)
     query = _filtered(filters)
-    page, status = filtered_page(query, Payment)
+    sort = SORTS.read()
+    page, status = filtered_page(query, Payment, sort)
     return render(
         "pages/payments/index.html", "partials/payments/table.html", status=status,
         listing=page, filters=filters, sources=_sources(), endpoint="payments.index",
-        poll_args=request.args.to_dict(),
+        poll_args=request.args.to_dict(), sort=sort,
+    )
+
+
+@bp.get("/export.csv")
+@access(Role.VIEWER)
+def export():
+    """The filtered list as CSV, in the list's order, streamed (amounts as decimals, local times)."""
+    filters = PaymentFilters(request.args)
+    query = _filtered(filters)
+    if query is None:
+        return refused_export(form_problems(filters))
+    # The paid request's reference comes in the same query (no query per row).
+    query = query.select_extend(PaymentRequest.id, PaymentRequest.reference).switch(Payment) \
+        .join(PaymentRequest, JOIN.LEFT_OUTER)
+    return csv_response("payments", csv_lines(CSV_COLUMNS, in_order(query, SORTS.read()), _csv_cells))
+
+
+def _csv_cells(p: Payment) -> tuple:
+    amount = to_decimal_string(p.amount_minor, p.currency) if p.amount_minor is not None and p.currency else ""
+    return (
+        p.id, local_iso(p.received_at), amount, p.currency, p.sender_name, p.sender_phone, p.source, p.provider,
+        p.transaction_id, p.status, p.request.reference if p.request_id else "", p.confidence,
+        "yes" if p.late else "no", p.note,
     )
 
 

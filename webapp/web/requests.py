@@ -12,7 +12,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from peewee import JOIN
 
 from webapp.domain import billing_writeback, learned, ledger, outbox
-from webapp.domain.money import display
+from webapp.domain.money import display, to_decimal_string
 from webapp.storage.models import (
     Agent,
     MatchCandidate,
@@ -26,7 +26,10 @@ from webapp.storage.models import (
 )
 from webapp.web.access import access, actor
 from webapp.web.htmx import render
-from webapp.web.listing import filtered_page, narrow
+from webapp.web.listing import (
+    SortColumn, Sortable, csv_lines, csv_response, filtered_page, form_problems, in_order, local_iso, narrow,
+    refused_export,
+)
 from webapp.web.notifications import ACKS, RETRYABLE
 from webapp.web.money_forms import RequestFilters, RequestForm
 from webapp.web.timeline import actor_names, timeline
@@ -34,6 +37,19 @@ from webapp.web.timeline import actor_names, timeline
 bp = Blueprint("requests", __name__, url_prefix="/requests")
 MESSAGES_SHOWN = 50  # newest first, per request (an index on notification.request_id)
 DELIVERIES_SHOWN = 50  # newest first, per request (an index on webhook_delivery.request_id)
+
+# The list's sortable columns (a whitelist); newest first by creation unless asked otherwise.
+SORTS = Sortable(
+    PaymentRequest,
+    SortColumn("created", PaymentRequest.created_at),
+    SortColumn("reference", PaymentRequest.reference, first="asc"),
+    SortColumn("amount", PaymentRequest.amount_minor),
+    SortColumn("customer", PaymentRequest.customer_name, first="asc"),
+    SortColumn("status", PaymentRequest.status, first="asc"),
+    SortColumn("expires", PaymentRequest.expires_at),
+)
+CSV_COLUMNS = ("reference", "status", "amount", "currency", "requested_amount", "paid_amount", "customer_name",
+               "customer_phone", "agent_code", "source", "created_at", "expires_at", "paid_at")
 
 
 def agent_codes():
@@ -49,7 +65,12 @@ def _filtered(filters: RequestFilters):
     if filters.status.data:
         query = query.where(PaymentRequest.status == filters.status.data)
     code = (filters.agent.data or "").strip()
-    if code:
+    if filters.no_agent.data:
+        if code:
+            filters.no_agent.errors = [f"Choose agent {code!r} or no agent, not both."]
+            return None
+        query = query.where(PaymentRequest.agent.is_null())
+    elif code:
         agent = Agent.get_or_none(Agent.code == code)
         if agent is None:
             filters.agent.errors = [f"No agent has code {code!r}."]
@@ -68,11 +89,32 @@ def _filtered(filters: RequestFilters):
 def index():
     filters = RequestFilters(request.args)
     query = _filtered(filters)
-    page, status = filtered_page(query, PaymentRequest)
+    sort = SORTS.read()
+    page, status = filtered_page(query, PaymentRequest, sort)
     return render(
         "pages/requests/index.html", "partials/requests/table.html", status=status,
         listing=page, filters=filters, agents=agent_codes(), endpoint="requests.index",
-        poll_args=request.args.to_dict(),
+        poll_args=request.args.to_dict(), sort=sort,
+    )
+
+
+@bp.get("/export.csv")
+@access(Role.VIEWER)
+def export():
+    """The filtered list as CSV, in the list's order, streamed (amounts as decimals, local times)."""
+    filters = RequestFilters(request.args)
+    query = _filtered(filters)
+    if query is None:
+        return refused_export(form_problems(filters))
+    return csv_response("requests", csv_lines(CSV_COLUMNS, in_order(query, SORTS.read()), _csv_cells))
+
+
+def _csv_cells(r: PaymentRequest) -> tuple:
+    return (
+        r.reference, r.status, to_decimal_string(r.amount_minor, r.currency), r.currency,
+        to_decimal_string(r.requested_minor, r.currency), to_decimal_string(r.paid_minor or 0, r.currency),
+        r.customer_name, r.customer_phone, r.agent.code if r.agent else "", r.source,
+        local_iso(r.created_at), local_iso(r.expires_at), local_iso(r.paid_at),
     )
 
 

@@ -24,7 +24,7 @@ class Notification(BaseModel):
     request = ForeignKeyField(PaymentRequest, null=True, backref="notifications", on_delete="SET NULL")
     payment = ForeignKeyField(Payment, null=True, backref="notifications", on_delete="SET NULL")
     status = CharField(default=NotificationStatus.PENDING)
-    due_at = UTCDateTimeField(default=utcnow)
+    due_at = UTCDateTimeField(default=utcnow, index=True)  # the log is newest first by it
     attempts = IntegerField(default=0)
     last_error = TextField(null=True)
     provider_id = CharField(null=True)
