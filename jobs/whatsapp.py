@@ -5,7 +5,7 @@ a compare-and-set (pending → sending) before calling wppconnect, and exits qui
 when the row is not pending. It never runs early (it waits out the last second,
 or re-enqueues itself), re-checks that the message still makes sense (a pending
 alert for a request that was paid or ended is cancelled, not sent), obeys the
-pacing (caps, quiet hours) by postponing, and records every outcome on the row.
+pacing (budgets, caps, quiet hours; webapp.domain.pacing) by postponing, and records every outcome on the row.
 
 Unknown outcomes. The claim writes the exact text and when the try began
 (`unconfirmed_since`); a known answer clears it (sent, or one of the refusals that
@@ -117,7 +117,8 @@ def _deliver(row: Notification, now: datetime) -> str:
     wpp = _ready_client(row, now)
     if isinstance(wpp, str):
         return wpp
-    hold = pacing.hold_until(row, now, values, settings().zone) or _gap(now, values)
+    hold = pacing.hold_until(row, now, values, settings().zone) or pacing.take_slot(row, now, values) or _gap(
+        now, values)
     if hold:
         return _postpone(row, hold[0], hold[1])
     text = message_texts.render_text(body, message_texts.context_for(row, settings().zone, now))
