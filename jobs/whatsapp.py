@@ -359,10 +359,17 @@ def _mark_send() -> None:
 
 @job
 def refresh_acks(limit: int = 200) -> int:
-    """Record delivered/read acks of recent messages (when the server can tell)."""
+    """Record delivered/read acks of recent messages (when the server can tell), newest first.
+
+    A chore: one call per message (up to `limit`, seconds of a worker), so it stops as soon as
+    another job waits in the `fast` or `default` queue (a confirmation, a mailbox pass) and
+    leaves the older rows to its next run."""
+    from webapp.plumbing import jobqueue
+
     wpp = client()
     if wpp is None:
         return 0
+    waiting = [jobqueue.queue(name) for name in ("fast", "default")]
     since = utcnow() - timedelta(days=1)
     rows = (Notification.select().where(Notification.status == NotificationStatus.SENT, Notification.sent_at > since,
                                         (Notification.ack.is_null()) | (Notification.ack < 3),
@@ -370,6 +377,8 @@ def refresh_acks(limit: int = 200) -> int:
             .order_by(Notification.sent_at.desc()).limit(limit))
     changed = 0
     for row in rows:
+        if any(q.count for q in waiting):
+            break
         try:
             ack = wpp.ack_of(row.provider_id)
         except WhatsAppError:
