@@ -45,6 +45,7 @@ from jobs.emails import ParsedMail, explain, parse_messages
 from jobs.imap_account import MailboxConfig, MailboxError, close, connect, mailbox_config, parsers_for
 from webapp.domain import ledger, sources
 from webapp.plumbing import jobqueue
+from webapp.storage import db
 from webapp.storage.models import Source, SourceKind, utcnow
 
 log = logging.getLogger("jobs.mailbox")
@@ -227,25 +228,34 @@ def _pass(source: Source, cfg: MailboxConfig, providers: list[Provider], client:
     started, last_mail = utcnow(), (source.state or {}).get("last_mail_at")
     progress = {"running": True, "done": 0, "total": len(uids), "started_at": started.isoformat(),
                 "finished_at": None}
-    sources.record_pass(source.id, ok=True, progress=progress, last_contact_at=started)
-    batches = 0
+    if len(uids) > cfg.batch_size:  # a backlog shows its progress; one batch is over in a moment
+        sources.record_pass(source.id, ok=True, progress=progress, last_contact_at=started)
+    # Every write below is one transaction (cursor and state together): on SQLite each is a
+    # turn at the one write lock, and the IDLE path's pass should not queue for five of them.
+    batches, new_cursor = 0, None
     for chunk in _chunks(uids, cfg.batch_size):
+        if new_cursor is not None:  # the previous batch's bookmark, now that another follows
+            with db.transaction():
+                _save_cursor(source.id, new_cursor)
+                sources.record_pass(source.id, ok=True, progress=progress, counts=new_cursor["counts"],
+                                     last_contact_at=utcnow(), last_mail_at=last_mail)
         newest = _batch(source, cfg, providers, client, chunk, this_pass)
         batches += 1
         if newest:
             last_mail = max(filter(None, (last_mail, newest.isoformat())))
-        _save_cursor(source.id, {"uidvalidity": validity, "last_uid": chunk[-1], "counts": dict(base + this_pass)})
+        new_cursor = {"uidvalidity": validity, "last_uid": chunk[-1], "counts": dict(base + this_pass)}
         progress = {**progress, "done": progress["done"] + len(chunk)}
-        sources.record_pass(source.id, ok=True, progress=progress, counts=dict(base + this_pass),
-                             last_contact_at=utcnow(), last_mail_at=last_mail)
     if not uids and cursor.get("uidvalidity") != validity:  # first pass, or a reset, on an empty folder
-        _save_cursor(source.id, {"uidvalidity": validity, "last_uid": 0, "counts": dict(base)})
+        new_cursor = {"uidvalidity": validity, "last_uid": 0, "counts": dict(base)}
     summary = {"source": source.name, "ok": True, "folder": cfg.folder, "uidvalidity": validity,
                "uidvalidity_changed": reset, "messages": len(uids), "batches": batches,
                "kinds": dict(+this_pass)}
     done = {**progress, "running": False, "finished_at": utcnow().isoformat()}
-    sources.record_pass(source.id, ok=True, progress=done, last_fetch=summary, last_contact_at=utcnow(),
-                         counts=dict(base + this_pass))
+    with db.transaction():
+        if new_cursor is not None:
+            _save_cursor(source.id, new_cursor)
+        sources.record_pass(source.id, ok=True, progress=done, last_fetch=summary, last_contact_at=utcnow(),
+                             counts=dict(base + this_pass), **({"last_mail_at": last_mail} if last_mail else {}))
     return summary
 
 
