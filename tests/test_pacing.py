@@ -1,6 +1,7 @@
 """WhatsApp pacing (webapp/domain/pacing.py): two budgets, so confirmations and alerts never
 wait behind reminders, each paced evenly by a token bucket in Redis instead of a burst at every
-minute boundary; the hour/day caps hold reminders only, the per-recipient caps hold everything."""
+minute boundary; the hour/day caps hold reminders only, the per-recipient caps hold everything. And the ack
+refresh, a chore, gives way to the jobs on the latency path."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -66,3 +67,21 @@ def test_per_recipient_caps_hold_every_kind(ctx):
     held = pacing.hold_until(row(Kind.CONFIRMED_CUSTOMER, 2, phone=phone), now, values, settings().zone)
     assert held is not None and f"to {phone} per hour" in held[1]
     assert pacing.hold_until(row(Kind.CONFIRMED_CUSTOMER, 3), now, values, settings().zone) is None
+
+
+def test_refreshing_acks_gives_way_to_jobs_waiting_in_the_fast_queues(whatsapp, ctx):
+    """refresh_acks is a chore of one wppconnect call per message: it stops while a confirmation
+    or a mailbox pass waits for a worker, and does its work once none does."""
+    from jobs import whatsapp as sender
+    from webapp.plumbing import jobqueue
+
+    sent = sender.client().send_text("+256700000555", "hello")
+    message = row(Kind.CONFIRMED_CUSTOMER, 1, phone="+256700000555", status=NotificationStatus.SENT,
+                  sent_at=utcnow(), provider_id=sent.provider_id, ack=None)
+    jobqueue.enqueue("heartbeat")  # no worker runs here: it stays waiting in `fast`
+
+    assert sender.refresh_acks.__wrapped__() == 0
+    assert Notification.get_by_id(message.id).ack is None
+    jobqueue.queue("fast").empty()
+    assert sender.refresh_acks.__wrapped__() == 1
+    assert Notification.get_by_id(message.id).ack is not None
