@@ -21,6 +21,13 @@ The `sms` samples run the web process too (gunicorn, as in production) with an `
 in the capcom6 format: an MTN SMS is posted, signed, the way SMS Gateway for Android posts it
 (sandbox/sms_forwarder.py); the latency is from the moment the POST is sent to the sandbox
 WhatsApp server accepting the confirmation. Goal: SMS p95 ≤ 0.5 s.
+
+Settings are the shipped defaults (printed at the start): WhatsApp pacing as a new
+install has it (reminders 30/min, confirmations and alerts their own 60/min budget,
+a 250-ms jittered gap between sends, hour/day/per-recipient caps), pending alerts after
+120 s, two workers. `--caps-off` raises every cap and drops the gap, to time the path
+alone. The machine's load average is printed too: figures from a shared machine vary;
+ratios within one run hold better.
 """
 from __future__ import annotations
 
@@ -69,7 +76,7 @@ def main() -> None:
                **{f"BENCH_IMAP_{m.upper()}": m for m in MODES}, BENCH_IMAP_PASSWORD="pw", BENCH_SMS_KEY=SMS_KEY)
     os.environ.update(env)
     connect_session(whatsapp.url, "paywatch", "bench-secret", timeout=30)
-    app = _prepare(env, imap, work, SMS_FORWARDER)
+    app = _prepare(env, imap, work, SMS_FORWARDER, caps_off=args.caps_off)
     web_port = _free_port()
     processes = _start(env, work, web_port)
     try:
@@ -80,6 +87,7 @@ def main() -> None:
         sent = _deliver(app, imap, samples, append, mtn_payment, f"http://127.0.0.1:{web_port}")
         results = _collect(whatsapp.url, sent, deadline=time.time() + args.window + 150)
         _report(results, sent)
+        print(f"load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         for process in processes:
             process.terminate()
@@ -105,6 +113,8 @@ def _args():
     parser.add_argument("--poll5", type=int, default=30)
     parser.add_argument("--poll120", type=int, default=8)
     parser.add_argument("--sms", type=int, default=40, help="SMS posted to the hook")
+    parser.add_argument("--caps-off", action="store_true",
+                        help="raise every WhatsApp cap and drop the gap between sends (the path alone)")
     return parser.parse_args()
 
 
@@ -129,7 +139,11 @@ def _wait_web(port: int) -> None:
     raise SystemExit("the web process did not answer within 60 s")
 
 
-def _prepare(env: dict, imap, work: Path, forwarder: str):
+CAPS_OFF = {"send_gap_ms": 0, "cap_per_minute": 10000, "cap_transactional_per_minute": 10000, "cap_per_hour": 100000,
+            "cap_per_day": 1000000, "cap_per_recipient_hour": 1000, "cap_per_recipient_day": 10000}
+
+
+def _prepare(env: dict, imap, work: Path, forwarder: str, *, caps_off: bool):
     from webapp import create_app
     from webapp.domain import options, sources
     from webapp.storage import db
@@ -137,9 +151,15 @@ def _prepare(env: dict, imap, work: Path, forwarder: str):
     app = create_app()
     with app.app_context(), db.database.connection_context():
         db.upgrade()
-        # The path, not the pacing: caps high enough that no sample waits for a minute's quota.
-        options.update({"send_gap_ms": 0, "cap_per_minute": 10000, "cap_per_hour": 100000, "cap_per_day": 1000000},
-                       actor="bench")
+        if caps_off:  # the path alone: no sample waits for a quota or a gap
+            options.update({k: v for k, v in CAPS_OFF.items() if k in options.OPTIONS}, actor="bench")
+        values = options.current()
+        pacing = {k: v for k, v in values.items() if k.startswith(("cap_", "send_gap"))}
+        print(f"settings: {'caps off' if caps_off else 'shipped defaults'}; pending alerts after "
+              f"{values['pending_alert_seconds']} s; WhatsApp {json.dumps(pacing)}; 2 rq workers "
+              "(jobs.worker.Worker: fast, default, slow), `mailbox watch`, `jobs scheduler --interval 1`; SQLite; "
+              "sandbox IMAP (pymap) and WhatsApp in this process; load average "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
         for mode, (idle, interval) in MODES.items():
             sources.save({"kind": "mailbox", "name": f"bench-{mode}", "interval_s": interval, "config": {
                 "host": imap.host, "port": imap.port, "ssl": False, "idle": idle, "providers": ["mtn_ug"],
@@ -239,7 +259,9 @@ def _collect(url: str, sent: dict, deadline: float) -> dict[str, list[float]]:
                 seen.add(phone)
                 mode, appended = sent[phone]
                 results[mode].append(message["time"] - appended)
-        time.sleep(0.05)
+        # The server stamps each message: looking less often changes no figure, and the whole list
+        # 20 times a second cost this process (which also runs the IMAP and WhatsApp servers) its CPU.
+        time.sleep(0.5)
     return results
 
 

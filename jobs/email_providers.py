@@ -127,11 +127,36 @@ def load_providers(extra_dirs: Iterable[str | Path] = ()) -> list[Provider]:
     senders (what the rule builder saves). Raises
     ProviderError for an unreadable file or a missing directory.
     """
-    by_name: dict[str, Provider] = {}
-    for directory in (BUILTIN_DIR, *map(Path, extra_dirs)):
+    directories = (BUILTIN_DIR, *map(Path, extra_dirs))
+    for directory in directories:
         if not directory.is_dir():
             raise ProviderError(f"provider directory {directory} does not exist")
-        for path in sorted(directory.glob("*.toml")):
+    listing = tuple((directory, tuple(sorted(directory.glob("*.toml")))) for directory in directories)
+    # Kept per process while the files are unchanged: reading them costs 20–170 ms, which a
+    # mailbox pass (the path of every payment mail) should not pay each time.
+    key = tuple((str(path), *_stamp(path)) for _, paths in listing for path in paths)
+    if key not in _loaded:
+        if len(_loaded) >= 16:
+            _loaded.clear()  # stale entries (files changed) go
+        _loaded[key] = _load(listing)
+    return list(_loaded[key])
+
+
+_loaded: dict[tuple, list[Provider]] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        info = path.stat()
+    except OSError:
+        return (0, -1)  # gone meanwhile: reading it reports the error
+    return (info.st_mtime_ns, info.st_size)
+
+
+def _load(listing: tuple) -> list[Provider]:
+    by_name: dict[str, Provider] = {}
+    for _, paths in listing:
+        for path in paths:
             data = _read_toml(path)
             base = data.get("adds_to")
             if base is not None:

@@ -13,6 +13,13 @@ reads is kept as unreadable evidence. The watcher (jobs/mailbox_watch.py) and
 rq-scheduler (`"idle": false`) only ever ask for passes through
 `request_fetch()`, which keeps at most one waiting pass per source.
 
+One pass per mailbox at a time: a pass holds the source's Redis lock. A pass asked
+for while another runs does not wait for the lock (a worker blocked on it is a worker
+that cannot send the confirmation of the mail just read); it leaves a follow-up mark
+and returns at once, and the running pass, once done, makes one more pass if the mark
+is there. The mark is set before the lock is tried and the holder looks for it after
+releasing the lock, so one of the two always makes the pass: no request is lost.
+
 Source state written here (Source.state, shown on the source's page and in
 /api/v1/health): `progress` {done, total, running, started_at, finished_at},
 `counts` {received, reversal, reversal_pending (kept until its payment arrives),
@@ -38,12 +45,12 @@ from jobs.emails import ParsedMail, explain, parse_messages
 from jobs.imap_account import MailboxConfig, MailboxError, close, connect, mailbox_config, parsers_for
 from webapp.domain import ledger, sources
 from webapp.plumbing import jobqueue
+from webapp.storage import db
 from webapp.storage.models import Source, SourceKind, utcnow
 
 log = logging.getLogger("jobs.mailbox")
 
 FETCH_TIMEOUT_S = 300  # keep equal to JOBS["mailbox_fetch"].timeout
-_LOCK_WAIT_S = 240
 _MAX_RAW = 256 * 1024  # evidence kept per mail; provider notifications are far smaller
 _WAKE_TTL_S = 600
 
@@ -80,6 +87,10 @@ def request_fetch(source_id: int) -> str | None:
     return job_id
 
 
+def _again_key(source_id: int) -> str:
+    return f"paywatch:mailbox:{source_id}:again"
+
+
 def _woken(source_id: int) -> None:
     from rq import get_current_job
 
@@ -103,34 +114,92 @@ def fetch(source_id: int) -> dict[str, Any]:
     if source is None or source.kind != SourceKind.MAILBOX or not source.enabled:
         return {"skipped": "no such enabled mailbox source", "source_id": source_id}
     _woken(source_id)
-    lock = jobqueue.redis_connection().lock(f"paywatch:mailbox:{source_id}:lock",
-                                            timeout=FETCH_TIMEOUT_S, blocking_timeout=_LOCK_WAIT_S)
-    if not lock.acquire():
-        raise MailboxError(f"source {source.name}: another pass held the lock for {_LOCK_WAIT_S} s")
-    try:
-        return _guarded_pass(Source.get_by_id(source_id))
-    finally:
+    redis = jobqueue.redis_connection()
+    again = _again_key(source_id)
+    redis.set(again, "1", ex=FETCH_TIMEOUT_S)  # this request, whichever pass serves it
+    lock = redis.lock(f"paywatch:mailbox:{source_id}:lock", timeout=FETCH_TIMEOUT_S)
+    summary: dict[str, Any] = {"source": source.name, "ok": True,
+                               "coalesced": "another pass was running: it makes one more pass after its own"}
+    passes = 0
+    while redis.get(again) and lock.acquire(blocking=False):
         try:
-            lock.release()
-        except Exception:  # expired after a very long pass: nothing to release
-            pass
+            redis.delete(again)  # mail that arrives from here on marks it again
+            summary = _guarded_pass(Source.get_by_id(source_id))
+            passes += 1
+        except BaseException:
+            if redis.get(again):  # a follow-up was asked for meanwhile: keep it queued
+                _release(lock)
+                request_fetch(source_id)
+            raise
+        finally:
+            _release(lock)
+    if passes > 1:
+        summary = {**summary, "passes": passes}
+    return summary
+
+
+def _release(lock) -> None:
+    try:
+        lock.release()
+    except Exception:  # released already, or expired after a very long pass: nothing to release
+        pass
 
 
 def _guarded_pass(source: Source) -> dict[str, Any]:
     try:
         cfg = mailbox_config(source.config or {})
         providers = parsers_for(cfg)
+    except MailboxError as exc:
+        return _failed(source, exc)
+    client = _kept_client(source.id, cfg)
+    if client is not None:
+        try:
+            return _keep(source.id, cfg, client, _pass(source, cfg, providers, client))
+        except (OSError, IMAPClientError) as exc:  # dropped by the server meanwhile: the pass again, logged in anew
+            log.info("mailbox %s: kept connection failed (%s: %s); logging in again", source.name,
+                     type(exc).__name__, exc)
+            close(client)
+        except BaseException:
+            close(client)
+            raise
+    try:
         client = connect(cfg)
     except MailboxError as exc:
         return _failed(source, exc)
     sources.clear_alarm(source.id, "login")
     try:
-        return _pass(source, cfg, providers, client)
-    except (OSError, IMAPClientError) as exc:
-        _failed(source, MailboxError(f"{type(exc).__name__}: {exc}"))
-        raise
-    finally:
+        return _keep(source.id, cfg, client, _pass(source, cfg, providers, client))
+    except BaseException as exc:
         close(client)
+        if isinstance(exc, (OSError, IMAPClientError)):
+            _failed(source, MailboxError(f"{type(exc).__name__}: {exc}"))
+        raise
+
+
+# A worker keeps each source's logged-in connection between passes: connecting, TLS and
+# LOGIN are most of a pass's time (0.1–0.6 s), and new mail should not wait for them. The
+# source's lock makes one pass use it at a time; one idle longer than KEEP_S is logged out.
+KEEP_S = 240.0
+_kept: dict[int, tuple[MailboxConfig, IMAPClient, float]] = {}
+
+
+def _kept_client(source_id: int, cfg: MailboxConfig) -> IMAPClient | None:
+    kept = _kept.pop(source_id, None)
+    if kept is None:
+        return None
+    kept_cfg, client, at = kept
+    if kept_cfg == cfg and time.monotonic() - at < KEEP_S:
+        return client
+    close(client)  # config changed, or idle too long
+    return None
+
+
+def _keep(source_id: int, cfg: MailboxConfig, client: IMAPClient, summary: dict[str, Any]) -> dict[str, Any]:
+    stale = _kept.pop(source_id, None)
+    if stale is not None and stale[1] is not client:
+        close(stale[1])
+    _kept[source_id] = (cfg, client, time.monotonic())
+    return summary
 
 
 def _failed(source: Source, exc: MailboxError) -> dict[str, Any]:
@@ -159,25 +228,34 @@ def _pass(source: Source, cfg: MailboxConfig, providers: list[Provider], client:
     started, last_mail = utcnow(), (source.state or {}).get("last_mail_at")
     progress = {"running": True, "done": 0, "total": len(uids), "started_at": started.isoformat(),
                 "finished_at": None}
-    sources.record_pass(source.id, ok=True, progress=progress, last_contact_at=started)
-    batches = 0
+    if len(uids) > cfg.batch_size:  # a backlog shows its progress; one batch is over in a moment
+        sources.record_pass(source.id, ok=True, progress=progress, last_contact_at=started)
+    # Every write below is one transaction (cursor and state together): on SQLite each is a
+    # turn at the one write lock, and the IDLE path's pass should not queue for five of them.
+    batches, new_cursor = 0, None
     for chunk in _chunks(uids, cfg.batch_size):
+        if new_cursor is not None:  # the previous batch's bookmark, now that another follows
+            with db.transaction():
+                _save_cursor(source.id, new_cursor)
+                sources.record_pass(source.id, ok=True, progress=progress, counts=new_cursor["counts"],
+                                     last_contact_at=utcnow(), last_mail_at=last_mail)
         newest = _batch(source, cfg, providers, client, chunk, this_pass)
         batches += 1
         if newest:
             last_mail = max(filter(None, (last_mail, newest.isoformat())))
-        _save_cursor(source.id, {"uidvalidity": validity, "last_uid": chunk[-1], "counts": dict(base + this_pass)})
+        new_cursor = {"uidvalidity": validity, "last_uid": chunk[-1], "counts": dict(base + this_pass)}
         progress = {**progress, "done": progress["done"] + len(chunk)}
-        sources.record_pass(source.id, ok=True, progress=progress, counts=dict(base + this_pass),
-                             last_contact_at=utcnow(), last_mail_at=last_mail)
     if not uids and cursor.get("uidvalidity") != validity:  # first pass, or a reset, on an empty folder
-        _save_cursor(source.id, {"uidvalidity": validity, "last_uid": 0, "counts": dict(base)})
+        new_cursor = {"uidvalidity": validity, "last_uid": 0, "counts": dict(base)}
     summary = {"source": source.name, "ok": True, "folder": cfg.folder, "uidvalidity": validity,
                "uidvalidity_changed": reset, "messages": len(uids), "batches": batches,
                "kinds": dict(+this_pass)}
     done = {**progress, "running": False, "finished_at": utcnow().isoformat()}
-    sources.record_pass(source.id, ok=True, progress=done, last_fetch=summary, last_contact_at=utcnow(),
-                         counts=dict(base + this_pass))
+    with db.transaction():
+        if new_cursor is not None:
+            _save_cursor(source.id, new_cursor)
+        sources.record_pass(source.id, ok=True, progress=done, last_fetch=summary, last_contact_at=utcnow(),
+                             counts=dict(base + this_pass), **({"last_mail_at": last_mail} if last_mail else {}))
     return summary
 
 

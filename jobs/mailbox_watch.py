@@ -1,7 +1,8 @@
 """The mailbox watcher (`flask --app wsgi mailbox watch`): IMAP IDLE on every enabled mailbox source.
 
 One thread per source holds an IDLE connection; whatever the server says during
-IDLE is taken as "something changed" and enqueues a fetch (jobs.mailbox.request_fetch,
+IDLE — except flag changes, expunges and keep-alives (_news) — is taken as "something
+changed" and enqueues a fetch (jobs.mailbox.request_fetch,
 one waiting pass per source however many notifications arrive). Every connect
 enqueues a fetch too, so mail that arrived while we were away is read. Any
 error — a dropped socket, a BYE — closes the connection and reconnects with
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import select
 import socket
 import ssl
@@ -169,7 +171,8 @@ class SourceWatcher(threading.Thread):
                 if responses:
                     if any(line.upper().startswith(b"* BYE") for line in responses):
                         raise _Disconnected("the server said BYE")
-                    self._trigger("idle")
+                    if _news(responses):
+                        self._trigger("idle")
                 elif _at_eof(client):
                     raise _Disconnected("the server closed the connection")
             _, responses = client.idle_done()
@@ -210,6 +213,17 @@ class SourceWatcher(threading.Thread):
                 sources.record_pass(self.source_id, ok=ok, error=error, watch=watch_state, **extra)
         except Exception as exc:  # the watch goes on without its bookkeeping
             log.warning("mailbox %s: cannot record state: %s", self.source_name, exc)
+
+
+_NOT_NEWS = re.compile(rb"\* (\d+ (FETCH|EXPUNGE)|OK)\b", re.I)
+
+
+def _news(lines: list[bytes]) -> bool:
+    """Whether IDLE responses may mean new mail: anything but flag changes (a FETCH: our own
+    \\Seen after a pass), expunges and keep-alive OKs. New mail always comes with EXISTS
+    (RFC 3501 7.3.1); a FETCH alone asking for a pass would make one empty pass per mail,
+    and a mail arriving meanwhile would wait for it."""
+    return any(not _NOT_NEWS.match(line) for line in lines)
 
 
 def _idle_responses(client: IMAPClient, timeout: float) -> list[bytes]:

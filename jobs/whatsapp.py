@@ -5,7 +5,7 @@ a compare-and-set (pending → sending) before calling wppconnect, and exits qui
 when the row is not pending. It never runs early (it waits out the last second,
 or re-enqueues itself), re-checks that the message still makes sense (a pending
 alert for a request that was paid or ended is cancelled, not sent), obeys the
-pacing (caps, quiet hours) by postponing, and records every outcome on the row.
+pacing (budgets, caps, quiet hours; webapp.domain.pacing) by postponing, and records every outcome on the row.
 
 Unknown outcomes. The claim writes the exact text and when the try began
 (`unconfirmed_since`); a known answer clears it (sent, or one of the refusals that
@@ -117,7 +117,8 @@ def _deliver(row: Notification, now: datetime) -> str:
     wpp = _ready_client(row, now)
     if isinstance(wpp, str):
         return wpp
-    hold = pacing.hold_until(row, now, values, settings().zone) or _gap(now, values)
+    hold = pacing.hold_until(row, now, values, settings().zone) or pacing.take_slot(row, now, values) or _gap(
+        now, values)
     if hold:
         return _postpone(row, hold[0], hold[1])
     text = message_texts.render_text(body, message_texts.context_for(row, settings().zone, now))
@@ -358,10 +359,17 @@ def _mark_send() -> None:
 
 @job
 def refresh_acks(limit: int = 200) -> int:
-    """Record delivered/read acks of recent messages (when the server can tell)."""
+    """Record delivered/read acks of recent messages (when the server can tell), newest first.
+
+    A chore: one call per message (up to `limit`, seconds of a worker), so it stops as soon as
+    another job waits in the `fast` or `default` queue (a confirmation, a mailbox pass) and
+    leaves the older rows to its next run."""
+    from webapp.plumbing import jobqueue
+
     wpp = client()
     if wpp is None:
         return 0
+    waiting = [jobqueue.queue(name) for name in ("fast", "default")]
     since = utcnow() - timedelta(days=1)
     rows = (Notification.select().where(Notification.status == NotificationStatus.SENT, Notification.sent_at > since,
                                         (Notification.ack.is_null()) | (Notification.ack < 3),
@@ -369,6 +377,8 @@ def refresh_acks(limit: int = 200) -> int:
             .order_by(Notification.sent_at.desc()).limit(limit))
     changed = 0
     for row in rows:
+        if any(q.count for q in waiting):
+            break
         try:
             ack = wpp.ack_of(row.provider_id)
         except WhatsAppError:

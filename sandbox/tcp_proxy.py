@@ -3,6 +3,7 @@
 `TcpProxy(host, port)` listens on 127.0.0.1 (the same port after every restart) and
 forwards each connection to host:port. stop() closes the listener and every open
 connection (clients see their socket die, new ones are refused); start() listens again.
+hold() keeps every connection open but forwards nothing (a server that stalls) until resume().
 """
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
+
+    def hold(self) -> None:
+        """Stop forwarding: bytes wait in the proxy, connections stay open."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     def start(self) -> "TcpProxy":
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -72,6 +82,7 @@ class TcpProxy:
                 data = src.recv(65536)
                 if not data:
                     break
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass

@@ -11,7 +11,9 @@ from jobs import mailbox
 from sandbox.imap import append, connect, start_imap
 from sandbox.mail import SMS_FORWARDER, mpesa_received, mtn_payment, nayapay_received
 from sandbox.mail_mime import plain
+from tests.conftest import wait_for
 from webapp.domain import ledger, sources
+from webapp.plumbing import jobqueue
 from webapp.storage import db
 from webapp.storage.models import Event, Notification, Payment, PaymentRequest, Source, utcnow
 
@@ -375,3 +377,51 @@ def test_joined_sms_are_each_a_payment_and_the_fallback_reader_files_or_reviews_
         ("<odd@relay.example>", 420000, True, "review")]
     assert "PETER KAMAU" in kept[2].reading
     assert all(b"\\Seen" in f for f in flags(imap).values())
+
+
+def test_a_pass_asked_for_while_one_runs_is_made_by_the_running_one(app, imap, make_source, fetch):
+    """One pass per mailbox at a time, and no worker waits for the lock: the second request
+    returns at once and the running pass makes one more pass after its own."""
+    import threading
+
+    from sandbox.tcp_proxy import TcpProxy
+
+    proxy = TcpProxy(imap.host, imap.port).start()
+    try:
+        source_id = make_source(port=proxy.port)
+        requests = [a_request(app, amount) for amount in (31000, 32000)]
+        append(imap, USER, PASSWORD, "INBOX", mtn_payment(31000, sender_name="Grace Kato", sender_phone=PHONE).raw)
+        proxy.hold()  # the first pass stalls on the server's greeting, holding the source's lock
+        done: dict = {}
+        running = threading.Thread(target=lambda: done.update(first=fetch(source_id)))
+        running.start()
+        lock = f"paywatch:mailbox:{source_id}:lock"
+        wait_for(lambda: in_db(app, lambda: jobqueue.redis_connection().exists(lock)), timeout=20,
+                 message="the first pass to hold the lock")
+        append(imap, USER, PASSWORD, "INBOX", mtn_payment(32000, sender_name="Grace Kato", sender_phone=PHONE).raw)
+
+        second = fetch(source_id)
+
+        assert "coalesced" in second and running.is_alive()
+        assert in_db(app, lambda: PaymentRequest.get_by_id(requests[1].id).status) == "pending"
+        proxy.resume()
+        running.join(timeout=60)
+        assert not running.is_alive() and done["first"]["passes"] == 2, done
+        assert [in_db(app, lambda r=r: PaymentRequest.get_by_id(r.id).status) for r in requests] == ["paid", "paid"]
+    finally:
+        proxy.resume()
+        proxy.stop()
+
+
+def test_a_kept_connection_the_server_dropped_is_replaced_within_the_pass(app, imap, make_source, fetch):
+    source_id = make_source()
+    assert fetch(source_id)["ok"]  # logged in; the connection is kept for the next pass
+    imap.restart(down_s=0.2)  # every connection drops; the mail stays
+    request = a_request(app, 41000)
+    append(imap, USER, PASSWORD, "INBOX", mtn_payment(41000, sender_name="Grace Kato", sender_phone=PHONE).raw)
+
+    summary = fetch(source_id)
+
+    assert summary["ok"] and summary["kinds"] == {"received": 1}
+    assert in_db(app, lambda: PaymentRequest.get_by_id(request.id).status) == "paid"
+    assert not in_db(app, lambda: Source.get_by_id(source_id).last_error)
