@@ -74,13 +74,23 @@ def review_counts() -> dict[str, int]:
     return counts
 
 
-def _queued_payments():
-    return Payment.select().where(Payment.status.in_(QUEUED)).order_by(Payment.received_at, Payment.id)
+def _queued_payments(limit: int, *fields) -> list[Payment]:
+    """The oldest `limit` payments awaiting staff, oldest received first.
+
+    One walk of the (status, received_at, id) index per queued status, merged here: the database
+    reads at most `limit` rows per status, never sorts the whole queue (tens of thousands of
+    unmatched payments in a large ledger)."""
+    fields = fields or (Payment,)
+    rows: list[Payment] = []
+    for status in QUEUED:
+        rows.extend(Payment.select(*fields).where(Payment.status == status)
+                    .order_by(Payment.received_at, Payment.id).limit(limit))
+    return sorted(rows, key=lambda p: (p.received_at, p.id))[:limit]
 
 
 def queue_items(limit: int = QUEUE_LIMIT) -> list[ReviewItem]:
-    """The oldest `limit` payments awaiting a decision, each with its candidates (two queries)."""
-    items = [ReviewItem(p) for p in _queued_payments().limit(limit)]
+    """The oldest `limit` payments awaiting a decision, each with its candidates (three queries)."""
+    items = [ReviewItem(p) for p in _queued_payments(limit)]
     by_id = {item.payment.id: item for item in items if item.payment.status == PaymentStatus.REVIEW}
     if by_id:
         rows = (
@@ -96,7 +106,7 @@ def queue_items(limit: int = QUEUE_LIMIT) -> list[ReviewItem]:
 
 def queue_version(limit: int = QUEUE_LIMIT) -> str:
     """A digest of what the queue shows that can change: its payments, their candidates, request statuses, counts."""
-    ids = [p.id for p in _queued_payments().select(Payment.id).limit(limit)]
+    ids = [p.id for p in _queued_payments(limit, Payment.id, Payment.received_at)]
     digest = hashlib.sha1(repr((ids, review_counts())).encode(), usedforsecurity=False)
     if ids:
         payments = Payment.select(Payment.id, Payment.status, Payment.reason, Payment.late).where(Payment.id.in_(ids))
