@@ -16,7 +16,7 @@ from peewee import JOIN, SQL, NodeList, PostgresqlDatabase, fn
 
 from webapp.config import settings
 from webapp.storage.db import database, transaction
-from webapp.storage.models import Agent, Notification, PaymentRequest, RequestStatus, RequestTally, utcnow
+from webapp.storage.models import UTC, Agent, Notification, PaymentRequest, RequestStatus, RequestTally, utcnow
 
 MATRIX_STATUSES = RequestStatus.ALL  # pending, review, partial (installments), paid, failed, expired, cancelled
 ENDED = (RequestStatus.PAID, RequestStatus.EXPIRED, RequestStatus.FAILED, RequestStatus.CANCELLED)
@@ -44,10 +44,23 @@ def collected_per_day(days: int, *, agent_id: int | None = None, now: datetime |
     if agent_id is not None:
         query = query.where(PaymentRequest.agent == agent_id)
     totals: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
-    # Grouped here, not in SQL: a local day is not a UTC day, and zones have DST.
-    for paid_at, amount, currency in query.tuples():
-        totals[currency][PaymentRequest.paid_at.python_value(paid_at).astimezone(zone).date()] += amount
+    # A local day is not a UTC day, and zones have DST; but every zone's offset is a whole number
+    # of quarter hours, so the database sums per UTC quarter hour and each quarter goes to its
+    # local day here (a few hundred rows, not every payment).
+    quarter = _quarter_hour(PaymentRequest.paid_at)
+    grouped = (query.select(quarter.alias("quarter"), PaymentRequest.currency, fn.SUM(PaymentRequest.amount_minor))
+               .group_by(quarter, PaymentRequest.currency))
+    for quarter_number, currency, amount in grouped.tuples():
+        moment = datetime.fromtimestamp(int(quarter_number) * 900, tz=UTC)
+        totals[currency][moment.astimezone(zone).date()] += int(amount)
     return {currency: [(day, per_day.get(day, 0)) for day in span] for currency, per_day in sorted(totals.items())}
+
+
+def _quarter_hour(column):
+    """SQL: the number of the UTC quarter hour (seconds since the epoch // 900) a naive-UTC column falls in."""
+    if isinstance(database.obj, PostgresqlDatabase):
+        return fn.floor(fn.date_part("epoch", column) / 900)
+    return fn.strftime("%s", column).cast("INTEGER") / 900
 
 
 def main_first(per_currency: dict) -> list[str]:
