@@ -10,8 +10,16 @@ import psycopg2
 from tests.conftest import TEST_DATABASE_URL
 from webapp.storage import db
 from webapp.storage.models import MODELS
+from webapp.storage.search import FTS_TABLES
 
 RUNNER_TABLES = {"schema_migration", "migratehistory"}  # the migration runner's own bookkeeping
+# The text-search indexes are per backend and made by migration 0084 only (an FTS5 table and its
+# shadow tables on SQLite, a trigram GIN index on PostgreSQL); tests/test_search.py covers them.
+SEARCH = tuple(FTS_TABLES.values())
+
+
+def _search_structure(name: str) -> bool:
+    return name.startswith(SEARCH)
 
 
 @contextmanager
@@ -41,12 +49,12 @@ def describe(database) -> dict:
     """Everything about the schema that matters, in comparable form."""
     shape = {}
     with database.connection_context():
-        for table in sorted(set(database.get_tables()) - RUNNER_TABLES):
+        for table in sorted(t for t in set(database.get_tables()) - RUNNER_TABLES if not _search_structure(t)):
             columns = {(c.name, c.data_type.lower(), c.null, c.primary_key) for c in database.get_columns(table)}
             # By what they cover, not by name: the first migrations' frozen models named their
             # indexes after the class ("paymentrequest_…"), the models after the table.
             indexes = {(tuple(i.columns), i.unique) for i in database.get_indexes(table)
-                       if not i.name.startswith("sqlite_autoindex")}
+                       if not i.name.startswith("sqlite_autoindex") and not _search_structure(i.name)}
             keys = {(f.column, f.dest_table, f.dest_column) for f in database.get_foreign_keys(table)}
             shape[table] = {"columns": columns, "indexes": indexes, "foreign keys": keys}
     return shape

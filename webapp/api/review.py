@@ -14,9 +14,12 @@ from webapp.api.shapes import (
     PENDING,
     REJECTED,
     REVIEWED_REQUEST,
+    candidates_by_request,
     candidates_of,
     page,
     payment_json,
+    preload_payments,
+    preload_requests,
     request_json,
 )
 from webapp.domain import ledger
@@ -30,10 +33,13 @@ bp = Blueprint("review", __name__, url_prefix="/admin")
 @operation("Requests in review, with their candidate payments, and payments that came late", answers={200: PENDING})
 @api_access(API_STAFF)
 def pending_verifications():
-    requests_ = PaymentRequest.select().where(PaymentRequest.status == RequestStatus.REVIEW).order_by(PaymentRequest.id)
-    late = Payment.select().where(Payment.status == PaymentStatus.REVIEW, Payment.late == True)  # noqa: E712
+    requests_ = preload_requests(list(PaymentRequest.select().where(PaymentRequest.status == RequestStatus.REVIEW)
+                                      .order_by(PaymentRequest.id)), with_payments=False)
+    candidates = candidates_by_request(requests_)
+    late = preload_payments(list(Payment.select().where(Payment.status == PaymentStatus.REVIEW,
+                                                        Payment.late == True)))  # noqa: E712
     return jsonify(PENDING.shape({
-        "data": [{**request_json(r, with_payments=False), "candidates": candidates_of(r)} for r in requests_],
+        "data": [{**request_json(r, with_payments=False), "candidates": candidates[r.id]} for r in requests_],
         "late_payments": [payment_json(p) for p in late],
     }))
 
@@ -47,7 +53,7 @@ UNMATCHED_QUERY = Schema("UnmatchedQuery", PAGE_QUERY)
 def unmatched_payments():
     args = UNMATCHED_QUERY.read(request.args)
     query = Payment.select().where(Payment.status == PaymentStatus.UNMATCHED)
-    return jsonify(page(PAYMENT_PAGE, query, Payment, payment_json, args))
+    return jsonify(page(PAYMENT_PAGE, query, Payment, payment_json, args, preload=preload_payments))
 
 
 @bp.get("/requests/<reference>")

@@ -29,7 +29,17 @@ from webapp.api.schema import (
 )
 from webapp.config import settings
 from webapp.domain import paypage
-from webapp.storage.models import MatchCandidate, Payment, PaymentRequest, PaymentSighting, PaymentStatus, RequestStatus
+from webapp.storage.models import (
+    Agent,
+    MatchCandidate,
+    Payer,
+    Payment,
+    PaymentRequest,
+    PaymentSighting,
+    PaymentStatus,
+    RequestStatus,
+    Voucher,
+)
 
 
 def _null(field: Field) -> Field:
@@ -145,14 +155,17 @@ MAX_PAGE = 200
 PAGE_QUERY = {"limit": Integer("items per page, default 50", low=1, high=MAX_PAGE), "cursor": Cursor()}
 
 
-def page(shape: Schema, query, model, serialize, args: dict[str, Any]) -> dict[str, Any]:
-    """One page of `query` (newest first) after `args["cursor"]`, as `shape` (a page_of schema)."""
+def page(shape: Schema, query, model, serialize, args: dict[str, Any], preload=None) -> dict[str, Any]:
+    """One page of `query` (newest first) after `args["cursor"]`, as `shape` (a page_of schema);
+    `preload(rows)` loads what the serializer reads for the whole page at once (no query per row)."""
     limit = args["limit"] or 50
     if args["cursor"] is not None:
         query = query.where(model.id < args["cursor"])
     rows = list(query.order_by(model.id.desc()).limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
+    if preload is not None:
+        preload(rows)
     return shape.shape({"data": [serialize(r) for r in rows], "has_more": more,
                         "next_cursor": encode_cursor(rows[-1].id) if more else None})
 
@@ -170,6 +183,67 @@ OPENAPI = Schema("OpenApiDocument", {"openapi": Text(max_length=10), "info": Jso
 
 
 # ------------------------------------------------------------------ serializers
+
+
+# ------------------------------------------------------------------ preloading (a list in a fixed number of queries)
+# A serializer reads a row's agent, payer, voucher, payments, sightings and linked request; for a
+# list these are loaded for every row at once and kept on the row (the attributes below), so a
+# page costs the same few queries whatever its length.
+
+
+def preload_payments(payments: list[Payment], *, requests: bool = True) -> list[Payment]:
+    """Sightings (and, with `requests`, the request each pays) of `payments`, three queries at most."""
+    ids = [p.id for p in payments if p.id]
+    sightings: dict[int, list[PaymentSighting]] = {i: [] for i in ids}
+    if ids:
+        for s in PaymentSighting.select().where(PaymentSighting.payment.in_(ids)).order_by(PaymentSighting.id):
+            sightings[s.payment_id].append(s)
+    for p in payments:
+        p._sightings = sightings.get(p.id, [])
+    if requests:
+        wanted = {p.request_id for p in payments if p.request_id}
+        known = {r.id: r for r in PaymentRequest.select(PaymentRequest.id, PaymentRequest.reference)
+                 .where(PaymentRequest.id.in_(list(wanted)))} if wanted else {}
+        for p in payments:
+            if p.request_id in known:
+                p.request = known[p.request_id]
+    return payments
+
+
+def preload_requests(reqs: list[PaymentRequest], *, with_payments: bool = True) -> list[PaymentRequest]:
+    """Agents, payers, vouchers (and payments with their sightings) of `reqs`, a few queries for the lot."""
+    ids = [r.id for r in reqs if r.id]
+    if not ids:
+        return reqs
+    for field, model in ((PaymentRequest.agent, Agent), (PaymentRequest.payer, Payer)):
+        wanted = {getattr(r, field.name + "_id") for r in reqs} - {None}
+        found = {row.id: row for row in model.select().where(model.id.in_(list(wanted)))} if wanted else {}
+        for r in reqs:
+            if getattr(r, field.name + "_id") in found:
+                setattr(r, field.name, found[getattr(r, field.name + "_id")])
+    vouchers: dict[int, Voucher] = {}
+    for v in Voucher.select().where(Voucher.request.in_(ids)).order_by(Voucher.id.desc()):
+        vouchers[v.request_id] = v  # the first (lowest id) wins, as iterating the backref did
+    by_request: dict[int, list[Payment]] = {i: [] for i in ids}
+    if with_payments:
+        payments = list(Payment.select().where(Payment.request.in_(ids)).order_by(Payment.received_at, Payment.id))
+        preload_payments(payments, requests=False)
+        for p in payments:
+            by_request[p.request_id].append(p)
+    for r in reqs:
+        r._voucher = vouchers.get(r.id)
+        if with_payments:
+            for p in by_request[r.id]:
+                p.request = r
+            r._payments = by_request[r.id]
+    return reqs
+
+
+def _sightings(payment: Payment) -> list[PaymentSighting]:
+    preloaded = getattr(payment, "_sightings", None)
+    if preloaded is not None:
+        return preloaded
+    return list(payment.sightings.order_by(PaymentSighting.id)) if payment.id else []
 
 
 def iso(value: datetime | None) -> str | None:
@@ -198,13 +272,13 @@ def payment_json(payment: Payment) -> dict[str, Any]:
         "reason": payment.reason,
         "provider": payment.provider,
         "also_seen": [SIGHTING.shape({"source": s.source, "source_ref": s.source_ref, "received_at": iso(s.received_at),
-                                      "corroborates": s.corroborates}) for s in payment.sightings.order_by(PaymentSighting.id)]
-        if payment.id else [],
+                                      "corroborates": s.corroborates}) for s in _sightings(payment)],
     })
 
 
 def request_json(req: PaymentRequest, *, with_payments: bool = True) -> dict[str, Any]:
-    voucher = next(iter(req.vouchers), None) if req.id else None
+    voucher = getattr(req, "_voucher", None) if hasattr(req, "_voucher") else (
+        next(iter(req.vouchers), None) if req.id else None)
     body = {
         "reference": req.reference,
         "status": req.status,
@@ -231,16 +305,33 @@ def request_json(req: PaymentRequest, *, with_payments: bool = True) -> dict[str
     }
     if not with_payments:
         return REQUEST_SUMMARY.shape(body)
-    payments = Payment.select().where(Payment.request == req.id).order_by(Payment.received_at)
+    payments = getattr(req, "_payments", None)
+    if payments is None:
+        payments = preload_payments(list(Payment.select().where(Payment.request == req.id)
+                                         .order_by(Payment.received_at, Payment.id)), requests=False)
+        for p in payments:
+            p.request = req
     return REQUEST.shape({**body, "payments": [payment_json(p) for p in payments]})
 
 
 def candidates_of(req: PaymentRequest) -> list[dict]:
-    rows = (
-        MatchCandidate.select(MatchCandidate, Payment)
-        .join(Payment)
-        .where(MatchCandidate.request == req.id, Payment.status == PaymentStatus.REVIEW)
-        .order_by(MatchCandidate.score.desc())
-    )
-    return [CANDIDATE.shape({"payment": payment_json(row.payment), "score": row.score, "late": row.late,
-                             "mismatch": row.mismatch, "evidence": row.evidence}) for row in rows]
+    return candidates_by_request([req])[req.id]
+
+
+def candidates_by_request(reqs: list[PaymentRequest]) -> dict[int, list[dict]]:
+    """Each request's candidate payments still in review, best first, as CANDIDATE answers (one
+    query for the candidates, then the payments' sightings and requests preloaded)."""
+    found: dict[int, list[MatchCandidate]] = {r.id: [] for r in reqs}
+    if found:
+        rows = list(
+            MatchCandidate.select(MatchCandidate, Payment)
+            .join(Payment)
+            .where(MatchCandidate.request.in_(list(found)), Payment.status == PaymentStatus.REVIEW)
+            .order_by(MatchCandidate.score.desc(), MatchCandidate.id)
+        )
+        preload_payments([row.payment for row in rows])
+        for row in rows:
+            found[row.request_id].append(row)
+    return {rid: [CANDIDATE.shape({"payment": payment_json(row.payment), "score": row.score, "late": row.late,
+                                   "mismatch": row.mismatch, "evidence": row.evidence}) for row in rows]
+            for rid, rows in found.items()}

@@ -34,6 +34,8 @@ from webapp.api.shapes import (
     REQUEST_PAGE,
     page,
     payment_json,
+    preload_payments,
+    preload_requests,
     request_json,
 )
 from webapp.config import settings
@@ -214,7 +216,7 @@ def list_requests():
     query = PaymentRequest.select()
     if args["status"]:
         query = query.where(PaymentRequest.status == args["status"])
-    return jsonify(page(REQUEST_PAGE, query, PaymentRequest, request_json, args))
+    return jsonify(page(REQUEST_PAGE, query, PaymentRequest, request_json, args, preload=preload_requests))
 
 
 NEW_PAYMENT = Schema("NewPaymentInput", {
@@ -284,7 +286,7 @@ def list_payments():
         query = query.where(Payment.source == args["source"])
     if args["status"]:
         query = query.where(Payment.status == args["status"])
-    return jsonify(page(PAYMENT_PAGE, query, Payment, payment_json, args))
+    return jsonify(page(PAYMENT_PAGE, query, Payment, payment_json, args, preload=preload_payments))
 
 
 @bp.get("/payments/<int:payment_id>")

@@ -1,4 +1,4 @@
-"""Read-only figures for the dashboard and the agent page (no writes).
+"""Read-only figures for the dashboard and the agent page (no writes but folding the request tally).
 
 Days are calendar days in the configured zone; money is summed per currency in
 minor units (never mixed). Time to pay is paid_at − created_at of a paid request that Paywatch
@@ -16,8 +16,9 @@ from peewee import JOIN, SQL, Case, NodeList, PostgresqlDatabase, fn
 
 from webapp.config import settings
 from webapp.domain import durations
-from webapp.storage.db import database
+from webapp.storage.db import database, transaction
 from webapp.storage.models import (
+    UTC,
     Agent,
     Event,
     Notification,
@@ -26,6 +27,7 @@ from webapp.storage.models import (
     PaymentRequest,
     PaymentStatus,
     RequestStatus,
+    RequestTally,
     utcnow,
 )
 
@@ -55,10 +57,23 @@ def collected_per_day(days: int, *, agent_id: int | None = None, now: datetime |
     if agent_id is not None:
         query = query.where(PaymentRequest.agent == agent_id)
     totals: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
-    # Grouped here, not in SQL: a local day is not a UTC day, and zones have DST.
-    for paid_at, amount, currency in query.tuples():
-        totals[currency][PaymentRequest.paid_at.python_value(paid_at).astimezone(zone).date()] += amount
+    # A local day is not a UTC day, and zones have DST; but every zone's offset is a whole number
+    # of quarter hours, so the database sums per UTC quarter hour and each quarter goes to its
+    # local day here (a few hundred rows, not every payment).
+    quarter = _quarter_hour(PaymentRequest.paid_at)
+    grouped = (query.select(quarter.alias("quarter"), PaymentRequest.currency, fn.SUM(PaymentRequest.amount_minor))
+               .group_by(quarter, PaymentRequest.currency))
+    for quarter_number, currency, amount in grouped.tuples():
+        moment = datetime.fromtimestamp(int(quarter_number) * 900, tz=UTC)
+        totals[currency][moment.astimezone(zone).date()] += int(amount)
     return {currency: [(day, per_day.get(day, 0)) for day in span] for currency, per_day in sorted(totals.items())}
+
+
+def _quarter_hour(column):
+    """SQL: the number of the UTC quarter hour (seconds since the epoch // 900) a naive-UTC column falls in."""
+    if isinstance(database.obj, PostgresqlDatabase):
+        return fn.floor(fn.date_part("epoch", column) / 900)
+    return fn.strftime("%s", column).cast("INTEGER") / 900
 
 
 def main_first(per_currency: dict) -> list[str]:
@@ -77,13 +92,52 @@ class MatrixRow:
         return sum(self.counts.values())
 
 
+TALLY_SLACK = 1_000  # +1 / −1 rows tolerated beyond two per (agent, status) before they are folded
+
+
+def request_counts(agent_id: int | None = None, *, every_agent: bool = False) -> dict[int | None, dict[str, int]]:
+    """{agent id (None: no agent): {status: requests}} from the request tally (kept by triggers, exact).
+
+    Reads a few thousand rows at most whatever the number of requests: when the tally's +1 / −1
+    rows pile up (more than TALLY_SLACK beyond two per pair), they are folded into one per pair.
+    """
+    query = RequestTally.select(RequestTally.agent_id, RequestTally.status, fn.SUM(RequestTally.n))
+    if not every_agent:
+        query = query.where(RequestTally.agent_id == agent_id if agent_id is not None else RequestTally.agent_id.is_null())
+    counts: dict[int | None, dict[str, int]] = defaultdict(dict)
+    pairs = 0
+    for agent, status, count in query.group_by(RequestTally.agent_id, RequestTally.status).tuples():
+        pairs += 1
+        if count:
+            counts[agent][status] = int(count)
+    if every_agent and RequestTally.select().limit(2 * pairs + TALLY_SLACK + 1).count() > 2 * pairs + TALLY_SLACK:
+        fold_tally()  # for the next read; what was read above is already exact
+    return counts
+
+
+def fold_tally() -> None:
+    """Replace the tally's rows by one per (agent, status) with their sum (exact under concurrent writers:
+    only the rows this statement deletes are summed; rows appended meanwhile stay)."""
+    with transaction():
+        if isinstance(database.obj, PostgresqlDatabase):
+            database.execute_sql(
+                "WITH gone AS (DELETE FROM request_tally RETURNING agent_id, status, n) "
+                "INSERT INTO request_tally (agent_id, status, n) "
+                "SELECT agent_id, status, SUM(n) FROM gone GROUP BY agent_id, status HAVING SUM(n) <> 0")
+            return
+        # SQLite: one writer at a time, so a snapshot of the ids read here is all there is.
+        top = RequestTally.select(fn.MAX(RequestTally.id)).scalar()
+        if top is None:
+            return
+        database.execute_sql(
+            "INSERT INTO request_tally (agent_id, status, n) SELECT agent_id, status, SUM(n) FROM request_tally "
+            "WHERE id <= ? GROUP BY agent_id, status HAVING SUM(n) <> 0", (top,))
+        RequestTally.delete().where(RequestTally.id <= top).execute()
+
+
 def agent_status_matrix() -> list[MatrixRow]:
     """Request counts per agent × status: every agent with requests or active, then "no agent"."""
-    counts: dict[int | None, dict[str, int]] = defaultdict(dict)
-    query = (PaymentRequest.select(PaymentRequest.agent, PaymentRequest.status, fn.COUNT(PaymentRequest.id))
-             .group_by(PaymentRequest.agent, PaymentRequest.status))
-    for agent_id, status, count in query.tuples():
-        counts[agent_id][status] = count
+    counts = request_counts(every_agent=True)
     agents = Agent.select().where(Agent.id.in_([a for a in counts if a is not None]) | Agent.is_active).order_by(Agent.code)
     rows = [MatrixRow(agent, {s: counts.get(agent.id, {}).get(s, 0) for s in MATRIX_STATUSES}) for agent in agents]
     rows.append(MatrixRow(None, {s: counts.get(None, {}).get(s, 0) for s in MATRIX_STATUSES}))
@@ -131,9 +185,7 @@ class AgentStats:
 
 def agent_stats(agent: Agent) -> AgentStats:
     counts = {s: 0 for s in RequestStatus.ALL}
-    query = (PaymentRequest.select(PaymentRequest.status, fn.COUNT(PaymentRequest.id))
-             .where(PaymentRequest.agent == agent.id).group_by(PaymentRequest.status))
-    counts.update(dict(query.tuples()))
+    counts.update(request_counts(agent.id).get(agent.id, {}))
     ended = sum(counts[s] for s in ENDED)
     seconds = _seconds_to_pay()
     durations = [float(s) for (s,) in PaymentRequest.select(seconds).where(

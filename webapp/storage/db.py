@@ -112,3 +112,29 @@ def after_commit(callback: Callable[[], T]) -> T | None:
         return callback()
     stack.append(callback)
     return None
+
+
+@contextmanager
+def count_queries():
+    """Count the SQL statements the current database runs inside the block: `with count_queries() as n: …; n[0]`.
+
+    For the N+1 guard test and bench/pages.py; it wraps execute_sql on the database object
+    for the block only (every query of peewee goes through it).
+    """
+    target = database.obj
+    counter = [0]
+    shadowed = "execute_sql" in vars(target)  # already wrapped by an outer count
+    original = target.execute_sql
+
+    def counting(sql, params=None, *args, **kwargs):
+        counter[0] += 1
+        return original(sql, params, *args, **kwargs)
+
+    target.execute_sql = counting
+    try:
+        yield counter
+    finally:
+        if shadowed:
+            target.execute_sql = original
+        else:
+            del target.execute_sql  # back to the class's method

@@ -16,7 +16,6 @@ from webapp.storage.models import (
     Notification,
     NotificationStatus,
     Payment,
-    PaymentRequest,
     PaymentStatus,
     RequestStatus,
     Role,
@@ -36,7 +35,8 @@ def counters(now: datetime | None = None) -> dict[str, int]:
     local_now = (now or datetime.now(zone)).astimezone(zone)
     start_of_day = datetime.combine(local_now.date(), time.min, tzinfo=zone)
     return {
-        "pending_requests": PaymentRequest.select().where(PaymentRequest.status == RequestStatus.PENDING).count(),
+        "pending_requests": sum(per_status.get(RequestStatus.PENDING, 0)
+                                for per_status in reports.request_counts(every_agent=True).values()),
         "payments_today": Payment.select()
         .where(Payment.received_at >= start_of_day, Payment.received_at < start_of_day + timedelta(days=1))
         .count(),

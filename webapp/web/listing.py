@@ -29,6 +29,7 @@ from peewee import DateTimeField, IntegerField, ModelSelect
 from webapp.config import settings
 from webapp.domain import phones
 from webapp.domain.input_bounds import MAX_ID
+from webapp.storage import search
 
 _NON_DIGIT = re.compile(r"\D")
 DEFAULT_SIZE = 50
@@ -310,26 +311,40 @@ def filtered_page(query: ModelSelect | None, model, sort: Sort | None = None) ->
 def text_condition(q: str, *text_fields, phone_field):
     """Case-insensitive "contains" over `text_fields` and the phone, also in its E.164 and digit forms.
 
-    peewee's contains() escapes % and _ and is ILIKE on PostgreSQL, LIKE on SQLite.
+    For requests and payments (whose searched columns are `text_fields` + the phone) the search
+    index answers it (webapp.storage.search); otherwise, and for terms under 3 characters,
+    peewee's contains(), which escapes % and _ and is ILIKE on PostgreSQL, LIKE on SQLite.
     """
-    condition = phone_field.contains(q)
-    for field in text_fields:
-        condition |= field.contains(q)
+    terms = [q]
     digits = _NON_DIGIT.sub("", q)
     if len(digits) >= 3:
         # "0772 123" is typed the local way; stored numbers are "+256772123…".
-        condition |= phone_field.contains(digits.lstrip("0") or digits)
+        terms.append(digits.lstrip("0") or digits)
     e164 = phones.try_e164(q, settings().phone_region)
+    model = phone_field.model
+    indexed = None
+    if set(search.COLUMNS.get(model._meta.table_name, ())) == {f.column_name for f in (*text_fields, phone_field)}:
+        indexed = search.contains(model, terms)
+    if indexed is not None:
+        condition = indexed
+    else:
+        condition = phone_field.contains(q)
+        for field in text_fields:
+            condition |= field.contains(q)
+        for term in terms[1:]:
+            condition |= phone_field.contains(term)
     if e164:
         condition |= phone_field == e164
     return condition
 
 
 def narrow(query: ModelSelect, filters, *, time_field, amount_field, currency_field, phone_field,
-           text_fields: tuple = (), exact: Callable[[int], Any] | None = None) -> ModelSelect:
+           text_fields: tuple = (), exact: Callable[[int], Any] | None = None,
+           shortcut: Callable[[str], Any] | None = None) -> ModelSelect:
     """Apply the filters every money list shares (webapp.web.money_forms._ListFilters, parsed):
     the date window on `time_field`, exact / min / max amount (`exact` overrides what "exact"
-    means), the currency the amounts are read in, and the free text over `text_fields` + phone."""
+    means), the currency the amounts are read in, and the free text over `text_fields` + phone
+    (`shortcut(text)`: an exact condition tried first, e.g. the reference; None when the text is not one)."""
     start, end = filters.window()
     if start:
         query = query.where(time_field >= start)
@@ -345,5 +360,10 @@ def narrow(query: ModelSelect, filters, *, time_field, amount_field, currency_fi
     if amounts or (filters.currency.data or "").strip():
         query = query.where(currency_field == filters.currency_code)
     if filters.text:
+        # An exact reference, phone or transaction id is looked up first (a unique or plain index);
+        # only when it finds nothing does the text search run.
+        exact = shortcut(filters.text) if shortcut else None
+        if exact is not None and query.where(exact).exists():
+            return query.where(exact)
         query = query.where(text_condition(filters.text, *text_fields, phone_field=phone_field))
     return query

@@ -17,9 +17,12 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from peewee import JOIN
 
-from webapp.domain import ledger, matching, suggestions
+from webapp.config import settings
+from webapp.domain import ledger, matching, phones, suggestions
 from webapp.domain.money import display, to_decimal_string
-from webapp.storage.models import MatchCandidate, Payment, PaymentRequest, PaymentSighting, PaymentStatus, Role
+from webapp.storage.models import (
+    MatchCandidate, Payment, PaymentRequest, PaymentSighting, PaymentStatus, Role, Source,
+)
 from webapp.web.access import access, actor
 from webapp.web.htmx import render
 from webapp.web.listing import (
@@ -53,7 +56,9 @@ def _filtered(filters: PaymentFilters):
     """The payment query for valid filters, else None (errors sit on the form)."""
     if not filters.parse():
         return None
-    query = Payment.select()
+    # The request each payment pays comes with it (its reference is shown): no query per row.
+    query = (Payment.select(Payment, PaymentRequest.id, PaymentRequest.reference)
+             .join(PaymentRequest, JOIN.LEFT_OUTER, on=(Payment.request == PaymentRequest.id)))
     if filters.status.data:
         query = query.where(Payment.status == filters.status.data)
     source = (filters.source.data or "").strip()
@@ -62,11 +67,26 @@ def _filtered(filters: PaymentFilters):
     return narrow(
         query, filters, time_field=Payment.received_at, amount_field=Payment.amount_minor,
         currency_field=Payment.currency, phone_field=Payment.sender_phone,
-        text_fields=(Payment.sender_name, Payment.note, Payment.transaction_id, Payment.source_ref))
+        text_fields=(Payment.sender_name, Payment.note, Payment.transaction_id, Payment.source_ref),
+        shortcut=_exact_text)
 
 
-def _sources():
-    return [row.source for row in Payment.select(Payment.source).distinct().order_by(Payment.source).limit(100)]
+def _exact_text(text: str):
+    """A typed phone is that sender's payments; a transaction id that transaction (compared as the ledger does)."""
+    e164 = phones.try_e164(text, settings().phone_region)
+    if e164:
+        return Payment.sender_phone == e164
+    key = ledger.normalize_txn(text)
+    return Payment.txn_norm == key if key else None
+
+
+BUILT_IN_SOURCES = ("api", MANUAL)  # payments that come through no Source: the API and the staff form
+
+
+def _sources() -> list[str]:
+    """The source filter's choices: the configured sources and the built-in ways in (not a scan of payments)."""
+    names = {row.name for row in Source.select(Source.name).limit(500)}
+    return sorted(names | set(BUILT_IN_SOURCES))
 
 
 @bp.get("/")

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from peewee import JOIN
 
-from webapp.domain import billing_writeback, learned, ledger, outbox
+from webapp.config import settings
+from webapp.domain import billing_writeback, learned, ledger, outbox, phones
 from webapp.domain.money import display, to_decimal_string
 from webapp.storage.models import (
     Agent,
@@ -79,9 +80,17 @@ def _filtered(filters: RequestFilters):
     return narrow(
         query, filters, time_field=PaymentRequest.created_at, amount_field=PaymentRequest.amount_minor,
         currency_field=PaymentRequest.currency, phone_field=PaymentRequest.customer_phone,
-        text_fields=(PaymentRequest.reference, PaymentRequest.customer_name),
+        text_fields=(PaymentRequest.reference, PaymentRequest.customer_name), shortcut=_exact_text,
         # The amount to pay, or the one asked before 'unique amounts' moved it.
         exact=lambda minor: (PaymentRequest.amount_minor == minor) | (PaymentRequest.requested_minor == minor))
+
+
+def _exact_text(text: str):
+    """A typed phone is that customer's requests; anything else may be a reference, as typed or in capitals."""
+    e164 = phones.try_e164(text, settings().phone_region)
+    if e164:
+        return PaymentRequest.customer_phone == e164
+    return PaymentRequest.reference.in_(list({text, text.upper()}))
 
 
 @bp.get("/")

@@ -146,15 +146,28 @@ def review_counts() -> dict[str, int]:
     return counts
 
 
-def _queued_payments():
-    return Payment.select().where(Payment.status.in_(QUEUED)).order_by(Payment.received_at, Payment.id)
+def _queued_payments(limit: int, *fields) -> list[Payment]:
+    """The oldest `limit` payments awaiting staff, oldest received first.
+
+    One walk of the (status, received_at, id) index per queued status, merged here: the database
+    reads at most `limit` rows per status, never sorts the whole queue (tens of thousands of
+    unmatched payments in a large ledger)."""
+    fields = fields or (Payment,)
+    rows: list[Payment] = []
+    for status in QUEUED:
+        rows.extend(Payment.select(*fields).where(Payment.status == status)
+                    .order_by(Payment.received_at, Payment.id).limit(limit))
+    return sorted(rows, key=lambda p: (p.received_at, p.id))[:limit]
 
 
 def queue_items(limit: int = QUEUE_LIMIT, payment_id: int | None = None) -> list[ReviewItem]:
     """The oldest `limit` payments awaiting a decision (or that one payment, while it waits),
-    each with its candidates (two queries)."""
-    query = _queued_payments() if payment_id is None else _queued_payments().where(Payment.id == payment_id)
-    items = [ReviewItem(p) for p in query.limit(limit)]
+    each with its candidates (three queries)."""
+    if payment_id is None:
+        payments = _queued_payments(limit)
+    else:
+        payments = list(Payment.select().where(Payment.id == payment_id, Payment.status.in_(QUEUED)))
+    items = [ReviewItem(p) for p in payments]
     for later in [item for item in items if item.payment.status != PaymentStatus.REVIEW][SUGGEST_INLINE:]:
         later.suggest_inline = False
     by_id = {item.payment.id: item for item in items if item.payment.status == PaymentStatus.REVIEW}
@@ -172,7 +185,7 @@ def queue_items(limit: int = QUEUE_LIMIT, payment_id: int | None = None) -> list
 
 def queue_version(limit: int = QUEUE_LIMIT) -> str:
     """A digest of what the queue shows that can change: its payments, their candidates, request statuses, counts."""
-    ids = [p.id for p in _queued_payments().select(Payment.id).limit(limit)]
+    ids = [p.id for p in _queued_payments(limit, Payment.id, Payment.received_at)]
     digest = hashlib.sha1(repr((ids, review_counts())).encode(), usedforsecurity=False)
     if ids:
         payments = Payment.select(Payment.id, Payment.status, Payment.reason, Payment.late).where(Payment.id.in_(ids))

@@ -22,6 +22,7 @@ from webapp.storage.models.money import (
     PaymentStatus,
     RejectedPair,
     RequestStatus,
+    RequestTally,
     Reversal,
     Voucher,
     new_pay_token,
@@ -61,7 +62,7 @@ from webapp.storage.models.sources import (
 
 MODELS = (
     Payer,
-    User, LoginSession, Agent, Lead, PaymentRequest, AmountReservation, Payment, PaymentSighting, Reversal,
+    User, LoginSession, Agent, Lead, PaymentRequest, RequestTally, AmountReservation, Payment, PaymentSighting, Reversal,
     MatchCandidate, RejectedPair, PayerAlias, Claim,
     Source, InboundSms, Notification, Template, Rule, Voucher, BillingRow, BillingWriteback, ApiKey,
     IdempotencyRecord, WebhookEndpoint, WebhookDelivery, WebhookAttempt, Setting, Event, Alert, AlertMail,
@@ -96,6 +97,7 @@ __all__ = [
     "PaymentStatus",
     "RejectedPair",
     "RequestStatus",
+    "RequestTally",
     "Reversal",
     "Role",
     "Rule",

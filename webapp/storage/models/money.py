@@ -68,7 +68,26 @@ class PaymentRequest(BaseModel):
             (("amount_minor", "currency", "status"), False),
             (("source", "external_id"), True),
             (("agent", "status"), False),
+            (("status", "paid_at"), False),  # the dashboard's collections and slow payers
         )
+
+
+class RequestTally(BaseModel):
+    """Request counts per (agent, status), kept by the database itself in the writing transaction.
+
+    Triggers on payment_request (migration 0083) append +1 / −1 rows when a request is created,
+    deleted, or changes status or agent; SUM(n) per (agent_id, status) is therefore exact at any
+    moment, whatever wrote the request (ledger, import, bulk load). Appending never locks a shared
+    counter row (no waits or deadlocks between workers); webapp.domain.reports folds the rows
+    into one per (agent, status) when they pile up. No foreign key: agent_id is a plain number.
+    """
+
+    agent_id = IntegerField(null=True)
+    status = CharField()
+    n = IntegerField()
+
+    class Meta:
+        table_name = "request_tally"
 
 
 class AmountReservation(BaseModel):
@@ -106,7 +125,7 @@ class Payment(BaseModel):
     amount_minor = BigIntegerField(null=True)  # null only for evidence no rule could read
     currency = CharField(max_length=3, null=True)
     sender_name = CharField(default="")
-    sender_phone = CharField(null=True)
+    sender_phone = CharField(null=True, index=True)  # a phone typed in the list's search
     note = TextField(default="")
     received_at = UTCDateTimeField(index=True)
     raw = TextField(default="")
@@ -130,6 +149,8 @@ class Payment(BaseModel):
             (("amount_minor", "currency", "status"), False),
             (("request", "status"), False),
             (("currency", "txn_norm", "amount_minor"), True),
+            (("status", "received_at", "id"), False),  # the review queue, oldest first, per status
+            (("source", "id"), False),  # one source's payments, newest first
         )
 
 
