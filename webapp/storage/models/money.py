@@ -69,6 +69,7 @@ class PaymentRequest(BaseModel):
             (("source", "external_id"), True),
             (("agent", "status"), False),
             (("status", "paid_at"), False),  # the dashboard's collections and slow payers
+            (("status", "created_at"), False),  # the requests list filtered by status, newest first
         )
 
 
@@ -150,7 +151,7 @@ class Payment(BaseModel):
             (("request", "status"), False),
             (("currency", "txn_norm", "amount_minor"), True),
             (("status", "received_at", "id"), False),  # the review queue, oldest first, per status
-            (("source", "id"), False),  # one source's payments, newest first
+            (("source", "received_at", "id"), False),  # one source's payments, newest first
         )
 
 
