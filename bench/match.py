@@ -148,7 +148,7 @@ def explain(size: int) -> list[str]:
     sqlite = isinstance(target, SqliteDatabase)
     p = target.param
     ids = [r.id for r in PaymentRequest.select(PaymentRequest.id).order_by(PaymentRequest.id).limit(11)]
-    status = '+"status"' if sqlite else '"status"'
+    status = '+"status"' if sqlite else '("status" || \'\')'  # as sqlcache.update_returning_ids writes it
     statements = {
         "review flip": (f'UPDATE "payment_request" SET "status" = {p} WHERE "id" IN ({", ".join([p] * len(ids))}) '
                         f'AND {status} = {p}', ["review", *ids, "pending"]),

@@ -49,19 +49,22 @@ def _candidates(payment: Payment, settings: matching.MatchSettings) -> list[matc
     # Money that moved before the request existed (beyond the clock-skew allowance) is not an
     # installment of it: staff can still link it by hand. One statement built once per shape:
     # the ledger asks this for nearly every payment (most carry a phone).
-    open_ = (f'"allow_partial" = {{p}} AND "currency" = {{p}} AND "status" IN '
-             f'({", ".join(repr(str(s)) for s in OPEN)}) AND "created_at" <= {{p}}')
+    open_ = (f'r."allow_partial" = {{p}} AND r."currency" = {{p}} AND r."status" IN '
+             f'({", ".join(repr(str(s)) for s in OPEN)}) AND r."created_at" <= {{p}}')
     common = [True, payment.currency, PaymentRequest.created_at.db_value(payment.received_at + settings.skew)]
     parts, params = [], []
     if quoted:
-        parts.append(f'SELECT 1 AS "found_by", * FROM "payment_request" WHERE {open_} AND "reference" IN '
+        parts.append(f'SELECT 1 AS "found_by", r.* FROM "payment_request" AS r WHERE {open_} AND r."reference" IN '
                      f'({", ".join("{p}" for _ in quoted)})')
         params += common + list(quoted)
     if whole:
-        parts.append(f'SELECT 2 AS "found_by", * FROM "payment_request" WHERE {open_} AND "customer_phone" = {{p}}')
-        parts.append(f'SELECT 3 AS "found_by", * FROM "payment_request" WHERE {open_} AND "payer_id" IN '
-                     f'(SELECT "id" FROM "payer" WHERE CAST("phones" AS text) LIKE {{p}})')
-        params += common + [phone] + common + [f'%"{phone}"%']
+        parts.append(f'SELECT 2 AS "found_by", r.* FROM "payment_request" AS r WHERE {open_} '
+                     f'AND r."customer_phone" = {{p}}')
+        # From the payers (a roster) to their requests by the payer index: CROSS JOIN keeps
+        # SQLite's planner from walking every open request instead.
+        parts.append(f'SELECT 3 AS "found_by", r.* FROM "payer" AS y CROSS JOIN "payment_request" AS r '
+                     f'WHERE CAST(y."phones" AS text) LIKE {{p}} AND r."payer_id" = y."id" AND {open_}')
+        params += common + [phone] + [f'%"{phone}"%'] + common
     sql = " UNION ALL ".join(parts) + ' ORDER BY "found_by"'
     found: dict[int, matching.Candidate] = {}
     for request in sqlcache.select(PaymentRequest, f"installments_{len(quoted)}_{whole}",
