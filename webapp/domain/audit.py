@@ -5,16 +5,20 @@ from webapp.storage import db, sqlcache
 from webapp.storage.models import Event, utcnow
 
 
-def record(action: str, subject: str, *, actor: str, **details) -> None:
+def record(action: str, subject: str, *, actor: str, **details) -> int | None:
     """Append an audit event done by `actor` ("user:…", "api:…", "system", …).
 
-    Never pass secrets (passwords, keys, tokens) in `details`. Inside db.transaction()
-    the event is written with the transaction's other events in one multi-row INSERT just
-    before the commit (it commits or rolls back with the change it records), so it is not
+    Never pass secrets (passwords, keys, tokens) in `details`. Outside a transaction the
+    event is written now and its id returned. Inside db.transaction() it is written with
+    the transaction's other events in one multi-row INSERT just before the commit (it
+    commits or rolls back with the change it records): None then, and the event is not
     readable inside that transaction.
     """
-    db.buffered("audit", _write, {"at": utcnow(), "action": action, "subject": subject, "actor": actor,
-                                  "details": details})
+    row = {"at": utcnow(), "action": action, "subject": subject, "actor": actor, "details": details}
+    if not db.in_transaction():
+        return sqlcache.insert(Event, row)
+    db.buffered("audit", _write, row)
+    return None
 
 
 def _write(rows: list[dict]) -> None:
