@@ -165,7 +165,13 @@ def _put_all(callbacks: list[Callable[[], tuple]]) -> None:
     pipes: dict[int, tuple] = {}
     for callback in callbacks:
         name, redis, put = callback()
-        pipe, names = pipes.setdefault(id(redis), (redis.pipeline(), []))
+        if id(redis) not in pipes:
+            pipe = redis.pipeline()
+            # MULTI first: rq calls it for an enqueue unless the pipeline is in it already, and
+            # refuses to once an enqueue_at has put commands in the pipeline.
+            pipe.multi()
+            pipes[id(redis)] = (pipe, [])
+        pipe, names = pipes[id(redis)]
         try:
             put(pipe)
         except RedisError as exc:  # rq reads a key or two while building some jobs
