@@ -14,11 +14,19 @@ Two ways in, both measured: one payment per transaction (the API and the staff
 form), and batches of `--batch` payments per transaction (ledger.ingest_payments,
 what a source job uses for the mail or rows one pass read). Prints payments/s and
 the cost per payment; the goal is ≥ 1,000/s at 100k and cost(1M) ≤ 1.5 × cost(10k).
+
+After seeding, the planner statistics are refreshed as after any bulk load
+(db.refresh_statistics: ANALYZE on PostgreSQL, PRAGMA optimize on SQLite; `--no-analyze`
+leaves them as a bulk load without it would). It also counts the SQL statements per
+payment (a counter on the database's execute_sql), prints the settings it ran with,
+and with `--explain` the plans of the hot statements at the largest size.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import platform
 import random
 import secrets
 import sys
@@ -28,15 +36,16 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
-from peewee import fn
+import peewee
+from peewee import SqliteDatabase, fn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from webapp import create_app  # noqa: E402
 from webapp.config import load_settings  # noqa: E402
-from webapp.domain import ledger
+from webapp.domain import ledger, options  # noqa: E402
 from webapp.plumbing.devstack import start_redis  # noqa: E402
-from webapp.storage import db
+from webapp.storage import db  # noqa: E402
 from webapp.storage.models import PaymentRequest, utcnow  # noqa: E402
 
 
@@ -115,8 +124,77 @@ def fresh_schema(database_url: str):
         admin.close()
 
 
+@contextlib.contextmanager
+def counting_statements():
+    """Count the statements sent to the database (every one goes through execute_sql)."""
+    target = db.database.obj
+    real = target.execute_sql
+    count = [0]
+
+    def execute_sql(sql, params=None, *args, **kwargs):
+        count[0] += 1
+        return real(sql, params, *args, **kwargs)
+
+    target.execute_sql = execute_sql
+    try:
+        yield count
+    finally:
+        del target.execute_sql  # back to the class's method
+
+
+def explain(size: int) -> list[str]:
+    """The plans of the set update that flips candidates to review and of the candidate lookup."""
+    target = db.database.obj
+    sqlite = isinstance(target, SqliteDatabase)
+    p = target.param
+    ids = [r.id for r in PaymentRequest.select(PaymentRequest.id).order_by(PaymentRequest.id).limit(11)]
+    status = '+"status"' if sqlite else '("status" || \'\')'  # as sqlcache.update_returning_ids writes it
+    statements = {
+        "review flip": (f'UPDATE "payment_request" SET "status" = {p} WHERE "id" IN ({", ".join([p] * len(ids))}) '
+                        f'AND {status} = {p}', ["review", *ids, "pending"]),
+        "candidates": (f'SELECT "id" FROM "payment_request" WHERE "amount_minor" = {p} AND "currency" = {p} '
+                       f'AND "created_at" <= {p} AND ("status" IN (\'pending\', \'review\') OR '
+                       f'("status" = \'expired\' AND "expires_at" >= {p}))',
+                       [1000, "UGX", PaymentRequest.created_at.db_value(utcnow()),
+                        PaymentRequest.created_at.db_value(utcnow() - timedelta(days=3))]),
+    }
+    lines = []
+    for label, (sql, params) in statements.items():
+        rows = target.execute_sql(("EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN ") + sql, params).fetchall()
+        lines.append(f"plan at {size:,}, {label}:")
+        lines += ["    " + (str(row[-1]) if sqlite else str(row[0])) for row in rows]
+    return lines
+
+
+def settings_used(args, backend: str) -> list[str]:
+    """What this run used, so a figure can be read (and repeated) later."""
+    lines = [f"python {platform.python_version()}, peewee {peewee.__version__}, {os.cpu_count()} CPUs, "
+             f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start"]
+    if args.database_url:
+        import psycopg2
+
+        with contextlib.closing(psycopg2.connect(args.database_url)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT version()")
+            version = cur.fetchone()[0].split(" on ")[0]
+            wanted = ("shared_buffers", "work_mem", "synchronous_commit", "fsync", "random_page_cost",
+                      "effective_cache_size", "default_statistics_target")
+            cur.execute("SELECT name, setting, COALESCE(unit, '') FROM pg_settings WHERE name = ANY(%s) ORDER BY name",
+                        (list(wanted),))
+            values = ", ".join(f"{n}={v}{u}" for n, v, u in cur.fetchall())
+        lines.append(f"{version}: {values}")
+    else:
+        import sqlite3
+
+        lines.append(f"SQLite {sqlite3.sqlite_version}, pragmas {db.SQLITE_PRAGMAS}")
+    lines.append(f"statistics after seeding: {'none (--no-analyze)' if args.no_analyze else 'refreshed'}"
+                 f" ({'ANALYZE' if args.database_url else 'PRAGMA optimize'}); Redis: a throw-away one per size "
+                 f"(confirmations enqueue their WhatsApp jobs); seed {args.seed}; "
+                 f"{args.payments} payments one per transaction, then {args.payments} in batches of {args.batch}")
+    return lines
+
+
 def run(size: int, payments: int, per_amount: int, database_url: str | None, seed_value: int,
-        batch: int = 100) -> dict:
+        batch: int = 100, analyze: bool = True, show_plans: bool = False) -> dict:
     rng = random.Random(seed_value)
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp, (
             fresh_schema(database_url) if database_url else contextlib.nullcontext(f"sqlite:///{tmp}/bench.db")) as url:
@@ -126,25 +204,37 @@ def run(size: int, payments: int, per_amount: int, database_url: str | None, see
         with app.app_context(), db.database.connection_context():
             started = time.perf_counter()
             seed(size, per_amount, rng)
+            if analyze:
+                db.refresh_statistics()
             seeded = time.perf_counter() - started
+            values = options.current()
+            mode = (f"matching: mode {values.get('verification_mode')}, auto-confirm at "
+                    f"{values.get('auto_confirm_threshold')}, tie margin {values.get('tie_margin')}")
             todo = observations(size, payments * 2, rng)
             single, batched = todo[:payments], todo[payments:]
             outcomes: dict[str, int] = {}
-            started = time.perf_counter()
-            for observation in single:
-                result = ledger.ingest_payment(observation, actor="bench")
-                outcomes[result.decision.action] = outcomes.get(result.decision.action, 0) + 1
-            elapsed = time.perf_counter() - started
-            started = time.perf_counter()
-            for i in range(0, len(batched), batch):
-                for result in ledger.ingest_payments(batched[i:i + batch], actor="bench"):
+            with counting_statements() as statements:
+                started, cpu = time.perf_counter(), time.process_time()
+                for observation in single:
+                    result = ledger.ingest_payment(observation, actor="bench")
                     outcomes[result.decision.action] = outcomes.get(result.decision.action, 0) + 1
-            elapsed_batched = time.perf_counter() - started
+                elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+            single_statements = statements[0]
+            with counting_statements() as statements:
+                started, cpu_batched = time.perf_counter(), time.process_time()
+                for i in range(0, len(batched), batch):
+                    for result in ledger.ingest_payments(batched[i:i + batch], actor="bench"):
+                        outcomes[result.decision.action] = outcomes.get(result.decision.action, 0) + 1
+                elapsed_batched, cpu_batched = time.perf_counter() - started, time.process_time() - cpu_batched
+            batched_statements = statements[0]
+            plans = explain(size) if show_plans else []
         redis.stop()
         db.database.obj.close()
     return {"size": size, "seed_s": seeded, "per_payment_ms": elapsed / payments * 1000,
             "rate": payments / elapsed, "batched_ms": elapsed_batched / payments * 1000,
-            "batched_rate": payments / elapsed_batched, "outcomes": outcomes}
+            "batched_rate": payments / elapsed_batched, "outcomes": outcomes, "mode": mode, "plans": plans,
+            "statements": single_statements / payments,
+            "cpu_ms": cpu / payments * 1000, "batched_cpu_ms": cpu_batched / payments * 1000, "batched_statements": batched_statements / payments}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,19 +245,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="default: a fresh SQLite file per size")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--batch", type=int, default=100, help="payments per transaction in the batched run")
+    parser.add_argument("--no-analyze", action="store_true",
+                        help="leave the planner statistics as the bulk load left them")
+    parser.add_argument("--explain", action="store_true", help="print the plans of the hot statements")
     args = parser.parse_args(argv)
     backend = "PostgreSQL" if args.database_url else "SQLite"
     print(f"ingest + match, one process, {backend}, {args.payments} payments per size, "
           f"~{args.per_amount} open requests per amount")
-    print(f"{'':>14} {'one per transaction':>24} {f'batches of {args.batch}':>24}")
-    print(f"{'open requests':>14} {'payments/s':>11} {'ms/payment':>12} {'payments/s':>11} {'ms/payment':>12}"
-          f" {'seed s':>7}  outcomes (both runs)")
+    for line in settings_used(args, backend):
+        print(f"  {line}")
+    print("  ms/payment: wall time; cpu ms: this process's CPU time per payment (less sensitive to a"
+          " loaded machine); stmts: SQL statements per payment")
+    print(f"{'':>14} {'one per transaction':>37} {f'batches of {args.batch}':>37}")
+    print(f"{'open requests':>14} {'payments/s':>11} {'ms/payment':>11} {'cpu ms':>7} {'stmts':>6} {'payments/s':>11}"
+          f" {'ms/payment':>11} {'cpu ms':>7} {'stmts':>6} {'seed s':>7}  outcomes (both runs)")
     results = []
     for size in args.sizes:
-        r = run(size, args.payments, args.per_amount, args.database_url, args.seed, args.batch)
+        r = run(size, args.payments, args.per_amount, args.database_url, args.seed, args.batch,
+                analyze=not args.no_analyze, show_plans=args.explain and size == max(args.sizes))
         results.append(r)
-        print(f"{r['size']:>14,} {r['rate']:>11,.0f} {r['per_payment_ms']:>12.3f} {r['batched_rate']:>11,.0f}"
-              f" {r['batched_ms']:>12.3f} {r['seed_s']:>7.1f}  {r['outcomes']}", flush=True)
+        if len(results) == 1:
+            print(f"  {r['mode']}")
+        print(f"{r['size']:>14,} {r['rate']:>11,.0f} {r['per_payment_ms']:>11.3f} {r['cpu_ms']:>7.3f}"
+              f" {r['statements']:>6.1f} {r['batched_rate']:>11,.0f} {r['batched_ms']:>11.3f}"
+              f" {r['batched_cpu_ms']:>7.3f} {r['batched_statements']:>6.1f}"
+              f" {r['seed_s']:>7.1f}  {r['outcomes']}", flush=True)
+        for line in r["plans"]:
+            print(line)
     if len(results) > 1:
         for key, label in (("per_payment_ms", "one per transaction"), ("batched_ms", "batched")):
             ratio = results[-1][key] / results[0][key]

@@ -1,8 +1,9 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from playhouse.migrations import Runner
 
+from webapp.domain import audit
 from webapp.plumbing import jobqueue
 from webapp.storage import db
 from webapp.storage.models import MODELS, Event, PaymentRequest, utcnow
@@ -83,3 +84,35 @@ def test_a_rolled_back_savepoint_takes_its_callbacks_along(app):
                     db.after_commit(lambda: ran.append("rolled back"))
                     raise RuntimeError("boom")
     assert ran == ["kept"]
+
+
+def test_the_jobs_of_one_transaction_reach_redis_after_its_commit_scheduled_or_not(app, redis_conn):
+    # One pipeline for all of them: an enqueue after an enqueue_at once made rq refuse the pipeline.
+    later = utcnow() + timedelta(minutes=5)
+    with app.app_context(), db.database.connection_context():
+        with db.transaction():
+            jobqueue.enqueue_at("send_notification", later, 1, job_id="pipe-a")
+            jobqueue.enqueue("heartbeat", job_id="pipe-b")
+            jobqueue.enqueue_at("send_notification", later, 2, job_id="pipe-c")
+            jobqueue.enqueue("heartbeat", job_id="pipe-d")
+            assert not jobqueue.is_live("pipe-b")
+        assert [jobqueue.is_live(j) for j in ("pipe-a", "pipe-b", "pipe-c", "pipe-d")] == [True] * 4
+        assert jobqueue.queue("fast").count == 2
+
+
+def test_audit_events_of_a_transaction_commit_or_roll_back_with_it(app):
+    with app.app_context(), db.database.connection_context():
+        with db.transaction():
+            audit.record("test.kept", "x:1", actor="system")
+            with pytest.raises(RuntimeError):
+                with db.transaction():
+                    audit.record("test.dropped", "x:2", actor="system")
+                    raise RuntimeError("boom")
+            audit.record("test.kept", "x:3", actor="system")
+        with pytest.raises(RuntimeError):
+            with db.transaction():
+                audit.record("test.dropped", "x:4", actor="system")
+                raise RuntimeError("boom")
+        assert [(e.action, e.subject) for e in Event.select().order_by(Event.id)] == [
+            ("test.kept", "x:1"), ("test.kept", "x:3")]
+        assert isinstance(audit.record("test.now", "x:5", actor="system"), int)  # outside: written at once

@@ -31,7 +31,10 @@ def job_id(writeback_id: int) -> str:
 def request_ended(request_id: int, outcome: str, *, now: datetime | None = None) -> int | None:
     """Queue the write-back of a request that ended as `outcome`; the new row's id, or None
     (no billing row behind the request, or this ending was queued before)."""
-    link = BillingRow.get_or_none(BillingRow.request == request_id)
+    # A statement built once: the ledger asks this for every request it pays.
+    link = next(iter(sqlcache.select(
+        BillingRow, "by_request", lambda p: f'SELECT * FROM "billing_row" WHERE "request_id" = {p}', [request_id])),
+        None)
     if link is None:
         return None
     now = now or utcnow()

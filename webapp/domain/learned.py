@@ -17,7 +17,7 @@ from peewee import fn
 from webapp.config import settings as config
 from webapp.domain import audit, matching, options, phones
 from webapp.domain.matching import names
-from webapp.storage import db
+from webapp.storage import db, sqlcache
 from webapp.storage.models import Payment, PayerAlias, PaymentRequest, utcnow
 
 EDITS = ("forget", "withdraw", "restore")
@@ -91,17 +91,18 @@ def remember(payment: Payment, request: PaymentRequest, *, confirmed: bool, acto
 
 def for_payment(facts: matching.PaymentFacts, rules: matching.NameRules) -> tuple[matching.Learned, ...]:
     """What staff taught about this payment's name and phone, as matching facts."""
-    wanted = []
-    key = names.key(facts.sender_name, rules)
-    if key:
-        wanted.append((PayerAlias.kind == "name") & (PayerAlias.alias == key))
-    phone = _phone_key(facts.sender_phone)
-    if phone:
-        wanted.append((PayerAlias.kind == "phone") & (PayerAlias.alias == phone))
+    # Built once per shape (the ledger asks this for every payment with candidates): both
+    # aliases are looked up by the (kind, alias, customer) index.
+    wanted = [(kind, alias) for kind, alias in (("name", names.key(facts.sender_name, rules)),
+                                                 ("phone", _phone_key(facts.sender_phone))) if alias]
     if not wanted:
         return ()
-    where = wanted[0] if len(wanted) == 1 else wanted[0] | wanted[1]
-    rows = PayerAlias.select().where(where).order_by(PayerAlias.confirmed.desc(), PayerAlias.id).limit(MAX_LOADED)
+    rows = sqlcache.select(
+        PayerAlias, f"learned_{len(wanted)}",
+        lambda p: ('SELECT * FROM "payer_alias" WHERE '
+                   + " OR ".join(f'("kind" = {p} AND "alias" = {p})' for _ in wanted)
+                   + f' ORDER BY "confirmed" DESC, "id" LIMIT {MAX_LOADED}'),
+        [value for pair in wanted for value in pair])
     return tuple(matching.Learned(kind=r.kind, alias=r.alias, customer_phone=r.customer_phone,
                                   customer_name=r.customer_name, confirmed=r.confirmed, rejected=r.rejected,
                                   shown=r.shown) for r in rows)

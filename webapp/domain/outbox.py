@@ -36,9 +36,16 @@ class Kind:
 def _queue(kind: str, phone: str | None, subject: str, *, due_at: datetime | None = None,
            request: PaymentRequest | None = None, payment: Payment | None = None, **context) -> str | None:
     """Insert one outbox row unless its dedupe key exists; returns the key of a new row, else None."""
+    new = _queue_many([_message(kind, phone, subject, due_at=due_at, request=request, payment=payment, **context)])
+    return new[0] if new else None
+
+
+def _message(kind: str, phone: str | None, subject: str, *, due_at: datetime | None = None,
+             request: PaymentRequest | None = None, payment: Payment | None = None, **context) -> dict | None:
+    """The outbox row for one message (None when there is no phone to send it to)."""
     if not phone:
         return None
-    row = {
+    return {
         "kind": kind,
         "phone": phone,
         "request": request.id if request else None,
@@ -47,11 +54,22 @@ def _queue(kind: str, phone: str | None, subject: str, *, due_at: datetime | Non
         "dedupe_key": f"{kind}:{subject}:{phone}",
         "context": context,
     }
-    new_id = sqlcache.insert(Notification, row, ignore_conflict=True)
-    if new_id is None:
-        return None
-    schedule_send(new_id, row["due_at"])
-    return row["dedupe_key"]
+
+
+def _queue_many(rows: list[dict | None]) -> list[str]:
+    """Insert the outbox rows of one event in one statement, skipping those whose dedupe key
+    exists, and schedule their sends; returns the keys of the new rows, in order."""
+    rows = list({row["dedupe_key"]: row for row in rows if row}.values())  # a phone listed twice: one row
+    if not rows:
+        return []
+    new = sqlcache.insert_many(Notification, rows, ignore_conflict=True, returning_key="dedupe_key")
+    keys = []
+    for row in rows:
+        new_id = new.get(row["dedupe_key"])
+        if new_id is not None:
+            schedule_send(new_id, row["due_at"])
+            keys.append(row["dedupe_key"])
+    return keys
 
 
 def send_job_id(notification_id: int, due_at: datetime) -> str:
@@ -78,11 +96,10 @@ def request_created(request: PaymentRequest, alert_after: timedelta) -> list[str
     """The pending alert to agent and customer, due `alert_after` after the request appeared."""
     due = request.created_at + alert_after
     subject = f"request:{request.reference}"
-    ids = [
-        _queue(Kind.PENDING_ALERT_AGENT, _agent_phone(request), subject, due_at=due, request=request),
-        _queue(Kind.PENDING_ALERT_CUSTOMER, request.customer_phone, subject, due_at=due, request=request),
-    ]
-    return [i for i in ids if i]
+    return _queue_many([
+        _message(Kind.PENDING_ALERT_AGENT, _agent_phone(request), subject, due_at=due, request=request),
+        _message(Kind.PENDING_ALERT_CUSTOMER, request.customer_phone, subject, due_at=due, request=request),
+    ])
 
 
 def cancel_pending_alerts(request: PaymentRequest, reason: str) -> int:
@@ -96,11 +113,10 @@ def cancel_pending_alerts(request: PaymentRequest, reason: str) -> int:
 def request_paid(request: PaymentRequest, payment: Payment) -> list[str]:
     cancel_pending_alerts(request, "paid")
     subject = f"request:{request.reference}"
-    ids = [
-        _queue(Kind.CONFIRMED_CUSTOMER, request.customer_phone, subject, request=request, payment=payment),
-        _queue(Kind.CONFIRMED_AGENT, _agent_phone(request), subject, request=request, payment=payment),
-    ]
-    return [i for i in ids if i]
+    return _queue_many([
+        _message(Kind.CONFIRMED_CUSTOMER, request.customer_phone, subject, request=request, payment=payment),
+        _message(Kind.CONFIRMED_AGENT, _agent_phone(request), subject, request=request, payment=payment),
+    ])
 
 
 def installment_received(request: PaymentRequest, payment: Payment) -> list[str]:
@@ -132,8 +148,8 @@ def payment_rejected(request: PaymentRequest, payment: Payment, message: str | N
 
 
 def payment_unmatched(payment: Payment, admin_phones: list[str]) -> list[str]:
-    ids = [_queue(Kind.UNMATCHED_ADMIN, phone, f"payment:{payment.id}", payment=payment) for phone in admin_phones]
-    return [i for i in ids if i]
+    return _queue_many([_message(Kind.UNMATCHED_ADMIN, phone, f"payment:{payment.id}", payment=payment)
+                        for phone in admin_phones])
 
 
 def admin_alert(key: str, text: str) -> list[str]:
@@ -141,8 +157,7 @@ def admin_alert(key: str, text: str) -> list[str]:
     from webapp.domain import options
 
     phones = options.current().get("admin_phones") or []
-    ids = [_queue(Kind.ADMIN_ALERT, phone, key, text=text) for phone in phones]
-    return [i for i in ids if i]
+    return _queue_many([_message(Kind.ADMIN_ALERT, phone, key, text=text) for phone in phones])
 
 
 def test_message(phone: str, *, actor: str) -> str:

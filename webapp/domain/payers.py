@@ -94,6 +94,8 @@ def import_csv(text: str, *, actor: str) -> ImportReport:
             seen[code] = number
             setattr(report, outcome, getattr(report, outcome) + 1)
         report.rejected.sort()
+    if len(seen) >= db.BULK_ROWS:
+        db.refresh_statistics(Payer)
     return report
 
 

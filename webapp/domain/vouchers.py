@@ -92,6 +92,8 @@ def import_codes(pool: str, lines: Iterable[str], *, actor: str) -> ImportReport
                      duplicates=len(report.duplicates), rejected=len(report.rejected))
         if report.added:  # refilled: an empty spell ends (the all-clear); the next one alerts again
             alerts.clear_alert(alerts.VOUCHER_POOL_EMPTY, report.pool, text=f"{report.added} codes imported.")
+    if report.added >= db.BULK_ROWS:
+        db.refresh_statistics(Voucher)
     return report
 
 

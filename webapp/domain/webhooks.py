@@ -66,9 +66,10 @@ def new_secret() -> str:
 
 
 def _subscribers(event_type: str) -> list[WebhookEndpoint]:
-    # A statement built once: this runs for every ledger event, listened to or not.
-    active = sqlcache.select(WebhookEndpoint, "active",
-                             lambda p: f'SELECT * FROM "webhook_endpoint" WHERE "is_active" = {p}', [True])
+    # A statement built once, run once per transaction: this runs for every ledger event,
+    # listened to or not (a batch of payments is one transaction).
+    active = db.memo("webhooks.active", lambda: list(sqlcache.select(
+        WebhookEndpoint, "active", lambda p: f'SELECT * FROM "webhook_endpoint" WHERE "is_active" = {p}', [True])))
     return [e for e in active if not e.events or event_type in e.events]
 
 

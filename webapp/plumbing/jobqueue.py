@@ -146,37 +146,59 @@ def _job_options(name: str, job_id: str | None) -> tuple[JobSpec, dict]:
     return spec, options
 
 
-def _submit(name: str, put: Callable[[], Job]) -> Job | None:
-    """put() now (a Redis error raises), or after the outermost commit (a Redis error is logged:
-    the committed rows are the record, and the sweeps and source passes pick them up again)."""
+def _submit(name: str, connection: Redis | None, put: Callable[[object], Job]) -> Job | None:
+    """put(pipeline) now, executed (a Redis error raises), or after the outermost commit together
+    with every job that transaction enqueued: one pipeline, one round trip (a Redis error is
+    logged: the committed rows are the record, and the sweeps and source passes pick them up again)."""
+    redis = connection or redis_connection()
     if not db.in_transaction():
-        return put()
-
-    def after_commit() -> Job | None:
-        try:
-            return put()
-        except RedisError as exc:
-            log.warning("job %s not queued, Redis did not answer (%s: %s); its rows are kept and the sweeps "
-                        "pick them up once Redis is back", name, type(exc).__name__, exc)
-            return None
-
-    db.after_commit(after_commit)
+        pipe = redis.pipeline()
+        job = put(pipe)
+        pipe.execute()
+        return job
+    db.after_commit(lambda: (name, redis, put), batch=_put_all)
     return None
+
+
+def _put_all(callbacks: list[Callable[[], tuple]]) -> None:
+    """The jobs one transaction enqueued, after its commit: one MULTI/EXEC per Redis."""
+    pipes: dict[int, tuple] = {}
+    for callback in callbacks:
+        name, redis, put = callback()
+        if id(redis) not in pipes:
+            pipe = redis.pipeline()
+            # MULTI first: rq calls it for an enqueue unless the pipeline is in it already, and
+            # refuses to once an enqueue_at has put commands in the pipeline.
+            pipe.multi()
+            pipes[id(redis)] = (pipe, [])
+        pipe, names = pipes[id(redis)]
+        try:
+            put(pipe)
+        except RedisError as exc:  # rq reads a key or two while building some jobs
+            _not_queued([name], exc)
+            continue
+        names.append(name)
+    for pipe, names in pipes.values():
+        try:
+            pipe.execute()
+        except RedisError as exc:
+            _not_queued(names, exc)
+
+
+def _not_queued(names: list[str], exc: Exception) -> None:
+    log.warning("jobs %s not queued, Redis did not answer (%s: %s); their rows are kept and the sweeps "
+                "pick them up once Redis is back", ", ".join(sorted(set(names))), type(exc).__name__, exc)
 
 
 def enqueue(name: str, *args, job_id: str | None = None, connection: Redis | None = None):
     """Enqueue job `name` now (returns the Job), or right after the current transaction commits."""
     spec, options = _job_options(name, job_id)
 
-    def put():
-        # One MULTI/EXEC instead of rq's two (queue set, then job): half the round trips.
-        q = queue(spec.queue, connection)
-        pipe = q.connection.pipeline()
-        job = q.enqueue(spec.func, *args, pipeline=pipe, **options)
-        pipe.execute()
-        return job
+    def put(pipe):
+        # In a pipeline: one MULTI/EXEC instead of rq's two (queue set, then job).
+        return queue(spec.queue, connection).enqueue(spec.func, *args, pipeline=pipe, **options)
 
-    return _submit(name, put)
+    return _submit(name, connection, put)
 
 
 def enqueue_at(name: str, when: datetime, *args, job_id: str | None = None, connection: Redis | None = None):
@@ -190,14 +212,11 @@ def enqueue_at(name: str, when: datetime, *args, job_id: str | None = None, conn
         raise ValueError("enqueue_at needs an aware datetime")
     spec, options = _job_options(name, job_id)
 
-    def put():
-        q = queue(spec.queue, connection)
-        pipe = q.connection.pipeline()
-        job = q.enqueue_at(when.astimezone(timezone.utc), spec.func, *args, pipeline=pipe, **options)
-        pipe.execute()
-        return job
+    def put(pipe):
+        return queue(spec.queue, connection).enqueue_at(when.astimezone(timezone.utc), spec.func, *args,
+                                                        pipeline=pipe, **options)
 
-    return _submit(name, put)
+    return _submit(name, connection, put)
 
 
 LIVE = ("queued", "started", "deferred", "scheduled")

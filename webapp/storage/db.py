@@ -51,7 +51,10 @@ def upgrade(db: Database | None = None) -> list[str]:
 
     target = db or database.obj
     with target.connection_context():
-        return Runner(target, str(MIGRATIONS)).up()
+        applied = Runner(target, str(MIGRATIONS)).up()
+        if applied:
+            refresh_statistics(db=target)
+        return applied
 
 
 def register_request_hooks(app) -> None:
@@ -75,29 +78,60 @@ def transaction():
     """One database transaction; callbacks from after_commit() run once the outermost commits.
 
     Nested uses become savepoints. If a block raises, the callbacks it registered are
-    dropped (a savepoint rolled back takes its callbacks along).
+    dropped (a savepoint rolled back takes its callbacks along), and so are the rows it
+    handed to buffered() and what it remembered with memo().
     """
     stack = getattr(_local, "stack", None)
     outermost = stack is None
     if outermost:
         _local.stack = stack = []
+        _local.buffers, _local.memo = {}, {}
     mark = len(stack)
+    buffers = _local.buffers
+    marks = {key: len(rows) for key, (_, rows) in buffers.items()}
     try:
         # SQLite: take the write lock at BEGIN, so two writers queue instead of one
         # failing when it upgrades its read lock (SQLITE_BUSY mid-transaction).
         immediate = outermost and isinstance(database.obj, SqliteDatabase)
         with database.atomic("IMMEDIATE") if immediate else database.atomic():
             yield
+            if outermost:
+                _flush_buffers()
     except BaseException:
         if outermost:
-            _local.stack = None
+            _local.stack = _local.buffers = _local.memo = None
         else:
             del stack[mark:]  # a rolled-back savepoint's callbacks go with it
+            for key in list(buffers):
+                if key in marks:
+                    del buffers[key][1][marks[key]:]
+                else:
+                    del buffers[key]
+            _local.memo.clear()  # it may remember rows the savepoint wrote
         raise
     if outermost:
-        _local.stack = None
-        for callback in stack:
+        _local.stack = _local.buffers = _local.memo = None
+        _run_callbacks(stack)
+
+
+def _run_callbacks(stack: list) -> None:
+    """Each callback in order; those registered with one `batch` function go to it together,
+    at the place of the first (so a transaction's jobs reach Redis in one round trip)."""
+    batches: dict[Callable, list] = {}
+    order = []
+    for callback, batch in stack:
+        if batch is None:
+            order.append((callback, None))
+        elif batch not in batches:
+            batches[batch] = [callback]
+            order.append((None, batch))
+        else:
+            batches[batch].append(callback)
+    for callback, batch in order:
+        if batch is None:
             callback()
+        else:
+            batch(batches[batch])
 
 
 def in_transaction() -> bool:
@@ -105,12 +139,16 @@ def in_transaction() -> bool:
     return getattr(_local, "stack", None) is not None
 
 
-def after_commit(callback: Callable[[], T]) -> T | None:
-    """Run `callback` now when outside transaction(), else after the outermost commit."""
+def after_commit(callback: Callable[[], T], *, batch: Callable[[list], None] | None = None) -> T | None:
+    """Run `callback` now when outside transaction(), else after the outermost commit.
+
+    With `batch`, the callbacks of one transaction registered with that same function are
+    handed to it as one list after the commit, instead of being called one by one (outside
+    a transaction `callback` is called alone, as ever)."""
     stack = getattr(_local, "stack", None)
     if stack is None:
         return callback()
-    stack.append(callback)
+    stack.append((callback, batch))
     return None
 
 
@@ -138,3 +176,51 @@ def count_queries():
             target.execute_sql = original
         else:
             del target.execute_sql  # back to the class's method
+def buffered(key: str, write: Callable[[list], None], row) -> None:
+    """Hand `row` to `write` (which stores many rows in one statement): now when outside
+    transaction(), else together with every row buffered under `key`, just before the
+    outermost commit (in the transaction, so they commit or roll back with it).
+
+    Only for rows nothing reads back inside the transaction (the audit log)."""
+    if not in_transaction():
+        write([row])
+        return
+    _local.buffers.setdefault(key, (write, []))[1].append(row)
+
+
+def _flush_buffers() -> None:
+    buffers = _local.buffers
+    while buffers:
+        key = next(iter(buffers))
+        write, rows = buffers.pop(key)
+        if rows:
+            write(rows)
+
+
+def memo(key, compute: Callable[[], T]) -> T:
+    """compute() once per outermost transaction (every call outside one computes): for rows a
+    transaction reads many times and never changes itself, such as the webhook endpoints."""
+    cache = getattr(_local, "memo", None)
+    if cache is None:
+        return compute()
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
+
+
+BULK_ROWS = 1000  # a load of at least this many rows refreshes the statistics of its tables
+
+
+def refresh_statistics(*models, db: Database | None = None) -> None:
+    """Fresh planner statistics after a bulk load (migrations, imports, bench seeding):
+    ANALYZE on PostgreSQL (until autovacuum gets to it, a freshly loaded table has none and
+    the planner may walk the wrong index), PRAGMA optimize on SQLite. With `models`, only
+    their tables (PostgreSQL); without, every table."""
+    target = db or database.obj
+    if isinstance(target, SqliteDatabase):
+        target.execute_sql("PRAGMA optimize")
+    elif models:
+        for model in models:
+            target.execute_sql(f'ANALYZE "{model._meta.table_name}"')
+    else:
+        target.execute_sql("ANALYZE")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from peewee import Model, ModelRaw
+import sqlite3
+
+from peewee import CharField, Model, ModelRaw, SqliteDatabase, TextField
 
 from webapp.storage.db import database
 
@@ -29,14 +31,10 @@ def _table(model: type[Model]) -> str:
     return f'"{model._meta.table_name}"'
 
 
-def insert(model: type[Model], values: dict[str, Any], *, ignore_conflict: bool = False) -> int | None:
-    """INSERT one row of `model` (defaults filled in like Model.create).
-
-    Returns the new id; with `ignore_conflict`, None when a unique key already held the row.
-    """
-    fields = model._meta.fields
+def _row(model: type[Model], values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with the defaults filled in like Model.create (every column but the id)."""
     row = {}
-    for name, field in fields.items():
+    for name, field in model._meta.fields.items():
         if name == "id":
             continue
         if name in values:
@@ -47,6 +45,23 @@ def insert(model: type[Model], values: dict[str, Any], *, ignore_conflict: bool 
             raise ValueError(f"{model.__name__}.{name} is required")
         else:
             row[name] = None
+    return row
+
+
+def returning() -> bool:
+    """The database answers RETURNING (PostgreSQL; SQLite from 3.35, which peewee does not assume)."""
+    if database.obj.returning_clause:
+        return True
+    return sqlite3.sqlite_version_info >= (3, 35) if isinstance(database.obj, SqliteDatabase) else False
+
+
+def insert(model: type[Model], values: dict[str, Any], *, ignore_conflict: bool = False) -> int | None:
+    """INSERT one row of `model` (defaults filled in like Model.create).
+
+    Returns the new id; with `ignore_conflict`, None when a unique key already held the row.
+    """
+    fields = model._meta.fields
+    row = _row(model, values)
     names = tuple(row)
     returning = database.obj.returning_clause
 
@@ -66,6 +81,49 @@ def insert(model: type[Model], values: dict[str, Any], *, ignore_conflict: bool 
     if ignore_conflict and cursor.rowcount == 0:
         return None
     return cursor.lastrowid
+
+
+MANY_ROWS = 200  # rows per multi-row INSERT (SQLite allows 32,766 parameters per statement)
+
+
+def insert_many(model: type[Model], rows: list[dict[str, Any]], *, ignore_conflict: bool = False,
+                returning_key: str | None = None) -> dict[Any, int] | None:
+    """INSERT many rows of `model` in one statement (per MANY_ROWS), defaults filled in as insert().
+
+    Every row names the same fields. With `returning_key` (and a database that answers
+    RETURNING), returns {row[returning_key]: new id} for the rows actually inserted (with
+    `ignore_conflict`, those a unique key did not already hold); else None.
+    """
+    if not rows:
+        return {} if returning_key else None
+    fields = model._meta.fields
+    full = [_row(model, values) for values in rows]
+    names = tuple(full[0])
+    back = returning_key is not None and returning()
+    found: dict[Any, int] = {}
+    for start in range(0, len(full), MANY_ROWS):
+        chunk = full[start:start + MANY_ROWS]
+
+        def build(param: str, count: int = len(chunk)) -> str:
+            columns = ", ".join(f'"{fields[n].column_name}"' for n in names)
+            one = "(" + ", ".join(param for _ in names) + ")"
+            conflict = " ON CONFLICT DO NOTHING" if ignore_conflict else ""
+            tail = f' RETURNING "id", "{fields[returning_key].column_name}"' if back else ""
+            return f"INSERT INTO {_table(model)} ({columns}) VALUES {', '.join([one] * count)}{conflict}{tail}"
+
+        sql = _sql(("insert_many", model.__name__, names, len(chunk), ignore_conflict, back), build)
+        params = [fields[n].db_value(row[n]) for row in chunk for n in names]
+        cursor = database.execute_sql(sql, params)
+        if back:
+            found.update((key, new_id) for new_id, key in cursor.fetchall())
+    if returning_key is None:
+        return None
+    if back:
+        return found
+    # No RETURNING (an old SQLite): read the ids back by their key.
+    keys = [row[returning_key] for row in full]
+    column = fields[returning_key]
+    return {getattr(r, returning_key): r.id for r in model.select(model.id, column).where(column.in_(keys))}
 
 
 def select(model: type[Model], name: str, build, params: list[Any]):
@@ -122,6 +180,37 @@ def update(model: type[Model], values: dict[str, Any], where: dict[str, Any]) ->
     sql = _sql(("update", model.__name__, names, _where_shape(where)), build)
     params = [fields[n].db_value(values[n]) for n in names] + _where_params(model, where)
     return database.execute_sql(sql, params).rowcount
+
+
+def update_returning_ids(model: type[Model], values: dict[str, Any], where: dict[str, Any]) -> list[int]:
+    """update() for a set of rows in one statement (`where["id"]` a tuple of ids); returns the
+    ids of the rows it changed, sorted.
+
+    The other tests in `where` (the status a compare-and-set expects) are written so that no
+    index can serve them (`+"status"` on SQLite, `"status" || ''` on PostgreSQL: text columns
+    only): the rows are then found by their primary key whatever the planner's statistics say
+    (a bulk load without ANALYZE made PostgreSQL walk the (status, expires_at) index, 2.5 ms).
+    """
+    fields = model._meta.fields
+    names = tuple(values)
+    sqlite = isinstance(database.obj, SqliteDatabase)
+    back = returning()
+
+    def build(param: str) -> str:
+        sets = ", ".join(f'"{fields[n].column_name}" = {param}' for n in names)
+        where_sql = _where(model, where, param)
+        for name in where:
+            if name != "id" and isinstance(fields[name], (CharField, TextField)):
+                column = f'"{fields[name].column_name}"'
+                where_sql = where_sql.replace(f"{column} ", f"+{column} " if sqlite else f"({column} || '') ")
+        tail = ' RETURNING "id"' if back else ""
+        return f"UPDATE {_table(model)} SET {sets} WHERE {where_sql}{tail}"
+
+    if not back:  # an old SQLite: one compare-and-set per id
+        return [i for i in sorted(where["id"]) if update(model, values, {**where, "id": i})]
+    sql = _sql(("update_ids", model.__name__, names, _where_shape(where)), build)
+    params = [fields[n].db_value(values[n]) for n in names] + _where_params(model, where)
+    return sorted(row[0] for row in database.execute_sql(sql, params).fetchall())
 
 
 def delete(model: type[Model], where: dict[str, Any]) -> int:

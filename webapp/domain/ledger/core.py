@@ -112,6 +112,15 @@ def text_key(sender_id: str, text: str) -> str:
     return "SMS#" + hashlib.sha256(words.encode()).hexdigest()[:40]
 
 
+def stored(row, changes: dict[str, Any]) -> None:
+    """Set `changes` just written to `row`'s database row on the instance too, as a read would
+    give them back (UTC times, JSON copies): the ledger never reads again a row it just wrote."""
+    fields = row._meta.fields
+    for name, value in changes.items():
+        field = fields[name]
+        setattr(row, name, field.python_value(field.db_value(value)))
+
+
 def _release_amount(request_id: int) -> None:
     sqlcache.delete(AmountReservation, {"request": request_id})
 
@@ -163,13 +172,11 @@ def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now:
         with db.transaction():
             # Payment row first, then the request: every path takes its locks in this
             # order, so two workers deciding one payment queue instead of deadlocking.
-            confirmed = sqlcache.update(
-                Payment,
-                {"status": PaymentStatus.CONFIRMED, "request": candidate.request_id, "confidence": candidate.score,
-                 "evidence": _evidence(candidate), "late": candidate.late, "verified_by": verified_by,
-                 "verified_at": now, "reason": None},
-                {"id": payment.id, "status": DECIDABLE},
-            )
+            payment_changes = {
+                "status": PaymentStatus.CONFIRMED, "request": candidate.request_id, "confidence": candidate.score,
+                "evidence": _evidence(candidate), "late": candidate.late, "verified_by": verified_by,
+                "verified_at": now, "reason": None}
+            confirmed = sqlcache.update(Payment, payment_changes, {"id": payment.id, "status": DECIDABLE})
             if confirmed != 1:
                 raise _Lost()
             before = sqlcache.by_id(PaymentRequest, candidate.request_id)
@@ -181,8 +188,9 @@ def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now:
                        **({"seen_settled": True} if seen_settled else {})} if whole else {
                 "status": RequestStatus.PARTIAL}
             # Compare-and-set on the paid total too: two installments at once add up, never overwrite.
+            changes["paid_minor"] = total
             paid = sqlcache.update(
-                PaymentRequest, {**changes, "paid_minor": total},
+                PaymentRequest, changes,
                 {"id": candidate.request_id, "status": PAYABLE, "paid_minor": before.paid_minor or 0},
             )
             if paid != 1:
@@ -191,7 +199,10 @@ def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now:
                 billing_writeback.request_ended(candidate.request_id, RequestStatus.PAID, now=now)
     except _Lost:
         return False
-    request = sqlcache.by_id(PaymentRequest, candidate.request_id)
+    # Both rows as just written, without reading them again.
+    stored(payment, payment_changes)
+    request = before
+    stored(request, changes)
     if not fresh:
         _release_requests(_clear_candidates(payment.id) - {request.id})
     audit.record("payment.confirmed", f"payment:{payment.id}", actor=actor, request=request.reference,

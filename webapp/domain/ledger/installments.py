@@ -7,7 +7,8 @@ from datetime import datetime
 
 from webapp.domain import matching, references
 from webapp.domain.money import display
-from webapp.storage.models import Payer, Payment, PaymentRequest, RequestStatus
+from webapp.storage import sqlcache
+from webapp.storage.models import Payment, PaymentRequest, RequestStatus
 
 OPEN = (RequestStatus.PENDING, RequestStatus.REVIEW, RequestStatus.PARTIAL)
 QUOTED, PHONE = 100, 80  # both decisive: who paid is known
@@ -40,24 +41,40 @@ def decide(payment: Payment, settings: matching.MatchSettings, hold: str | None 
 def _candidates(payment: Payment, settings: matching.MatchSettings) -> list[matching.Candidate]:
     if payment.amount_minor is None or payment.amount_minor <= 0 or not payment.currency:
         return []
-    # Money that moved before the request existed (beyond the clock-skew allowance) is not an
-    # installment of it: staff can still link it by hand.
-    open_ = PaymentRequest.select().where(
-        PaymentRequest.allow_partial == True, PaymentRequest.currency == payment.currency,  # noqa: E712
-        PaymentRequest.status.in_(OPEN), PaymentRequest.created_at <= payment.received_at + settings.skew)
-    found: dict[int, matching.Candidate] = {}
     quoted = references.find_references(payment.note)
-    if quoted:
-        for request in open_.where(PaymentRequest.reference.in_(quoted)):
-            found[request.id] = _candidate(request, QUOTED, "reference", f"quotes {request.reference}")
     phone = payment.sender_phone
-    if phone and phone.startswith("+") and phone[1:].isdigit():  # a whole E.164 number, not a masked one
-        for request in open_.where(PaymentRequest.customer_phone == phone):
-            found.setdefault(request.id, _candidate(request, PHONE, "phone", "the customer's phone"))
-        payers = [p.id for p in Payer.select(Payer.id).where(Payer.phones.cast("text").contains(f'"{phone}"'))]
-        if payers:
-            for request in open_.where(PaymentRequest.payer.in_(payers)):
-                found.setdefault(request.id, _candidate(request, PHONE, "phone", "a phone known for the payer"))
+    whole = bool(phone and phone.startswith("+") and phone[1:].isdigit())  # E.164, not a masked number
+    if not quoted and not whole:
+        return []
+    # Money that moved before the request existed (beyond the clock-skew allowance) is not an
+    # installment of it: staff can still link it by hand. One statement built once per shape:
+    # the ledger asks this for nearly every payment (most carry a phone).
+    open_ = (f'r."allow_partial" = {{p}} AND r."currency" = {{p}} AND r."status" IN '
+             f'({", ".join(repr(str(s)) for s in OPEN)}) AND r."created_at" <= {{p}}')
+    common = [True, payment.currency, PaymentRequest.created_at.db_value(payment.received_at + settings.skew)]
+    parts, params = [], []
+    if quoted:
+        parts.append(f'SELECT 1 AS "found_by", r.* FROM "payment_request" AS r WHERE {open_} AND r."reference" IN '
+                     f'({", ".join("{p}" for _ in quoted)})')
+        params += common + list(quoted)
+    if whole:
+        parts.append(f'SELECT 2 AS "found_by", r.* FROM "payment_request" AS r WHERE {open_} '
+                     f'AND r."customer_phone" = {{p}}')
+        # From the payers (a roster) to their requests by the payer index: CROSS JOIN keeps
+        # SQLite's planner from walking every open request instead.
+        parts.append(f'SELECT 3 AS "found_by", r.* FROM "payer" AS y CROSS JOIN "payment_request" AS r '
+                     f'WHERE CAST(y."phones" AS text) LIKE {{p}} AND r."payer_id" = y."id" AND {open_}')
+        params += common + [phone] + [f'%"{phone}"%'] + common
+    sql = " UNION ALL ".join(parts) + ' ORDER BY "found_by"'
+    found: dict[int, matching.Candidate] = {}
+    for request in sqlcache.select(PaymentRequest, f"installments_{len(quoted)}_{whole}",
+                                   lambda p: sql.replace("{p}", p), params):
+        points, signal, detail = {
+            1: (QUOTED, "reference", f"quotes {request.reference}"),
+            2: (PHONE, "phone", "the customer's phone"),
+            3: (PHONE, "phone", "a phone known for the payer"),
+        }[request.found_by]
+        found.setdefault(request.id, _candidate(request, points, signal, detail))
     return list(found.values())
 
 

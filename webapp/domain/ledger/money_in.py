@@ -24,6 +24,7 @@ from webapp.domain.ledger.core import (
     _evidence,
     _settle,
     normalize_txn,
+    stored,
 )
 from webapp.domain.matching.lookup import candidate_requests, payment_facts
 from webapp.storage import db, sqlcache
@@ -69,7 +70,8 @@ def ingest_payment(obs: PaymentObservation, *, actor: str = "system", now: datet
             if attempt == 2:
                 raise
             continue
-        return IngestResult(sqlcache.by_id(Payment, payment.id), created=True, decision=decision)
+        # `payment` holds every change written to its row (as stored): nothing to read again.
+        return IngestResult(payment, created=True, decision=decision)
     raise AssertionError("unreachable")
 
 
@@ -90,23 +92,32 @@ def ingest_payments(observations: list[PaymentObservation], *, actor: str = "sys
 
 
 def find_stored(obs: PaymentObservation) -> tuple[Payment | None, Payment | None]:
-    """(the payment this very report made, or None; the payment of the same money, or None)."""
-    known = _payment_by_ref(obs.source, obs.source_ref)
-    if known is None:
-        sighting = PaymentSighting.get_or_none(PaymentSighting.source == obs.source,
-                                               PaymentSighting.source_ref == obs.source_ref)
-        known = sqlcache.by_id(Payment, sighting.payment_id) if sighting is not None else None
+    """(the payment this very report made, or None; the payment of the same money, or None).
+
+    One statement: the payment by its report's key, by a sighting with that key, and by its money."""
+    key = _money_key(obs)
+    by_money = (
+        ' UNION ALL SELECT 3 AS "found_by", "payment".* FROM "payment" '
+        'WHERE "currency" = {p} AND "txn_norm" = {p} AND "amount_minor" = {p}'
+    ) if key else ""
+    rows = sqlcache.select(
+        Payment, "stored_by_money" if key else "stored",
+        lambda p: (
+            f'SELECT 1 AS "found_by", "payment".* FROM "payment" WHERE "source" = {p} AND "source_ref" = {p} '
+            f'UNION ALL SELECT 2 AS "found_by", "payment".* FROM "payment_sighting" '
+            f'JOIN "payment" ON "payment"."id" = "payment_sighting"."payment_id" '
+            f'WHERE "payment_sighting"."source" = {p} AND "payment_sighting"."source_ref" = {p}'
+            + by_money.format(p=p)
+        ),
+        [obs.source, obs.source_ref, obs.source, obs.source_ref, *(key or ())],
+    )
+    found = {}
+    for row in rows:
+        found.setdefault(row.found_by, row)
+    known = found.get(1) or found.get(2)
     if known is not None:
         return known, None
-    key = _money_key(obs)
-    if key is None:
-        return None, None
-    twin = sqlcache.select(
-        Payment, "by_money",
-        lambda p: f'SELECT * FROM "payment" WHERE "currency" = {p} AND "txn_norm" = {p} AND "amount_minor" = {p}',
-        list(key),
-    )
-    return None, next(iter(twin), None)
+    return None, found.get(3)
 
 
 def _money_key(obs: PaymentObservation) -> tuple[str, str, int] | None:
@@ -128,7 +139,9 @@ def insert_payment(obs: PaymentObservation, now: datetime, **overrides) -> Payme
         raw=obs.raw or "", parsed=parsed, verified=obs.verified, generic=obs.generic and parsed,
         reading=obs.reading or "", created_at=now, **overrides,
     )
-    return Payment(id=sqlcache.insert(Payment, values), **values)
+    payment = Payment(id=sqlcache.insert(Payment, values))
+    stored(payment, values)
+    return payment
 
 
 def seen_again(payment: Payment, obs: PaymentObservation, *, actor: str, now: datetime,
@@ -184,8 +197,10 @@ def _doubt(payment: Payment, now: datetime) -> str | None:
     reversal of its transaction reported before it arrived."""
     if not payment.txn_norm:
         return GENERIC_HOLD if payment.generic else None
-    reversal = (Reversal.select().where(Reversal.txn_norm == payment.txn_norm, Reversal.applied_at.is_null())
-                .order_by(Reversal.id).first())
+    reversal = next(iter(sqlcache.select(
+        Reversal, "waiting",
+        lambda p: f'SELECT * FROM "reversal" WHERE "txn_norm" = {p} AND "applied_at" IS NULL ORDER BY "id" LIMIT 1',
+        [payment.txn_norm])), None)
     if reversal is not None and reversal.currency in (None, payment.currency):
         Reversal.update(payment=payment.id, applied_at=now).where(Reversal.id == reversal.id).execute()
         reason = f"{reversal.reason} (reported before the payment arrived)"
@@ -209,9 +224,11 @@ def _hold(payment: Payment) -> str | None:
 
 
 def _disagreement(payment: Payment) -> str | None:
-    other = (Payment.select(Payment.id, Payment.amount_minor)
-             .where(Payment.currency == payment.currency, Payment.txn_norm == payment.txn_norm,
-                    Payment.id != payment.id).first())
+    other = next(iter(sqlcache.select(
+        Payment, "same_txn",
+        lambda p: (f'SELECT "id", "amount_minor" FROM "payment" WHERE "currency" = {p} AND "txn_norm" = {p} '
+                   f'AND "id" <> {p} LIMIT 1'),
+        [payment.currency, payment.txn_norm, payment.id])), None)
     if other is None:
         return None
     return (f"transaction id {payment.transaction_id} was also seen on payment {other.id} "
@@ -298,37 +315,41 @@ def _decide(payment: Payment, settings: matching.MatchSettings, now: datetime, *
 
 
 def _to_review(payment: Payment, decision: matching.Decision, now: datetime, *, fresh: bool = False) -> None:
+    """Payment → review with its candidates (one multi-row INSERT), and the candidate requests
+    still pending → review (one UPDATE for the set)."""
     best = decision.candidate
-    sqlcache.update(Payment, {
+    changes = {
         "status": PaymentStatus.REVIEW, "request": best.request_id if best else None,
         "confidence": best.score if best else None, "evidence": _evidence(best) if best else [],
         "late": decision.late, "reason": decision.reason,
-    }, {"id": payment.id})
+    }
+    sqlcache.update(Payment, changes, {"id": payment.id})
+    stored(payment, changes)
     if not fresh:
         _clear_candidates(payment.id)
-    for candidate in decision.candidates:
-        sqlcache.insert(MatchCandidate, {
-            "payment": payment.id, "request": candidate.request_id, "score": candidate.score,
-            "evidence": _evidence(candidate), "late": candidate.late, "mismatch": candidate.mismatch,
-            "created_at": now,
-        })
-    waiting = [c.request_id for c in decision.candidates if c.mismatch is None]
-    # One statement per id: with "id IN (…) AND status = ?" SQLite may walk the status
-    # index (every pending request) instead of the primary key (10 ms at 100k requests).
-    for request_id in sorted(waiting):
-        if sqlcache.update(PaymentRequest, {"status": RequestStatus.REVIEW},
-                           {"id": request_id, "status": RequestStatus.PENDING}):
+    sqlcache.insert_many(MatchCandidate, [{
+        "payment": payment.id, "request": candidate.request_id, "score": candidate.score,
+        "evidence": _evidence(candidate), "late": candidate.late, "mismatch": candidate.mismatch,
+        "created_at": now,
+    } for candidate in decision.candidates])
+    waiting = sorted({c.request_id for c in decision.candidates if c.mismatch is None})
+    if waiting:
+        flipped = sqlcache.update_returning_ids(PaymentRequest, {"status": RequestStatus.REVIEW},
+                                                {"id": tuple(waiting), "status": RequestStatus.PENDING})
+        for request_id in flipped:
             webhooks.request_event("request.in_review", request_id, key=f":payment:{payment.id}")
     audit.record("payment.review", f"payment:{payment.id}", actor="system", reason=decision.reason,
                  late=decision.late, candidates=[c.reference for c in decision.candidates])
 
 
 def _to_unmatched(payment: Payment, decision: matching.Decision, values: dict) -> None:
-    sqlcache.update(Payment, {
+    changes = {
         "status": PaymentStatus.UNMATCHED, "reason": decision.reason,
         "evidence": [{"signal": "candidate", "points": c.score, "detail": f"{c.reference}: {c.score}"}
                      for c in decision.candidates],
-    }, {"id": payment.id})
+    }
+    sqlcache.update(Payment, changes, {"id": payment.id})
+    stored(payment, changes)
     audit.record("payment.unmatched", f"payment:{payment.id}", actor="system", reason=decision.reason)
     outbox.payment_unmatched(payment, values.get("admin_phones") or [])
     webhooks.payment_event("payment.unmatched", payment)
