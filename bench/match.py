@@ -105,41 +105,25 @@ def observations(n_requests: int, count: int, rng: random.Random) -> list[ledger
 
 
 @contextlib.contextmanager
-def fresh_schema(database_url: str):
-    """A PostgreSQL schema of its own for one size (dropped after): every size starts from an empty
-    database, ids from 1, as SQLite's fresh file does (a DELETE kept the ids counting and broke size 2)."""
+def fresh_schema(database_url: str, keep: str | None = None):
+    """A PostgreSQL schema of its own (dropped after, unless `keep` names it: bench/pages.py's --keep):
+    every size starts from an empty database, ids from 1, as SQLite's fresh file does (a DELETE kept
+    the ids counting and broke size 2)."""
     import psycopg2
 
-    schema = "pwbench_" + secrets.token_hex(6)
+    schema = keep or ("pwbench_" + secrets.token_hex(6))
     admin = psycopg2.connect(database_url)
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute(f"CREATE SCHEMA {schema}")
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     sep = "&" if "?" in database_url else "?"
     try:
         yield f"{database_url}{sep}options={quote(f'-csearch_path={schema}')}"
     finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP SCHEMA {schema} CASCADE")
+        if not keep:
+            with admin.cursor() as cur:
+                cur.execute(f"DROP SCHEMA {schema} CASCADE")
         admin.close()
-
-
-@contextlib.contextmanager
-def counting_statements():
-    """Count the statements sent to the database (every one goes through execute_sql)."""
-    target = db.database.obj
-    real = target.execute_sql
-    count = [0]
-
-    def execute_sql(sql, params=None, *args, **kwargs):
-        count[0] += 1
-        return real(sql, params, *args, **kwargs)
-
-    target.execute_sql = execute_sql
-    try:
-        yield count
-    finally:
-        del target.execute_sql  # back to the class's method
 
 
 def explain(size: int) -> list[str]:
@@ -213,14 +197,14 @@ def run(size: int, payments: int, per_amount: int, database_url: str | None, see
             todo = observations(size, payments * 2, rng)
             single, batched = todo[:payments], todo[payments:]
             outcomes: dict[str, int] = {}
-            with counting_statements() as statements:
+            with db.count_queries() as statements:
                 started, cpu = time.perf_counter(), time.process_time()
                 for observation in single:
                     result = ledger.ingest_payment(observation, actor="bench")
                     outcomes[result.decision.action] = outcomes.get(result.decision.action, 0) + 1
                 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             single_statements = statements[0]
-            with counting_statements() as statements:
+            with db.count_queries() as statements:
                 started, cpu_batched = time.perf_counter(), time.process_time()
                 for i in range(0, len(batched), batch):
                     for result in ledger.ingest_payments(batched[i:i + batch], actor="bench"):

@@ -36,12 +36,12 @@ import time
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from peewee import PostgresqlDatabase, fn  # noqa: E402
 
+from match import fresh_schema  # noqa: E402  (bench/match.py: a PostgreSQL schema of its own)
 from webapp import create_app  # noqa: E402
 from webapp.config import load_settings  # noqa: E402
 from webapp.domain import accounts, apikeys  # noqa: E402
@@ -431,26 +431,6 @@ def measure_rss(env: dict[str, str], paths: list[str], api_key: str | None = Non
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
-
-
-@contextlib.contextmanager
-def fresh_schema(database_url: str, keep: str | None):
-    """A PostgreSQL schema of its own (dropped after unless --keep names it)."""
-    import psycopg2
-
-    schema = keep or ("pwpages_" + secrets.token_hex(6))
-    admin = psycopg2.connect(database_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    sep = "&" if "?" in database_url else "?"
-    try:
-        yield f"{database_url}{sep}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        if not keep:
-            with admin.cursor() as cur:
-                cur.execute(f"DROP SCHEMA {schema} CASCADE")
-        admin.close()
 
 
 def main(argv: list[str] | None = None) -> int:
