@@ -16,6 +16,7 @@ whole word (an initial alone proves nothing). A pair is:
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -64,8 +65,13 @@ class NameMatch:
         return "; ".join(self.rules) if self.rules else "same name"
 
 
+@functools.lru_cache(maxsize=8192)
 def parse(text: str | None, rules: NameRules) -> Name:
-    """The words of a name, titles dropped (unless the name is nothing but titles)."""
+    """The words of a name, titles dropped (unless the name is nothing but titles).
+
+    Cached: matching parses each candidate's name once per payment, the same few thousand
+    open requests' names over and over (a Name is immutable; the rules hash by their titles
+    and compare by identity first)."""
     raw = _APOSTROPHE.sub("", (text or "")[:MAX_TEXT])
     words: list[Word] = []
     for token in raw.split():
