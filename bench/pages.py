@@ -231,19 +231,26 @@ def analyze() -> None:
 
 def pages(info: dict) -> list[tuple[str, str, dict]]:
     """(label, path, headers): every staff page and API list, with the filters staff use."""
-    last_payment = Payment.select(fn.MAX(Payment.id)).scalar()
     some_payment = Payment.select(Payment.id).where(Payment.status == "confirmed").order_by(Payment.id.desc()).first()
     some_request = PaymentRequest.select().where(PaymentRequest.status == "paid").order_by(PaymentRequest.id.desc()).first()
     phone_local = "0" + some_request.customer_phone[4:]
     hx = {"HX-Request": "true"}
+    # Page 500 of the payments list (newest first by received_at, 50 a page): its keyset cursor.
+    from webapp.web.payments import SORTS as PAYMENT_SORTS
+
+    sort = PAYMENT_SORTS.read({})
+    row_500 = Payment.select(Payment.id, Payment.received_at).order_by(*sort.ordering()).offset(500 * 50 - 1).first()
+    unmatched = Payment.select(Payment.id).where(Payment.status == "unmatched").order_by(Payment.id.desc()).first()
     return [
         ("dashboard /", "/", {}),
         ("dashboard counters (htmx)", "/dashboard/counters", hx),
         ("dashboard matrix (htmx)", "/dashboard/matrix", hx),
         ("dashboard collections (htmx)", "/dashboard/collections", hx),
         ("dashboard slow payers (htmx)", "/dashboard/slow", hx),
+        ("dashboard charts (htmx)", "/dashboard/pictures", hx),
         ("payments", "/payments/", {}),
-        ("payments page 500", f"/payments/?before={last_payment - 500 * 50}", {}),
+        ("payments page 500", f"/payments/?after={sort.cursor(row_500)}", {}),
+        ("payments ?sort=amount", "/payments/?sort=amount&order=desc", {}),
         ("payments ?source=sms-phone", "/payments/?source=sms-phone", {}),
         ("payments ?status=unmatched", "/payments/?status=unmatched", {}),
         ("payments ?q=name", "/payments/?q=okello", {}),
@@ -252,6 +259,9 @@ def pages(info: dict) -> list[tuple[str, str, dict]]:
         ("payment detail", f"/payments/{some_payment.id}", {}),
         ("requests", "/requests/", {}),
         ("requests ?status=pending", "/requests/?status=pending", {}),
+        ("requests ?status=review", "/requests/?status=review", {}),
+        ("requests ?no_agent=1", "/requests/?no_agent=1", {}),
+        ("requests ?sort=expires", "/requests/?sort=expires&order=asc", {}),
         ("requests ?agent=AG007", "/requests/?agent=AG007", {}),
         ("requests ?q=name", "/requests/?q=nakato", {}),
         ("requests ?q=reference", f"/requests/?q={some_request.reference}", {}),
@@ -260,6 +270,8 @@ def pages(info: dict) -> list[tuple[str, str, dict]]:
         ("review queue", "/review/", {}),
         ("review poll (htmx)", "/review/queue?v=stale", hx),
         ("review counts (htmx)", "/review/counts", hx),
+        ("review suggestions (htmx)", f"/review/payments/{unmatched.id}/search", hx),
+        ("review search ?q=name (htmx)", f"/review/payments/{unmatched.id}/search?q=nakato", hx),
         ("notifications", "/notifications/", {}),
         ("audit log", "/audit/", {}),
         ("agents", "/agents/", {}),
