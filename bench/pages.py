@@ -286,11 +286,11 @@ def pages(info: dict) -> list[tuple[str, str, dict]]:
     ]
 
 
-def time_pages(app, info: dict, runs: int) -> list[dict]:
+def time_pages(app, info: dict, runs: int, only: list[str] | None = None) -> list[dict]:
     with db.database.connection_context():
         admin = accounts.create_user(f"bench-{secrets.token_hex(3)}@example.com", PASSWORD, "admin", actor="bench")
         _, key = apikeys.create("bench", "admin", actor="bench", rate_limit="100000 per minute")
-        targets = pages(info)
+        targets = [t for t in pages(info) if not only or any(o in t[0] for o in only)]
     client = app.test_client()
     login = client.get("/login").get_data(as_text=True)
     import re
@@ -455,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=9, help="timed calls per page (after one warm-up)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-rss", action="store_true", help="skip starting gunicorn / rq / the watcher")
+    parser.add_argument("--only", action="append", default=[],
+                        help="time only the pages whose label contains this text (repeatable)")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="pw-pages-") as tmp:
@@ -496,7 +498,7 @@ def _run(args, url: str, tmp: Path, redis_url: str, rng: random.Random) -> int:
     print("wall = the Flask test client call (WSGI, rendering included, one process); cpu = that thread's CPU time "
           "plus, on PostgreSQL, its server process's CPU for our statements: the server time without the wait for "
           "a CPU on a loaded machine (I/O waits are not in it)")
-    results = time_pages(app, info, args.runs)
+    results = time_pages(app, info, args.runs, args.only)
     width = max(len(r["label"]) for r in results)
     print(f"{'page':<{width}} {'wall p50':>9} {'wall p95':>9} {'cpu p50':>8} {'cpu p95':>8} {'queries':>8} {'status':>7}  goal (cpu p95)")
     misses = 0

@@ -99,6 +99,12 @@ def shoot(driver, url: str, width: int, path: Path) -> None:
     inner = driver.execute_script("return window.innerWidth")
     driver.set_window_size(2 * width - inner, 900)
     driver.get(url)
+    # Parts that load right after the page (the dashboard's charts, collections, slow payers)
+    # show aria-busy placeholders until they arrive.
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 15, poll_frequency=0.1).until(
+        lambda d: not d.execute_script("return document.querySelector('[aria-busy=true]')"))
     driver.execute_script("return document.fonts.ready")
     height = min(MAX_HEIGHT, driver.execute_script("return document.documentElement.scrollHeight"))
     outer = driver.execute_script("return window.outerHeight - window.innerHeight")

@@ -62,7 +62,8 @@ def test_the_charts_fit_a_390_px_phone(browser, live_server, make_user):
     width = browser.execute_script("return document.documentElement.clientWidth")
     assert width <= 390
 
-    wait_until(browser, lambda d: d.find_elements(By.ID, "whatsapp-chart"))
+    # the charts and the collections load right after the page
+    wait_until(browser, lambda d: d.find_elements(By.ID, "whatsapp-chart") and d.find_elements(By.ID, "collections-chart"))
     dashboard = browser.execute_script(MEASURE)
     assert {c["id"] for c in dashboard["charts"]} >= {
         "collections-chart", "time-to-pay-chart", "collections-by-source-chart", "collections-by-agent-chart",

@@ -108,9 +108,11 @@ def _slow_context() -> dict:
 @bp.get("/")
 @access(Role.VIEWER)
 def index():
+    # Collections, slow payers and the charts load right after the page (each reads days of
+    # payments): the page itself answers from the counters and the matrix.
     return render("pages/dashboard/index.html", "partials/dashboard/counters.html",
-                  **_counters_context(), **_matrix_context(), **_collections_context(), **_slow_context(),
-                  pictures=None,  # the charts load right after the page (their queries span 30 days)
+                  **_counters_context(), **_matrix_context(), collections=None, slow_paid=None,
+                  slow_days=SLOW_DAYS, pictures=None,
                   fees=reports.fees_summary(settings().currency), fee_currency=settings().currency)
 
 

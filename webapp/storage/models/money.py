@@ -53,7 +53,7 @@ class PaymentRequest(BaseModel):
     meta = JSONField(default=dict)
     # Fees and invoices: a request with a due date does not expire (expires_at = due_at, the
     # sweep skips it); one that allows installments is paid by several payments.
-    due_at = UTCDateTimeField(null=True)
+    due_at = UTCDateTimeField(null=True, index=True)  # the dashboard's fees summary reads only these
     allow_partial = BooleanField(default=False)
     paid_minor = BigIntegerField(default=0)  # what the confirmed payments toward it add up to
     payer = ForeignKeyField(Payer, null=True, backref="requests", on_delete="SET NULL")
@@ -70,6 +70,7 @@ class PaymentRequest(BaseModel):
             (("agent", "status"), False),
             (("status", "paid_at"), False),  # the dashboard's collections and slow payers
             (("status", "created_at"), False),  # the requests list filtered by status, newest first
+            (("agent", "created_at"), False),  # one agent's requests, newest first
         )
 
 
