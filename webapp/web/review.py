@@ -45,7 +45,8 @@ from webapp.web.htmx import is_partial_request, render
 bp = Blueprint("review", __name__, url_prefix="/review")
 
 QUEUED = (PaymentStatus.REVIEW, PaymentStatus.UNMATCHED)
-QUEUE_LIMIT = 100  # the oldest first; the rest wait their turn (the heading says how many)
+QUEUE_LIMIT = 30  # the oldest first; the rest wait their turn (the heading says how many): a card is
+#                  rendered with all its candidates, and 30 keep the page and its 5-s poll under 100 ms
 SUGGEST_INLINE = 5  # unmatched items rendered with their suggestions; the later ones load them on a click
 
 

@@ -71,6 +71,7 @@ class PaymentRequest(BaseModel):
             (("status", "paid_at"), False),  # the dashboard's collections and slow payers
             (("status", "created_at"), False),  # the requests list filtered by status, newest first
             (("agent", "created_at"), False),  # one agent's requests, newest first
+            (("agent", "status", "paid_at"), False),  # an agent's collections per day
         )
 
 
