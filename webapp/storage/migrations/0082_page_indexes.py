@@ -15,6 +15,7 @@ def up(migrator, db):
         migrator.add_index("payment_request", ("agent_id", "created_at"), False),
         migrator.add_index("payment_request", ("due_at",), False),
         migrator.add_index("payment_request", ("agent_id", "status", "paid_at"), False),
+        migrator.add_index("payment_request", ("expires_at", "id"), False),
     )
 
 
@@ -28,4 +29,5 @@ def down(migrator, db):
         migrator.drop_index("payment_request", "payment_request_agent_id_created_at"),
         migrator.drop_index("payment_request", "payment_request_due_at"),
         migrator.drop_index("payment_request", "payment_request_agent_id_status_paid_at"),
+        migrator.drop_index("payment_request", "payment_request_expires_at_id"),
     )

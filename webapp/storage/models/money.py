@@ -72,6 +72,7 @@ class PaymentRequest(BaseModel):
             (("status", "created_at"), False),  # the requests list filtered by status, newest first
             (("agent", "created_at"), False),  # one agent's requests, newest first
             (("agent", "status", "paid_at"), False),  # an agent's collections per day
+            (("expires_at", "id"), False),  # the requests list sorted by expiry
         )
 
 
