@@ -430,9 +430,13 @@ class Stack:
         from webapp.storage import db
 
         app = create_app()
+        # The database object this thread opens and closes its connection on: another thread's
+        # create_app() (settle()) re-points the db.database proxy meanwhile, and a context entered
+        # on one object must be left on the same one.
+        own = db.database.obj
         deadline = time.time() + SETTLE_S
         while time.time() < deadline and run.resumed_at is None:
-            with app.app_context(), db.database.connection_context():
+            with app.app_context(), own.connection_context():
                 if _state(run)["resumed"]:
                     run.resumed_at = time.time()
                     run.note(f"all work resumed {run.resumed_at - run.last_disruption:.0f} s after the last "
@@ -451,9 +455,10 @@ class Stack:
         from webapp.storage import db
 
         app = create_app()
+        own = db.database.obj  # as in _watch_resume: leave the connection on the object it was opened on
         deadline = time.time() + SETTLE_S
         while time.time() < deadline:
-            with app.app_context(), db.database.connection_context():
+            with app.app_context(), own.connection_context():
                 state = _state(run)
             if state["resumed"] and state["settled"] and run.resumed_at is not None:
                 break
