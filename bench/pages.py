@@ -287,7 +287,7 @@ def pages(info: dict) -> list[tuple[str, str, dict]]:
 
 
 def time_pages(app, info: dict, runs: int, only: list[str] | None = None) -> list[dict]:
-    with db.database.connection_context():
+    with app.app_context(), db.database.connection_context():
         admin = accounts.create_user(f"bench-{secrets.token_hex(3)}@example.com", PASSWORD, "admin", actor="bench")
         _, key = apikeys.create("bench", "admin", actor="bench", rate_limit="100000 per minute")
         targets = [t for t in pages(info) if not only or any(o in t[0] for o in only)]

@@ -136,7 +136,16 @@ class Worker(SimpleWorker):
             date_format=date_format, log_format=log_format, serializer=self.serializer,
         )
         self._keep_scheduler = not burst
-        self.scheduler.acquire_locks()
+        try:
+            self.scheduler.acquire_locks()
+        except RedisError as exc:
+            if burst:
+                raise
+            # Redis went away while this worker started: it waits for Redis like any other time,
+            # and _revive_scheduler takes the locks and starts the scheduler once Redis answers.
+            self.log.warning("Worker %s: cannot start the scheduler of delayed jobs yet (%s: %s); trying again "
+                             "every %s s", self.name, type(exc).__name__, exc, TICK_S)
+            return
         if self.scheduler.acquired_locks:
             if burst:
                 try:
@@ -199,6 +208,11 @@ class Worker(SimpleWorker):
 
     # Between jobs rq quits on any Redis error; these wait it out (the dequeue loop, where
     # rq does handle a lost connection, then reconnects with backoff).
+
+    def subscribe(self) -> None:
+        """rq's subscription to the worker's command channel (rq-dashboard's stop buttons); Redis gone
+        at that moment of the start leaves this worker without it instead of ending the worker."""
+        self._unless_redis_away(super().subscribe)
 
     def check_for_suspension(self, burst: bool) -> None:
         self._unless_redis_away(super().check_for_suspension, burst)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,6 +33,12 @@ from webapp.storage import db
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PASSWORD = "correct horse battery"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The long tests (real processes, browsers) first: xdist hands tests out in this order, and a
+    long one handed out last would run alone at the end while the other workers sit idle."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") or item.get_closest_marker("browser") else 1)
 
 
 def pytest_generate_tests(metafunc):
@@ -160,17 +167,57 @@ def migrated_template():
         _pg_run(f"DROP DATABASE IF EXISTS {built['postgres']} WITH (FORCE)")
 
 
+class _PgDatabases:
+    """PostgreSQL databases copied from the migrated template one test ahead and dropped behind,
+    in a thread: a copy takes 0.3-0.8 s on this machine, ~860 times a run, while tests mostly wait."""
+
+    def __init__(self, template: str):
+        self.template = template
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-databases")  # in order
+        self.ahead = self.thread.submit(self._create)
+
+    def _create(self) -> str:
+        name = "pwtest_" + secrets.token_hex(6)
+        _pg_run(f"CREATE DATABASE {name} TEMPLATE {self.template}")
+        return name
+
+    def take(self) -> str:
+        name = self.ahead.result()
+        self.ahead = self.thread.submit(self._create)
+        return name
+
+    def drop(self, name: str) -> None:
+        self.thread.submit(_pg_run, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # FORCE: a stray worker's
+
+    def close(self) -> None:
+        self.drop(self.ahead.result())
+        self.thread.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def pg_databases(migrated_template):
+    made: list[_PgDatabases] = []
+
+    def get() -> _PgDatabases:
+        if not made:
+            made.append(_PgDatabases(migrated_template("postgres")))
+        return made[0]
+
+    yield get
+    for databases in made:
+        databases.close()
+
+
 @pytest.fixture
-def database_url(backend, tmp_path, migrated_template):
-    template = migrated_template(backend)
+def database_url(backend, tmp_path, migrated_template, pg_databases):
     if backend == "sqlite":
-        shutil.copyfile(template, tmp_path / "paywatch.db")
+        shutil.copyfile(migrated_template(backend), tmp_path / "paywatch.db")
         yield f"sqlite:///{tmp_path / 'paywatch.db'}"
         return
-    name = "pwtest_" + secrets.token_hex(6)
-    _pg_run(f"CREATE DATABASE {name} TEMPLATE {template}")
+    databases = pg_databases()
+    name = databases.take()
     yield _pg_url(name)
-    _pg_run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # FORCE: a stray worker's connection
+    databases.drop(name)
 
 
 @pytest.fixture
@@ -186,6 +233,7 @@ def environ(database_url, redis_url, tmp_path):
         "PAYWATCH_PHONE_REGION": "UG",
         "PAYWATCH_CURRENCY": "UGX",
         "PAYWATCH_LOGIN_RATE_LIMIT": "5 per minute",
+        "PAYWATCH_ARGON2_PROFILE": "CHEAPEST",  # a password hash in microseconds, not 0.3 s, ~1,500 times a run
     }
 
 
@@ -253,7 +301,7 @@ def make_user(app):
     from webapp.domain import accounts
 
     def make(role: str = "staff", email: str | None = None, name: str = ""):
-        with db.database.connection_context():
+        with app.app_context(), db.database.connection_context():
             return accounts.create_user(email or f"{role}-{secrets.token_hex(3)}@example.com", PASSWORD, role, name, actor="test")
 
     return make
@@ -386,7 +434,26 @@ def _background(environ, name: str, args: list[str]) -> subprocess.Popen:
     process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **environ}, stdout=log, stderr=subprocess.STDOUT,
                                text=True)
     process.log_path, process.log_file = log_path, log
+    _BACKGROUND.append(process)
     return process
+
+
+_BACKGROUND: list[subprocess.Popen] = []  # this test's background processes, for the report of a failure
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report ends with the last lines of each background process it ran."""
+    report = (yield).get_result()
+    if report.failed:
+        for process in _BACKGROUND:
+            try:
+                lines = process.log_path.read_text(errors="replace").splitlines()[-120:]
+            except OSError as error:
+                lines = [f"(log unreadable: {error})"]
+            report.sections.append((f"Captured log of background {process.log_path.name}", "\n".join(lines)))
+    if call.when == "teardown":
+        _BACKGROUND.clear()
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -413,8 +480,9 @@ def start_worker(environ, app):
             venv_bin("rq"), "worker", "--with-scheduler", "--url", environ["REDIS_URL"], "-w", "jobs.worker.Worker",
             "fast", "default", "slow"])
         started.append(process)
-        wait_for(lambda: process.pid in {w.pid for w in Worker.all(connection=conn)} or process.poll() is not None,
-                 timeout=30, message="the worker to start")
+        # Started = registered and through its start-up (its scheduler of delayed jobs launched): idle or busy.
+        wait_for(lambda: process.pid in {w.pid for w in Worker.all(connection=conn) if w.get_state() != "started"}
+                 or process.poll() is not None, timeout=30, message="the worker to start")
         assert process.poll() is None, process.log_path.read_text()
         return process
 

@@ -136,3 +136,19 @@ def test_passwords_are_hashed_with_argon2(make_user):
     user = make_user("viewer")
     assert user.password_hash.startswith("$argon2id$")
     assert PASSWORD not in user.password_hash
+
+
+def test_a_login_rehashes_a_password_made_with_other_argon2_parameters(app, make_user, auth):
+    """The suite hashes with PAYWATCH_ARGON2_PROFILE=CHEAPEST; a hash of the default profile (what a
+    database made elsewhere holds) still logs in, and is re-hashed with the configured profile."""
+    from argon2 import PasswordHasher, profiles
+
+    user = make_user("viewer")
+    stronger = PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY).hash(PASSWORD)
+    with app.app_context(), db.database.connection_context():
+        User.update(password_hash=stronger).where(User.id == user.id).execute()
+    assert "m=65536" in stronger and "m=8," in user.password_hash
+
+    assert auth.login(user.email).status_code == 302
+    with app.app_context(), db.database.connection_context():
+        assert "m=8," in User.get_by_id(user.id).password_hash

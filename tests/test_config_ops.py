@@ -43,3 +43,12 @@ def test_production_refuses_the_placeholder_secret_key_of_env_example(tmp_path):
     with pytest.raises(ConfigError, match="SECRET_KEY: is still the placeholder"):
         load_settings({"PAYWATCH_ENV": "production", "PAYWATCH_INSTANCE_PATH": str(tmp_path),
                        "SECRET_KEY": "change-me-to-48-random-characters-eg-openssl-rand-base64-36"})
+
+
+def test_production_refuses_the_cheapest_password_hashing(tmp_path):
+    environ = {"PAYWATCH_INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "k" * 48, "PAYWATCH_ARGON2_PROFILE": "CHEAPEST"}
+    with pytest.raises(ConfigError, match="PAYWATCH_ARGON2_PROFILE: CHEAPEST .* never production"):
+        load_settings({**environ, "PAYWATCH_ENV": "production"})
+    assert load_settings({**environ, "PAYWATCH_ENV": "test"}).argon2_profile == "CHEAPEST"
+    with pytest.raises(ConfigError, match="PAYWATCH_ARGON2_PROFILE: must be one of"):
+        load_settings({**environ, "PAYWATCH_ENV": "test", "PAYWATCH_ARGON2_PROFILE": "fast"})

@@ -43,8 +43,10 @@ def test_an_unpaid_request_alerts_agent_and_customer_on_time(whatsapp, ctx, work
                     message="both pending alerts")
     assert sorted(m["phone"] for m in sent) == [AGENT_PHONE.lstrip("+"), CUSTOMER_PHONE.lstrip("+")]
     assert all(request.reference in m["body"] and "still pending" in m["body"] for m in sent)
-    for row in rows(request=request.id):
-        assert row.status == "sent" and row.provider_id and row.sent_at >= due  # never early
+    # The server has the messages a moment before the worker writes down its answer.
+    done = wait_for(lambda: (found := rows(request=request.id)) and all(r.status == "sent" for r in found) and found,
+                    timeout=20, message="both rows marked sent")
+    assert len(done) == 2 and all(row.provider_id and row.sent_at >= due for row in done)  # never early
 
 
 def test_a_request_paid_before_its_alert_gets_a_confirmation_instead(whatsapp, ctx, worker):

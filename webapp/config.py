@@ -19,6 +19,9 @@ INSTANCE = ROOT / "instance"
 
 ENVIRONMENTS = ("development", "production", "test")
 MODES = ("automated", "manual", "hybrid")
+# argon2-cffi's parameter profiles (argon2.profiles) a password hash may use; the first is the default.
+# CHEAPEST is for test suites (a hash in microseconds instead of ~0.3 s) and is refused in production.
+ARGON2_PROFILES = ("RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY", "CHEAPEST")
 
 
 class ConfigError(ValueError):
@@ -63,6 +66,7 @@ class Settings:
     webhooks_allow_private: bool = False  # PAYWATCH_WEBHOOKS_ALLOW_PRIVATE: webhook URLs on loopback/private addresses
     demo: bool = False  # PAYWATCH_DEMO (set by `make demo`): pages link to the sandbox's logs
     api_rate_limit: str = "600 per minute"  # each API key's, unless the key has its own
+    argon2_profile: str = ARGON2_PROFILES[0]  # PAYWATCH_ARGON2_PROFILE: the cost of new password hashes
     instance_path: Path = INSTANCE
 
     @property
@@ -301,8 +305,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         webhooks_allow_private=_bool(env, "PAYWATCH_WEBHOOKS_ALLOW_PRIVATE", False),
         demo=_bool(env, "PAYWATCH_DEMO", False),
         api_rate_limit=_rate_limit(env, "PAYWATCH_API_RATE_LIMIT", "600 per minute"),
+        argon2_profile=_argon2_profile(env, name),
         instance_path=instance,
     )
+
+
+def _argon2_profile(env: Mapping[str, str], name: str) -> str:
+    profile = _choice(env, "PAYWATCH_ARGON2_PROFILE", ARGON2_PROFILES[0], ARGON2_PROFILES)
+    if profile == "CHEAPEST" and name == "production":
+        raise ConfigError("PAYWATCH_ARGON2_PROFILE", "CHEAPEST makes passwords easy to guess from a stolen "
+                                                     "database; it is for test suites, never production")
+    return profile
 
 
 def secret(name: str) -> str:

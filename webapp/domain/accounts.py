@@ -2,18 +2,29 @@
 from __future__ import annotations
 
 import secrets
+from functools import cache
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from webapp.config import settings
 from webapp.domain import audit, login_sessions
 from webapp.storage import db
 from webapp.storage.models import Role, User, utcnow
 
-_hasher = PasswordHasher()
 MIN_PASSWORD = 10
-# Verifying against this keeps a login for an unknown email as slow as a real one.
-_DUMMY_HASH = _hasher.hash("paywatch-timing-equaliser")
+
+
+@cache
+def _hashing(profile: str) -> tuple[PasswordHasher, str]:
+    """The hasher of an argon2-cffi profile (PAYWATCH_ARGON2_PROFILE), and a hash of its own to verify
+    against for an unknown email, so that such a login is as slow as a real one."""
+    hasher = PasswordHasher.from_parameters(getattr(profiles, profile))
+    return hasher, hasher.hash("paywatch-timing-equaliser")
+
+
+def _hasher() -> PasswordHasher:
+    return _hashing(settings().argon2_profile)[0]
 
 
 class AccountError(ValueError):
@@ -23,7 +34,7 @@ class AccountError(ValueError):
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
         raise AccountError(f"password must be at least {MIN_PASSWORD} characters")
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def random_password() -> str:
@@ -59,14 +70,14 @@ def authenticate(email: str, password: str, *, remote_addr: str | None = None) -
     user = User.get_or_none(User.email == email)
     ok = False
     if user is None:
-        _verify(_DUMMY_HASH, password)
+        _verify(_hashing(settings().argon2_profile)[1], password)
     else:
         ok = _verify(user.password_hash, password) and user.is_active
     with db.transaction():
         if ok:
             User.update(last_login_at=utcnow()).where(User.id == user.id).execute()
-            if _hasher.check_needs_rehash(user.password_hash):
-                User.update(password_hash=_hasher.hash(password)).where(User.id == user.id).execute()
+            if _hasher().check_needs_rehash(user.password_hash):
+                User.update(password_hash=_hasher().hash(password)).where(User.id == user.id).execute()
             audit.record("auth.login", f"user:{user.id}", actor=f"user:{user.id}", ip=remote_addr)
         else:
             reason = "unknown email" if user is None else ("inactive" if not user.is_active else "bad password")
@@ -77,7 +88,7 @@ def authenticate(email: str, password: str, *, remote_addr: str | None = None) -
 
 def _verify(password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher().verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -77,11 +77,14 @@ def workers(conn: Redis) -> dict:
 def delayed_jobs(conn: Redis) -> dict:
     """rq's scheduler of delayed jobs (runs inside one worker): who holds each queue, and its beat."""
     now = datetime.now(timezone.utc)
+    owners = [o.decode() if o else None for o in conn.mget([SCHEDULER_LOCKING_KEY_TEMPLATE % n for n in jobqueue.QUEUES])]
+    with conn.pipeline() as pipe:  # one snapshot: a scheduler starting again meanwhile is not seen half-way
+        for owner in owners:
+            pipe.hgetall(SCHEDULER_KEY_TEMPLATE % owner)
+        infos = pipe.execute()
     queues = {}
-    for name in jobqueue.QUEUES:
-        owner = conn.get(SCHEDULER_LOCKING_KEY_TEMPLATE % name)
-        owner = owner.decode() if owner else None
-        info = {k.decode(): v.decode() for k, v in conn.hgetall(SCHEDULER_KEY_TEMPLATE % owner).items()} if owner else {}
+    for name, owner, raw in zip(jobqueue.QUEUES, owners, infos):
+        info = {k.decode(): v.decode() for k, v in raw.items()} if owner else {}
         beat = utcparse(info["last_heartbeat"]) if info.get("last_heartbeat") else None
         age = _age(now, beat)
         queues[name] = {"scheduler": owner, "pid": int(info["pid"]) if info.get("pid") else None,
