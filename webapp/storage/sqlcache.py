@@ -48,6 +48,15 @@ def _row(model: type[Model], values: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def contains(text_sql: str, param: str) -> str:
+    """SQL that is true when the text `text_sql` contains the bound text `param`, as LIKE '%…%'
+    on text with no wildcard or letter case in it, but without LIKE: SQLite prepares a statement
+    again for every new value bound to a LIKE pattern (the LIKE optimisation), ~0.1 ms each time."""
+    if isinstance(database.obj, SqliteDatabase):
+        return f"instr({text_sql}, {param}) > 0"
+    return f"strpos({text_sql}, {param}) > 0"
+
+
 def returning() -> bool:
     """The database answers RETURNING (PostgreSQL; SQLite from 3.35, which peewee does not assume)."""
     if database.obj.returning_clause:
