@@ -145,7 +145,7 @@ def _for_customer(entry: Learned, request: RequestFacts, rules: names.NameRules)
 
 def refused(pay: _Payment, request: RequestFacts) -> bool:
     """Staff rejected a payment of this payer's name for this customer: never suggest it on the name."""
-    return any(e.kind == "name" and e.rejected and _for_customer(e, request, pay.rules) for e in pay.learned)
+    return bool(pay.learned) and any(e.kind == "name" and e.rejected and _for_customer(e, request, pay.rules) for e in pay.learned)
 
 
 def learned(pay: _Payment, request: RequestFacts, settings: MatchSettings) -> list[Evidence]:
