@@ -150,7 +150,7 @@ def _reader(model: type[Model], key: tuple, description) -> list[tuple[str, bool
         for column in columns:
             name = column[column.rfind(".") + 1:].strip('()"`')
             field = combined.get(name)
-            found.append((field.name, True, field.python_value) if field is not None else (column, False, None))
+            found.append((field.name, True, field.python_value) if field is not None else (name, False, None))
         _readers[(key, columns)] = found
     return found
 
