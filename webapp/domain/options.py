@@ -232,7 +232,10 @@ def update(changes: dict[str, Any], *, actor: str) -> dict[str, Any]:
 def match_settings(values: dict[str, Any] | None = None) -> MatchSettings:
     """The matching settings from the current values."""
     v = values or current()
-    return MatchSettings(
+    wanted = tuple(v[key] for key in _MATCHING)
+    # Once per transaction (a batch of payments is one): the names table's files are stat'ed
+    # and the settings validated once, not for every payment.
+    return db.memo(("options.match_settings", wanted), lambda: MatchSettings(
         mode=v["verification_mode"],
         auto_confirm_threshold=v["auto_confirm_threshold"],
         review_threshold=v["review_threshold"],
@@ -242,7 +245,11 @@ def match_settings(values: dict[str, Any] | None = None) -> MatchSettings:
         late_lookback=timedelta(hours=v["late_lookback_hours"]),
         learn_after=v["learn_after"],
         names=name_rules(),
-    )
+    ))
+
+
+_MATCHING = ("verification_mode", "auto_confirm_threshold", "review_threshold", "tie_margin",
+             "match_skew_minutes", "match_grace_minutes", "late_lookback_hours", "learn_after")
 
 
 NAMES_FILE = "name_variants.toml"

@@ -62,9 +62,10 @@ def _candidates(payment: Payment, settings: matching.MatchSettings) -> list[matc
                      f'AND r."customer_phone" = {{p}}')
         # From the payers (a roster) to their requests by the payer index: CROSS JOIN keeps
         # SQLite's planner from walking every open request instead.
+        listed = sqlcache.contains('CAST(y."phones" AS text)', "{p}")  # the phone, quoted, in the JSON list
         parts.append(f'SELECT 3 AS "found_by", r.* FROM "payer" AS y CROSS JOIN "payment_request" AS r '
-                     f'WHERE CAST(y."phones" AS text) LIKE {{p}} AND r."payer_id" = y."id" AND {open_}')
-        params += common + [phone] + [f'%"{phone}"%'] + common
+                     f'WHERE {listed} AND r."payer_id" = y."id" AND {open_}')
+        params += common + [phone] + [f'"{phone}"'] + common
     sql = " UNION ALL ".join(parts) + ' ORDER BY "found_by"'
     found: dict[int, matching.Candidate] = {}
     for request in sqlcache.select(PaymentRequest, f"installments_{len(quoted)}_{whole}",

@@ -125,9 +125,11 @@ def _named(pay: _Payment, request: RequestFacts) -> bool:
 
 
 def _score(pay: _Payment, request: RequestFacts, same_amount_open: int, settings: MatchSettings,
-           same_name_open: int = 0, masked_fits: int = 0) -> Candidate | None:
+           same_name_open: int = 0, masked_fits: int = 0,
+           hard: tuple[str | None, bool, str] | None = None) -> Candidate | None:
+    """`hard`: _hard() of this pair when the caller has it already."""
     payment = pay.facts
-    failure, late, when = _hard(payment, request, pay.received, settings)
+    failure, late, when = hard or _hard(payment, request, pay.received, settings)
     is_quoted, typo = pay.quoted.find(request.reference)
     if failure is not None:
         if not is_quoted:
@@ -207,11 +209,11 @@ def candidates(payment: PaymentFacts, requests: Iterable[RequestFacts], *,
     staff taught about this payer's name and phone (`learned`, see Learned).
     """
     pay = _Payment(payment, now, settings, learned)
-    pool = [r for r in requests if r.id not in rejected_request_ids]
-    passing = [r for r in pool if _hard(payment, r, pay.received, settings)[0] is None]
-    same_name = sum(1 for r in passing if _named(pay, r))
-    fits = sum(1 for r in passing if signals.masked_fit(pay, r.customer_phone))
-    found = (_score(pay, r, len(passing), settings, same_name, fits) for r in pool)
+    pool = [(r, _hard(payment, r, pay.received, settings)) for r in requests if r.id not in rejected_request_ids]
+    passing = [r for r, hard in pool if hard[0] is None]
+    same_name = sum(1 for r in passing if _named(pay, r)) if pay.name else 0
+    fits = sum(1 for r in passing if signals.masked_fit(pay, r.customer_phone)) if pay.masked is not None else 0
+    found = (_score(pay, r, len(passing), settings, same_name, fits, hard) for r, hard in pool)
     return sorted((c for c in found if c is not None), key=_rank)
 
 

@@ -138,6 +138,13 @@ def compare(payer_text: str | None, customer_text: str | None, rules: NameRules)
     shorter = min(len(a), len(b))
     if shorter < 2 and len(a) != len(b):
         return None
+    # Every kind of pair starts both words with the same letter: a word of the shorter side
+    # whose first letter starts no word of the other side pairs with nothing (the usual case
+    # among a payment's candidates, so _pair is skipped).
+    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+    firsts = {w.canon[:1] for w in long_}
+    if any(w.canon[:1] not in firsts for w in short):
+        return None
     pairs = _pair(a, b, payer_shorter=len(a) <= len(b))
     if pairs is None or all(kind == "initial" for kind, _, _ in pairs):
         return None

@@ -116,8 +116,10 @@ def name(pay: _Payment, customer: str | None, settings: MatchSettings, *, refuse
     """Same name by the name rules (35, the rule named), one letter off (35; only 15 when
     another candidate's name is the payer's by the rules: Patel is not Patil), similar (15)."""
     sender = pay.facts.sender_name
+    if not pay.name:
+        return Evidence("name", 0, "no name to compare")
     theirs = names.key(customer, pay.rules)
-    if not pay.name or not theirs:
+    if not theirs:
         return Evidence("name", 0, "no name to compare")
     if refused:
         return Evidence("name", 0, f"staff said {sender!r} is not {customer!r}")
@@ -143,7 +145,7 @@ def _for_customer(entry: Learned, request: RequestFacts, rules: names.NameRules)
 
 def refused(pay: _Payment, request: RequestFacts) -> bool:
     """Staff rejected a payment of this payer's name for this customer: never suggest it on the name."""
-    return any(e.kind == "name" and e.rejected and _for_customer(e, request, pay.rules) for e in pay.learned)
+    return bool(pay.learned) and any(e.kind == "name" and e.rejected and _for_customer(e, request, pay.rules) for e in pay.learned)
 
 
 def learned(pay: _Payment, request: RequestFacts, settings: MatchSettings) -> list[Evidence]:

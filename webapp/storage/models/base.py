@@ -35,10 +35,25 @@ class UTCDateTimeField(DateTimeField):
         return super().db_value(value)
 
     def python_value(self, value):
+        if value.__class__ is str and len(value) in (19, 26) and value[10] == " ":
+            try:
+                return utc_from_db(value)
+            except ValueError:
+                pass
+        return self._slow_python_value(value)
+
+    def _slow_python_value(self, value):
         value = super().python_value(value)
         if isinstance(value, datetime) and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
+
+def utc_from_db(value: str) -> datetime:
+    """An aware UTC datetime from the text db_value writes ("YYYY-MM-DD HH:MM:SS[.ffffff]", naive
+    UTC: SQLite). fromisoformat reads it in C, several times faster than peewee's strptime
+    formats, which are tried in turn; other values go through UTCDateTimeField.python_value."""
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 class JSONField(TextField):
