@@ -125,7 +125,10 @@ def _retry_after() -> float:
 
     try:
         current = limiter.current_limit
-        return max(1.0, current.reset_at - time.time()) if current else 60.0
+        if not current:
+            return 60.0
+        # reset_at is whole seconds, rounded up: never more than the limit's own window.
+        return min(float(current.limit.get_expiry()), max(1.0, current.reset_at - time.time()))
     except Exception:  # noqa: BLE001 - the storage may be the reason; the page must still answer
         return 60.0
 
