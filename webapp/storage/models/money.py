@@ -73,6 +73,7 @@ class PaymentRequest(BaseModel):
             (("agent", "created_at"), False),  # one agent's requests, newest first
             (("agent", "status", "paid_at"), False),  # an agent's collections per day
             (("expires_at", "id"), False),  # the requests list sorted by expiry
+            (("status", "id"), False),  # the API's requests of one status, newest first (pending-verifications)
         )
 
 
