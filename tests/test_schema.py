@@ -14,8 +14,8 @@ from webapp.storage.search import FTS_TABLES
 
 RUNNER_TABLES = {"schema_migration", "migratehistory"}  # the migration runner's own bookkeeping
 # SQLite's planner statistics: PRAGMA optimize after the migrations (0095's backfill reads) runs ANALYZE.
-# Expression indexes, per backend, made by their migrations only (0097: the slow payers' time to pay).
-STATISTICS = ("sqlite_stat", "payment_request_time_to_pay")
+# Per-backend indexes made by their migrations only (0097: the slow payers' time to pay; 0098: payments by amount).
+STATISTICS = ("sqlite_stat", "payment_request_time_to_pay", "payment_amount_desc_nulls_last")
 # The text-search indexes are per backend and made by migration 0084 only (an FTS5 table and its
 # shadow tables on SQLite, a trigram GIN index on PostgreSQL); tests/test_search.py covers them.
 SEARCH = tuple(FTS_TABLES.values())

@@ -325,17 +325,18 @@ def candidates_of(req: PaymentRequest) -> list[dict]:
 
 def candidates_by_request(reqs: list[PaymentRequest]) -> dict[int, list[dict]]:
     """Each request's candidate payments still in review, best first, as CANDIDATE answers (one
-    query for the candidates, then the payments' sightings and requests preloaded)."""
+    query for the candidates, one for their payments, then the payments' sightings and requests preloaded)."""
     found: dict[int, list[MatchCandidate]] = {r.id: [] for r in reqs}
     if found:
-        rows = list(
-            MatchCandidate.select(MatchCandidate, Payment)
-            .join(Payment)
-            .where(MatchCandidate.request.in_(list(found)), Payment.status == PaymentStatus.REVIEW)
-            .order_by(MatchCandidate.score.desc(), MatchCandidate.id)
-        )
-        preload_payments([row.payment for row in rows])
+        rows = list(MatchCandidate.select().where(MatchCandidate.request.in_(list(found)))
+                    .order_by(MatchCandidate.score.desc(), MatchCandidate.id))
+        # The payments by id, apart: joined, PostgreSQL may merge-join along every payment's id.
+        waiting = {p.id: p for p in Payment.select().where(Payment.id.in_({row.payment_id for row in rows}),
+                                                           Payment.status == PaymentStatus.REVIEW)} if rows else {}
+        rows = [row for row in rows if row.payment_id in waiting]
+        preload_payments(list(waiting.values()))
         for row in rows:
+            row.payment = waiting[row.payment_id]
             found[row.request_id].append(row)
     return {rid: [CANDIDATE.shape({"payment": payment_json(row.payment), "score": row.score, "late": row.late,
                                    "mismatch": row.mismatch, "evidence": row.evidence}) for row in rows]
