@@ -5,7 +5,7 @@ import pytest
 
 from webapp.domain import apikeys
 from webapp.storage import db
-from webapp.storage.models import ApiKey, Payment, PaymentRequest
+from webapp.storage.models import ApiKey, MatchCandidate, Payment, PaymentRequest, utcnow
 
 
 @pytest.fixture
@@ -239,6 +239,34 @@ def test_the_review_queues_list_requests_with_candidates_and_unmatched_payments(
     assert [p["source_ref"] for p in api.get("/admin/unmatched-payments").get_json()["data"]] == ["lost-1"]
     detail = api.get(f"/admin/requests/{one}").get_json()
     assert detail["customer"]["phone"] == "+256772000001" and detail["candidates"][0]["score"] >= 0
+
+
+def test_pending_verifications_pages_newest_first_like_the_other_lists(api, domain):
+    """Requests in review, `limit` a page, newest first; `next_cursor` leads to the next page, each request
+    with its own candidates; the late payments come with the first page."""
+    def seed():
+        now = utcnow()
+        for i in range(5):
+            waiting = PaymentRequest.create(reference=f"PW-PG{i}", amount_minor=7000 + i, requested_minor=7000 + i,
+                                            currency="UGX", status="review", expires_at=now + timedelta(hours=1))
+            doubtful = Payment.create(source="portal", source_ref=f"pg-{i}", amount_minor=7000 + i, currency="UGX",
+                                      received_at=now, status="review", late=i < 3)
+            MatchCandidate.create(payment=doubtful, request=waiting, score=40 + i, evidence=[])
+
+    domain(seed)
+    first = api.get("/admin/pending-verifications?limit=2").get_json()
+    assert [r["reference"] for r in first["data"]] == ["PW-PG4", "PW-PG3"] and first["has_more"] is True
+    assert [r["candidates"][0]["payment"]["source_ref"] for r in first["data"]] == ["pg-4", "pg-3"]
+    assert [p["source_ref"] for p in first["late_payments"]] == ["pg-2", "pg-1"]  # the newest `limit` late ones
+    second = api.get(f"/admin/pending-verifications?limit=2&cursor={first['next_cursor']}").get_json()
+    assert [r["reference"] for r in second["data"]] == ["PW-PG2", "PW-PG1"] and second["late_payments"] == []
+    last = api.get(f"/admin/pending-verifications?limit=2&cursor={second['next_cursor']}").get_json()
+    assert [r["reference"] for r in last["data"]] == ["PW-PG0"] and last["has_more"] is False
+    assert last["next_cursor"] is None and last["data"][0]["candidates"][0]["score"] == 40
+    whole = api.get("/admin/pending-verifications").get_json()  # 50 a page unless asked
+    assert len(whole["data"]) == 5 and whole["has_more"] is False and len(whole["late_payments"]) == 3
+    assert_error(api.get("/admin/pending-verifications?limit=201"), 422, "validation_failed")
+    assert_error(api.get("/admin/pending-verifications?cursor=nonsense"), 422, "validation_failed")
 
 
 def test_confirm_through_the_api_pays_the_request(api):

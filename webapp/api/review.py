@@ -17,6 +17,7 @@ from webapp.api.shapes import (
     candidates_by_request,
     candidates_of,
     page,
+    page_size,
     payment_json,
     preload_payments,
     preload_requests,
@@ -29,19 +30,30 @@ from webapp.storage.models import MatchCandidate, Payment, PaymentRequest, Payme
 bp = Blueprint("review", __name__, url_prefix="/admin")
 
 
+PENDING_QUERY = Schema("PendingQuery", PAGE_QUERY)
+
+
 @bp.get("/pending-verifications")
-@operation("Requests in review, with their candidate payments, and payments that came late", answers={200: PENDING})
+@operation("Requests in review, newest first, with their candidate payments, and payments that came late",
+           query=PENDING_QUERY, answers={200: PENDING})
 @api_access(API_STAFF)
 def pending_verifications():
-    requests_ = preload_requests(list(PaymentRequest.select().where(PaymentRequest.status == RequestStatus.REVIEW)
-                                      .order_by(PaymentRequest.id)), with_payments=False)
-    candidates = candidates_by_request(requests_)
-    late = preload_payments(list(Payment.select().where(Payment.status == PaymentStatus.REVIEW,
-                                                        Payment.late == True)))  # noqa: E712
-    return jsonify(PENDING.shape({
-        "data": [{**request_json(r, with_payments=False), "candidates": candidates[r.id]} for r in requests_],
-        "late_payments": [payment_json(p) for p in late],
-    }))
+    args = PENDING_QUERY.read(request.args)
+    candidates: dict[int, list[dict]] = {}
+
+    def preload(requests_: list[PaymentRequest]) -> None:  # the page's candidates: one query (+ their payments')
+        preload_requests(requests_, with_payments=False)
+        candidates.update(candidates_by_request(requests_))
+
+    late = []
+    if args["cursor"] is None:
+        late = preload_payments(list(Payment.select().where(Payment.status == PaymentStatus.REVIEW,
+                                                            Payment.late == True)  # noqa: E712
+                                     .order_by(Payment.id.desc()).limit(page_size(args))))
+    query = PaymentRequest.select().where(PaymentRequest.status == RequestStatus.REVIEW)
+    return jsonify(page(PENDING, query, PaymentRequest,
+                        lambda r: {**request_json(r, with_payments=False), "candidates": candidates[r.id]},
+                        args, preload=preload, late_payments=[payment_json(p) for p in late]))
 
 
 UNMATCHED_QUERY = Schema("UnmatchedQuery", PAGE_QUERY)

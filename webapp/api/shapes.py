@@ -133,32 +133,33 @@ CANDIDATE = Schema("Candidate", {
 REVIEWED_REQUEST = Schema("ReviewedRequest", {"candidates": Ref(CANDIDATE, "payments waiting for a decision, best first", many=True)},
                           extends=REQUEST)
 PENDING_REQUEST = Schema("PendingRequest", {"candidates": Ref(CANDIDATE, many=True)}, extends=REQUEST_SUMMARY)
-PENDING = Schema("PendingVerifications", {
-    "data": Ref(PENDING_REQUEST, "requests in review", many=True),
-    "late_payments": Ref(PAYMENT, "payments that came after their request expired", many=True),
-})
 CONFIRMED = Schema("ConfirmedRequest", {"confirmed_payment": Integer("id of the payment confirmed")}, extends=REQUEST)
 REJECTED = Schema("RejectedRequest", {"rejected_payment": Ref(PAYMENT)}, extends=REQUEST)
 
 
-def page_of(item: Schema) -> Schema:
-    """A page of a list: newest first; pass `next_cursor` as `cursor` for the next page."""
-    return Schema(f"PageOf{item.name}", {
-        "data": Ref(item, many=True),
+def page_of(item: Schema, name: str | None = None, data: str = "", **extra) -> Schema:
+    """A page of a list: newest first; pass `next_cursor` as `cursor` for the next page (`extra`: more fields)."""
+    return Schema(name or f"PageOf{item.name}", {
+        "data": Ref(item, data, many=True),
         "has_more": Boolean(),
         "next_cursor": _null(Text("give it as ?cursor= to get the next page; null on the last", max_length=32)),
+        **extra,
     })
 
 
 REQUEST_PAGE, PAYMENT_PAGE = page_of(REQUEST), page_of(PAYMENT)
+PENDING = page_of(PENDING_REQUEST, "PendingVerifications", "requests in review, newest first", late_payments=Ref(
+    PAYMENT, "payments in review that came after their request expired, newest first: on the first page only "
+    "(no cursor), at most `limit` of them (the others: GET /payments?status=review)", many=True))
 MAX_PAGE = 200
 PAGE_QUERY = {"limit": Integer("items per page, default 50", low=1, high=MAX_PAGE), "cursor": Cursor()}
 
 
-def page(shape: Schema, query, model, serialize, args: dict[str, Any], preload=None) -> dict[str, Any]:
-    """One page of `query` (newest first) after `args["cursor"]`, as `shape` (a page_of schema);
-    `preload(rows)` loads what the serializer reads for the whole page at once (no query per row)."""
-    limit = args["limit"] or 50
+def page(shape: Schema, query, model, serialize, args: dict[str, Any], preload=None, **extra) -> dict[str, Any]:
+    """One page of `query` (newest first) after `args["cursor"]`, as `shape` (a page_of schema, its
+    `extra` fields given); `preload(rows)` loads what the serializer reads for the whole page at once
+    (no query per row)."""
+    limit = page_size(args)
     if args["cursor"] is not None:
         query = query.where(model.id < args["cursor"])
     rows = list(query.order_by(model.id.desc()).limit(limit + 1))
@@ -167,7 +168,11 @@ def page(shape: Schema, query, model, serialize, args: dict[str, Any], preload=N
     if preload is not None:
         preload(rows)
     return shape.shape({"data": [serialize(r) for r in rows], "has_more": more,
-                        "next_cursor": encode_cursor(rows[-1].id) if more else None})
+                        "next_cursor": encode_cursor(rows[-1].id) if more else None, **extra})
+
+
+def page_size(args: dict[str, Any]) -> int:
+    return args["limit"] or 50
 
 _CHECK = Json("object", "ok, and details that depend on the part", additionalProperties=True,
               properties={"ok": {"type": "boolean"}})
@@ -320,17 +325,18 @@ def candidates_of(req: PaymentRequest) -> list[dict]:
 
 def candidates_by_request(reqs: list[PaymentRequest]) -> dict[int, list[dict]]:
     """Each request's candidate payments still in review, best first, as CANDIDATE answers (one
-    query for the candidates, then the payments' sightings and requests preloaded)."""
+    query for the candidates, one for their payments, then the payments' sightings and requests preloaded)."""
     found: dict[int, list[MatchCandidate]] = {r.id: [] for r in reqs}
     if found:
-        rows = list(
-            MatchCandidate.select(MatchCandidate, Payment)
-            .join(Payment)
-            .where(MatchCandidate.request.in_(list(found)), Payment.status == PaymentStatus.REVIEW)
-            .order_by(MatchCandidate.score.desc(), MatchCandidate.id)
-        )
-        preload_payments([row.payment for row in rows])
+        rows = list(MatchCandidate.select().where(MatchCandidate.request.in_(list(found)))
+                    .order_by(MatchCandidate.score.desc(), MatchCandidate.id))
+        # The payments by id, apart: joined, PostgreSQL may merge-join along every payment's id.
+        waiting = {p.id: p for p in Payment.select().where(Payment.id.in_({row.payment_id for row in rows}),
+                                                           Payment.status == PaymentStatus.REVIEW)} if rows else {}
+        rows = [row for row in rows if row.payment_id in waiting]
+        preload_payments(list(waiting.values()))
         for row in rows:
+            row.payment = waiting[row.payment_id]
             found[row.request_id].append(row)
     return {rid: [CANDIDATE.shape({"payment": payment_json(row.payment), "score": row.score, "late": row.late,
                                    "mismatch": row.mismatch, "evidence": row.evidence}) for row in rows]

@@ -20,12 +20,9 @@ from webapp.storage.db import database, transaction
 from webapp.storage.models import (
     UTC,
     Agent,
-    Event,
     Notification,
-    NotificationStatus,
-    Payment,
     PaymentRequest,
-    PaymentStatus,
+    PictureTally,
     RequestStatus,
     RequestTally,
     utcnow,
@@ -118,21 +115,29 @@ def request_counts(agent_id: int | None = None, *, every_agent: bool = False) ->
 def fold_tally() -> None:
     """Replace the tally's rows by one per (agent, status) with their sum (exact under concurrent writers:
     only the rows this statement deletes are summed; rows appended meanwhile stay)."""
+    _fold("request_tally", ("agent_id", "status"), ("n",))
+
+
+def _fold(table: str, groups: tuple[str, ...], sums: tuple[str, ...], where: str = "1 = 1") -> None:
+    """Replace `table`'s rows matching `where` (constant SQL) by one per `groups` with the sums of `sums`
+    (all-zero sums dropped). Exact under concurrent writers: only the rows deleted here are summed; rows appended
+    meanwhile stay."""
+    columns = ", ".join(groups + sums)
+    grouped = f"SELECT {', '.join(groups)}, {', '.join(f'SUM({c})' for c in sums)}"
+    having = " OR ".join(f"SUM({c}) <> 0" for c in sums)
     with transaction():
         if isinstance(database.obj, PostgresqlDatabase):
             database.execute_sql(
-                "WITH gone AS (DELETE FROM request_tally RETURNING agent_id, status, n) "
-                "INSERT INTO request_tally (agent_id, status, n) "
-                "SELECT agent_id, status, SUM(n) FROM gone GROUP BY agent_id, status HAVING SUM(n) <> 0")
+                f"WITH gone AS (DELETE FROM {table} WHERE {where} RETURNING {columns}) INSERT INTO {table} ({columns}) "
+                f"{grouped} FROM gone GROUP BY {', '.join(groups)} HAVING {having}")
             return
         # SQLite: one writer at a time, so a snapshot of the ids read here is all there is.
-        top = RequestTally.select(fn.MAX(RequestTally.id)).scalar()
+        top = database.execute_sql(f"SELECT MAX(id) FROM {table} WHERE {where}").fetchone()[0]
         if top is None:
             return
-        database.execute_sql(
-            "INSERT INTO request_tally (agent_id, status, n) SELECT agent_id, status, SUM(n) FROM request_tally "
-            "WHERE id <= ? GROUP BY agent_id, status HAVING SUM(n) <> 0", (top,))
-        RequestTally.delete().where(RequestTally.id <= top).execute()
+        database.execute_sql(f"INSERT INTO {table} ({columns}) {grouped} FROM {table} WHERE id <= ? AND {where} "
+                             f"GROUP BY {', '.join(groups)} HAVING {having}", (top,))
+        database.execute_sql(f"DELETE FROM {table} WHERE id <= ? AND {where}", (top,))
 
 
 def agent_status_matrix() -> list[MatrixRow]:
@@ -152,15 +157,25 @@ def _seconds_to_pay():
     return (fn.julianday(PaymentRequest.paid_at) - fn.julianday(PaymentRequest.created_at)) * 86400
 
 
+def _time_to_pay_order():
+    """SQL ordering paid requests by time to pay: the expression of the (status, time to pay) index
+    of migration 0097, written exactly as there (no bound parameter), so the database walks it."""
+    if isinstance(database.obj, PostgresqlDatabase):
+        return NodeList((PaymentRequest.paid_at, SQL("-"), PaymentRequest.created_at), parens=True)
+    return fn.julianday(PaymentRequest.paid_at) - fn.julianday(PaymentRequest.created_at)
+
+
 def slowest_paid(days: int = 30, limit: int = 10, now: datetime | None = None):
-    """Paid requests of the last `days` days with the longest time to pay, slowest first (with .seconds)."""
+    """Paid requests of the last `days` days with the longest time to pay, slowest first (with .seconds).
+
+    Walks the paid requests slowest first through the time-to-pay index and stops at the `limit`th
+    one paid in the window (a month of paid requests is not read and sorted)."""
     since = (now or utcnow()) - timedelta(days=days)
-    seconds = _seconds_to_pay()
-    return (PaymentRequest.select(PaymentRequest, Agent, seconds.alias("seconds"))
+    return (PaymentRequest.select(PaymentRequest, Agent, _seconds_to_pay().alias("seconds"))
             .join(Agent, on=(PaymentRequest.agent == Agent.id), join_type=JOIN.LEFT_OUTER)
             .where(PaymentRequest.status == RequestStatus.PAID, PaymentRequest.paid_at >= since,
                    PaymentRequest.seen_settled == False)  # noqa: E712
-            .order_by(seconds.desc(), PaymentRequest.id).limit(limit))
+            .order_by(_time_to_pay_order().desc(), PaymentRequest.id).limit(limit))
 
 
 def oldest_pending(limit: int = 10):
@@ -246,19 +261,24 @@ def fees_summary(currency: str, now: datetime | None = None, limit: int = 6) -> 
 
 # ---------------------------------------------------------------- pictures (dashboard and agent page charts)
 #
-# Each figure reads one bounded window (the last PICTURE_DAYS local days) through an indexed
-# time column, and is grouped in SQL: by a bucket, or by 15-minute slot. Every zone's UTC offset
-# is a whole number of quarter hours, so a slot lies inside one local day; the slots (at most 96
-# a day) are then put into local days here, which keeps DST and zones right on both backends.
+# The dashboard's figures read the picture tally (webapp.storage.models.PictureTally, kept by the
+# triggers of migration 0095): rows per UTC quarter hour ("slot"), and per UTC day for the figures
+# summed over the whole window. Every zone's UTC offset is a whole number of quarter hours, so a
+# slot lies inside one local day: the database sums the slots per local day (a CASE over the
+# window's day boundaries, DST included) and per key, and a chart reads ~30 rows per series.
+# The agent page's conversion reads its requests (one agent's month) grouped by 15-minute slot.
 
 PICTURE_DAYS = 30
 SLOT_SECONDS = 900
-# Time-to-pay histogram buckets: (upper bound in seconds, label); the last one is open.
+DAY_SECONDS = 86400
+# Time-to-pay histogram buckets: (upper bound in seconds, label); the last one is open. The tally's
+# key is the bucket's index, computed by migration 0095's triggers: changing the bounds needs a migration.
 TIME_TO_PAY_BUCKETS = (
     (60, "< 1 min"), (300, "1–5 min"), (900, "5–15 min"), (3600, "15–60 min"), (3 * 3600, "1–3 h"),
     (12 * 3600, "3–12 h"), (86400, "12–24 h"), (3 * 86400, "1–3 d"), (7 * 86400, "3–7 d"), (None, "> 7 d"),
 )
 ACK_DELIVERED = 2  # WhatsApp acks: 1 sent to the server, 2 delivered to the phone, 3 read, 4 played
+FOLD_SLACK = 1_000  # tally rows tolerated beyond twice the (period, key) pairs a read covers before folding
 
 
 def window(days: int = PICTURE_DAYS, now: datetime | None = None) -> tuple[list[date], datetime, datetime]:
@@ -286,19 +306,57 @@ def _per_day(rows, span: list[date], keys: tuple) -> list[tuple]:
     return [(day, *(counts[day][key] for key in keys)) for day in span]
 
 
+def _slot_at(moment: datetime, size: int = SLOT_SECONDS) -> int:
+    return int(moment.timestamp()) // size
+
+
+def _tally_ranges(figure: str, start: datetime, end: datetime) -> list[tuple[str, int, int]]:
+    """[(figure name, first slot, end slot)…] covering [start, end): whole UTC days from "<figure>/day",
+    the quarter hours before the first and after the last of them from `figure`."""
+    first, last = _slot_at(start), _slot_at(end)
+    day_first, day_end = -(-first // 96), last // 96  # the whole UTC days inside (96 quarters a day)
+    if day_first >= day_end:
+        return [(figure, first, last)]
+    ranges = [(figure + "/day", day_first, day_end), (figure, first, day_first * 96), (figure, day_end * 96, last)]
+    return [(name, lo, hi) for name, lo, hi in ranges if lo < hi]
+
+
+def _tally(figure: str, start: datetime, end: datetime, *, span: list[date] | None = None,
+           currency: str | None = None) -> dict:
+    """{key: (n, amount)} of the picture tally over [start, end) — or, given the window's local days
+    `span`, {(day index, key): (n, amount)} with the slots summed per local day (quarter rows only).
+    Folds the figure's rows for the next read when they pile up."""
+    ranges = [(figure, _slot_at(start), _slot_at(end))] if span else _tally_ranges(figure, start, end)
+    where = None
+    for name, lo, hi in ranges:
+        part = (PictureTally.figure == name) & (PictureTally.slot >= lo) & (PictureTally.slot < hi)
+        where = part if where is None else where | part
+    if currency is not None:
+        where &= PictureTally.currency == currency
+    groups = [PictureTally.key]
+    if span:
+        bounds = [_slot_at(_local_start(day)) for day in span[1:]]
+        groups.insert(0, Case(None, [(PictureTally.slot < bound, i) for i, bound in enumerate(bounds)], len(bounds)))
+    query = (PictureTally.select(*groups, fn.SUM(PictureTally.n), fn.SUM(PictureTally.amount), fn.COUNT(SQL("*")))
+             .where(where).group_by(*[SQL(str(i + 1)) for i in range(len(groups))]))
+    found, rows = {}, 0
+    for *group, n, amount, count in query.tuples():
+        rows += count
+        if n:
+            found[(int(group[0]), group[1]) if span else group[0]] = (int(n), int(amount or 0))
+    keys = {key[1] if span else key for key in found}
+    if rows > 2 * sum(hi - lo for _, lo, hi in ranges) * max(len(keys), 1) + FOLD_SLACK:
+        names = ", ".join(f"'{name}'" for name in {figure, figure + "/day"})  # constants of this module
+        _fold("picture_tally", ("figure", "slot", "key", "currency"), ("n", "amount"), f"figure IN ({names})")
+    return found
+
+
 def time_to_pay_histogram(days: int = PICTURE_DAYS, now: datetime | None = None) -> list[tuple[str, int]]:
     """[(bucket label, paid requests)…] by time to pay (paid_at − created_at), paid in the window;
     every bucket listed, fastest first. Requests first seen already settled are left out."""
     _, start, end = window(days, now)
-    seconds = _seconds_to_pay()
-    last = len(TIME_TO_PAY_BUCKETS) - 1
-    bucket = Case(None, [(seconds < limit, i) for i, (limit, _) in enumerate(TIME_TO_PAY_BUCKETS[:-1])], last)
-    query = (PaymentRequest.select(bucket, fn.COUNT(PaymentRequest.id))
-             .where(PaymentRequest.status == RequestStatus.PAID, PaymentRequest.paid_at >= start,
-                    PaymentRequest.paid_at < end, PaymentRequest.seen_settled == False)  # noqa: E712
-             .group_by(SQL("1")))
-    counts = {int(i): int(n) for i, n in query.tuples()}
-    return [(label, counts.get(i, 0)) for i, (_, label) in enumerate(TIME_TO_PAY_BUCKETS)]
+    counts = _tally("paid", start, end)
+    return [(label, counts.get(str(i), (0, 0))[0]) for i, (_, label) in enumerate(TIME_TO_PAY_BUCKETS)]
 
 
 def collections_by(what: str, currency: str, days: int = PICTURE_DAYS, now: datetime | None = None,
@@ -306,51 +364,37 @@ def collections_by(what: str, currency: str, days: int = PICTURE_DAYS, now: date
     """Confirmed payments in `currency` received in the window, summed by "source" or "agent"
     (the agent of the request each paid; "no agent" for none), largest first; beyond `limit`
     names the rest are summed as "others"."""
-    _, start, end = window(days, now)
-    total = fn.SUM(Payment.amount_minor)
-    if what == "source":
-        query = Payment.select(Payment.source, total)
-    elif what == "agent":
-        query = (Payment.select(Agent.code, total).join(PaymentRequest, on=(Payment.request == PaymentRequest.id))
-                 .join(Agent, JOIN.LEFT_OUTER, on=(PaymentRequest.agent == Agent.id)))
-    else:
+    if what not in ("source", "agent"):
         raise ValueError(f"collections by {what!r}: by source or agent")
-    query = query.where(Payment.status == PaymentStatus.CONFIRMED, Payment.currency == currency,
-                        Payment.received_at >= start, Payment.received_at < end).group_by(SQL("1"))
-    rows = sorted(((name if name is not None else "no agent", int(amount or 0)) for name, amount in query.tuples()),
-                  key=lambda row: (-row[1], row[0]))
+    _, start, end = window(days, now)
+    sums = {key: amount for key, (_, amount) in _tally(what, start, end, currency=currency).items()}
+    if what == "agent":
+        codes = dict(Agent.select(Agent.id, Agent.code).where(Agent.id.in_([int(k) for k in sums if k])).tuples())
+        sums = {codes.get(int(key), "no agent") if key else "no agent": amount for key, amount in sums.items()}
+    rows = sorted(sums.items(), key=lambda row: (-row[1], row[0]))
     if len(rows) > limit:
         rows = rows[:limit - 1] + [("others", sum(amount for _, amount in rows[limit - 1:]))]
     return rows
 
 
+def _daily(figure: str, keys: tuple[str, ...], days: int, now: datetime | None) -> list[tuple]:
+    """[(day, n of keys[0], n of keys[1], …)…] for every local day of the window, from the tally."""
+    span, start, end = window(days, now)
+    counts = _tally(figure, start, end, span=span)
+    return [(day, *(counts.get((i, key), (0, 0))[0] for key in keys)) for i, day in enumerate(span)]
+
+
 def review_trend(days: int = PICTURE_DAYS, now: datetime | None = None) -> list[tuple[date, int, int]]:
     """[(day, payments that went unmatched, payments that went to review)…] per local day of the
     window, from the audit events the ledger writes when it sends a payment there."""
-    span, start, end = window(days, now)
-    slot = _slot(Event.at)
-    rows = (Event.select(slot, Event.action, fn.COUNT(Event.id))
-            .where(Event.at >= start, Event.at < end, Event.action.in_(("payment.unmatched", "payment.review")))
-            .group_by(SQL("1"), SQL("2")).tuples())
-    return _per_day(rows, span, ("payment.unmatched", "payment.review"))
+    return _daily("review", ("payment.unmatched", "payment.review"), days, now)
 
 
 def whatsapp_outcomes(days: int = PICTURE_DAYS, now: datetime | None = None) -> list[tuple[date, int, int, int]]:
     """[(day, sent, delivered, failed)…] per local day of the window: messages sent that day
     (delivered: the phone acknowledged it, read or played included; sent: not, or not yet)
     and messages that failed, by the day they were due."""
-    span, start, end = window(days, now)
-    delivered = Case(None, [(Notification.ack >= ACK_DELIVERED, "delivered")], "sent")
-    sent_slot, failed_slot = _slot(Notification.sent_at), _slot(Notification.due_at)
-    sent = (Notification.select(sent_slot, delivered, fn.COUNT(Notification.id))
-            .where(Notification.status == NotificationStatus.SENT, Notification.sent_at >= start,
-                   Notification.sent_at < end)
-            .group_by(SQL("1"), SQL("2")).tuples())
-    failed = (Notification.select(failed_slot, SQL("'failed'"), fn.COUNT(Notification.id))
-              .where(Notification.status == NotificationStatus.FAILED, Notification.due_at >= start,
-                     Notification.due_at < end)
-              .group_by(SQL("1")).tuples())
-    return _per_day(list(sent) + list(failed), span, ("sent", "delivered", "failed"))
+    return _daily("whatsapp", ("sent", "delivered", "failed"), days, now)
 
 
 def agent_conversion_per_day(agent_id: int, days: int = PICTURE_DAYS,

@@ -20,8 +20,8 @@ and a search (`GET /review/payments/<id>/search?q=`) answering more of them.
 Live updates, and why they never clobber a reason being typed: the queue element
 polls `GET /review/queue?v=<version>` every 5 s, where the version is a digest of
 what the queue shows (see queue_version). An unchanged queue answers 204, which
-htmx does not swap, so a poll costs two small queries and no rendering; a changed
-one answers with the new queue. static/review.js cancels the poll while a reject
+htmx does not swap, so a poll costs the queue's queries and no rendering; a changed
+one answers with the new queue (read once: the version comes from the same rows). static/review.js cancels the poll while a reject
 form is open or focus is inside a form of the queue, so a swap can only come from
 the user's own action then. The navigation badge (partials/review/counts.html)
 polls `GET /review/counts` every 10 s on every page.
@@ -184,21 +184,15 @@ def queue_items(limit: int = QUEUE_LIMIT, payment_id: int | None = None) -> list
     return items
 
 
-def queue_version(limit: int = QUEUE_LIMIT) -> str:
-    """A digest of what the queue shows that can change: its payments, their candidates, request statuses, counts."""
-    ids = [p.id for p in _queued_payments(limit, Payment.id, Payment.received_at)]
-    digest = hashlib.sha1(repr((ids, review_counts())).encode(), usedforsecurity=False)
-    if ids:
-        payments = Payment.select(Payment.id, Payment.status, Payment.reason, Payment.late).where(Payment.id.in_(ids))
-        digest.update(repr(sorted((p.id, p.status, p.reason, p.late) for p in payments)).encode())
-        rows = (
-            MatchCandidate.select(MatchCandidate.id, MatchCandidate.score, PaymentRequest.status)
-            .join(PaymentRequest)
-            .where(MatchCandidate.payment.in_(ids))
-            .order_by(MatchCandidate.id)
-        )
-        digest.update(repr([(r.id, r.score, r.request.status) for r in rows]).encode())
-    return digest.hexdigest()[:16]
+def queue_version(items: list[ReviewItem] | None = None, counts: dict[str, int] | None = None) -> str:
+    """A digest of what the queue shows that can change: its payments, their candidates, request statuses,
+    counts. From the `items` and `counts` a render already loaded, or read here (a poll: three queries
+    for the items, three counts)."""
+    items = queue_items() if items is None else items
+    counts = review_counts() if counts is None else counts
+    shown = [(item.payment.id, item.payment.status, item.payment.reason, item.payment.late,
+              sorted((c.id, c.score, c.request.status) for c in item.candidates)) for item in items]
+    return hashlib.sha1(repr((shown, counts)).encode(), usedforsecurity=False).hexdigest()[:16]
 
 
 @bp.app_context_processor
@@ -213,16 +207,18 @@ def _card_context() -> dict:
             "card_signals": card_signals, "link_endpoint": "review.link", "on": "review"}
 
 
-def _queue(status: int = 200, problem: Problem | None = None):
-    counts = review_counts()
+def _queue(status: int = 200, problem: Problem | None = None, items: list[ReviewItem] | None = None,
+           counts: dict[str, int] | None = None):
+    counts = review_counts() if counts is None else counts
+    items = queue_items() if items is None else items
     return render(
         "pages/review/index.html",
         "partials/review/queue.html",
         status=status,
-        items=queue_items(),
+        items=items,
         counts=counts,
         review_badge=counts,
-        version=queue_version(),
+        version=queue_version(items, counts),
         claims=claims.open_claims(),
         rejected_count=lambda: Payment.select().where(Payment.status == PaymentStatus.REJECTED).count(),
         problem=problem,
@@ -265,9 +261,10 @@ def index():
 @access(Role.VIEWER)
 def live_queue():
     """The queue partial for polling: 204 (nothing to swap) while the caller's version is current."""
-    if is_partial_request() and request.args.get("v") == queue_version():
+    counts, items = review_counts(), queue_items()
+    if is_partial_request() and request.args.get("v") == queue_version(items, counts):
         return "", 204
-    return _queue()
+    return _queue(items=items, counts=counts)
 
 
 @bp.get("/counts")

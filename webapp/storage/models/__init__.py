@@ -20,6 +20,7 @@ from webapp.storage.models.money import (
     PaymentRequest,
     PaymentSighting,
     PaymentStatus,
+    PictureTally,
     RejectedPair,
     RequestStatus,
     RequestTally,
@@ -62,7 +63,7 @@ from webapp.storage.models.sources import (
 
 MODELS = (
     Payer,
-    User, LoginSession, Agent, Lead, PaymentRequest, RequestTally, AmountReservation, Payment, PaymentSighting, Reversal,
+    User, LoginSession, Agent, Lead, PaymentRequest, RequestTally, PictureTally, AmountReservation, Payment, PaymentSighting, Reversal,
     MatchCandidate, RejectedPair, PayerAlias, Claim,
     Source, InboundSms, Notification, Template, Rule, Voucher, BillingRow, BillingWriteback, ApiKey,
     IdempotencyRecord, WebhookEndpoint, WebhookDelivery, WebhookAttempt, Setting, Event, Alert, AlertMail,
@@ -95,6 +96,7 @@ __all__ = [
     "PaymentRequest",
     "PaymentSighting",
     "PaymentStatus",
+    "PictureTally",
     "RejectedPair",
     "RequestStatus",
     "RequestTally",

@@ -73,6 +73,7 @@ class PaymentRequest(BaseModel):
             (("agent", "created_at"), False),  # one agent's requests, newest first
             (("agent", "status", "paid_at"), False),  # an agent's collections per day
             (("expires_at", "id"), False),  # the requests list sorted by expiry
+            (("status", "id"), False),  # the API's requests of one status, newest first (pending-verifications)
         )
 
 
@@ -92,6 +93,28 @@ class RequestTally(BaseModel):
 
     class Meta:
         table_name = "request_tally"
+
+
+class PictureTally(BaseModel):
+    """Roll-ups behind the dashboard's charts, kept by the database itself in the writing transaction.
+
+    Triggers on payment_request, payment, event and notification (migration 0095) append +/− rows
+    per (figure, slot, key, currency): `slot` is the UTC quarter hour (epoch seconds // 900), or the
+    UTC day (// 86400) for the "<figure>/day" figures; `n` counts, `amount` sums minor units. SUM per
+    group is exact at any moment whatever wrote the rows; webapp.domain.reports sums them per local
+    day in SQL and folds them when they pile up. The figures are listed in migration 0095.
+    """
+
+    figure = CharField()
+    slot = BigIntegerField()
+    key = CharField(null=True)
+    currency = CharField(null=True)
+    n = IntegerField()
+    amount = BigIntegerField()
+
+    class Meta:
+        table_name = "picture_tally"
+        indexes = ((("figure", "slot", "key", "currency", "n", "amount"), False),)  # the charts read only it
 
 
 class AmountReservation(BaseModel):
