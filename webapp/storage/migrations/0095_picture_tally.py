@@ -83,6 +83,13 @@ def rows_of(table: str, r: str, sign: int, pg: bool) -> str:
     return COLUMNS + " UNION ALL ".join(parts)
 
 
+def counts(table: str, r: str, pg: bool) -> str:
+    """SQL true when row `r` adds to some figure: a trigger's WHEN, so that the rows that add to none
+    (most payments, events and messages as they are written) do not run the trigger's body at all."""
+    conditions = dict.fromkeys(f"({c[-1].format(r=r)})" for c in contributions(table, pg))
+    return "(" + " OR ".join(conditions) + ")"
+
+
 def agent_moves(r: str, sign: int, pg: bool) -> str:
     """A request's confirmed payments counted for (sign 1) or taken from (sign −1) its agent `r`.agent_id."""
     slot, _ = _dialect(pg)
@@ -96,12 +103,14 @@ def sqlite_statements() -> list[str]:
     out = []
     for table, watched in WATCHED.items():
         changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in watched)
-        out += [f"CREATE TRIGGER picture_tally_{table}_insert AFTER INSERT ON {table} BEGIN "
+        old, new = counts(table, "OLD", False), counts(table, "NEW", False)
+        out += [f"CREATE TRIGGER picture_tally_{table}_insert AFTER INSERT ON {table} WHEN {new} BEGIN "
                 f"{rows_of(table, 'NEW', 1, False)}; END",
-                f"CREATE TRIGGER picture_tally_{table}_delete AFTER DELETE ON {table} BEGIN "
+                f"CREATE TRIGGER picture_tally_{table}_delete AFTER DELETE ON {table} WHEN {old} BEGIN "
                 f"{rows_of(table, 'OLD', -1, False)}; END",
                 f"CREATE TRIGGER picture_tally_{table}_update AFTER UPDATE OF {', '.join(watched)} ON {table} "
-                f"WHEN {changed} BEGIN {rows_of(table, 'OLD', -1, False)}; {rows_of(table, 'NEW', 1, False)}; END"]
+                f"WHEN ({changed}) AND ({old} OR {new}) "
+                f"BEGIN {rows_of(table, 'OLD', -1, False)}; {rows_of(table, 'NEW', 1, False)}; END"]
     out.append("CREATE TRIGGER picture_tally_request_agent AFTER UPDATE OF agent_id ON payment_request "
                f"WHEN OLD.agent_id IS NOT NEW.agent_id BEGIN {agent_moves('OLD', -1, False)}; "
                f"{agent_moves('NEW', 1, False)}; END")
@@ -112,16 +121,19 @@ def postgres_statements() -> list[str]:
     out = []
     for table, watched in WATCHED.items():
         changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in watched)
+        old, new = counts(table, "OLD", True), counts(table, "NEW", True)
         out += [f"""CREATE FUNCTION picture_tally_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
                     BEGIN
                       IF TG_OP IN ('UPDATE', 'DELETE') THEN {rows_of(table, 'OLD', -1, True)}; END IF;
                       IF TG_OP IN ('UPDATE', 'INSERT') THEN {rows_of(table, 'NEW', 1, True)}; END IF;
                       RETURN NULL;
                     END $$""",
-                f"CREATE TRIGGER picture_tally_{table}_insert_delete AFTER INSERT OR DELETE ON {table} "
-                f"FOR EACH ROW EXECUTE FUNCTION picture_tally_{table}()",
+                f"CREATE TRIGGER picture_tally_{table}_insert AFTER INSERT ON {table} "
+                f"FOR EACH ROW WHEN {new} EXECUTE FUNCTION picture_tally_{table}()",
+                f"CREATE TRIGGER picture_tally_{table}_delete AFTER DELETE ON {table} "
+                f"FOR EACH ROW WHEN {old} EXECUTE FUNCTION picture_tally_{table}()",
                 f"CREATE TRIGGER picture_tally_{table}_update AFTER UPDATE OF {', '.join(watched)} ON {table} "
-                f"FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION picture_tally_{table}()"]
+                f"FOR EACH ROW WHEN (({changed}) AND ({old} OR {new})) EXECUTE FUNCTION picture_tally_{table}()"]
     out += [f"""CREATE FUNCTION picture_tally_request_agent() RETURNS trigger LANGUAGE plpgsql AS $$
                 BEGIN
                   {agent_moves('OLD', -1, True)};
@@ -171,8 +183,8 @@ def up(migrator, db):
 def down(migrator, db):
     if isinstance(db, PostgresqlDatabase):
         for table in WATCHED:
-            db.execute_sql(f"DROP TRIGGER IF EXISTS picture_tally_{table}_insert_delete ON {table}")
-            db.execute_sql(f"DROP TRIGGER IF EXISTS picture_tally_{table}_update ON {table}")
+            for name in ("insert", "delete", "update"):
+                db.execute_sql(f"DROP TRIGGER IF EXISTS picture_tally_{table}_{name} ON {table}")
             db.execute_sql(f"DROP FUNCTION IF EXISTS picture_tally_{table}()")
         db.execute_sql("DROP TRIGGER IF EXISTS picture_tally_request_agent ON payment_request")
         db.execute_sql("DROP FUNCTION IF EXISTS picture_tally_request_agent()")
