@@ -35,10 +35,17 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PASSWORD = "correct horse battery"
 
 
+LONG = {"worker", "start_worker", "scheduler", "run_worker", "watcher", "browser", "live_server"}  # fixtures
+
+
 def pytest_collection_modifyitems(config, items):
-    """The long tests (real processes, browsers) first: xdist hands tests out in this order, and a
-    long one handed out last would run alone at the end while the other workers sit idle."""
-    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") or item.get_closest_marker("browser") else 1)
+    """The long tests (real processes, browsers) first: xdist hands tests out in this order, and long
+    ones handed out last would run alone at the end while the other workers sit idle."""
+    def long(item) -> bool:
+        return bool(item.get_closest_marker("slow") or item.get_closest_marker("browser")
+                    or LONG.intersection(getattr(item, "fixturenames", ())))
+
+    items.sort(key=lambda item: 0 if long(item) else 1)
 
 
 def pytest_generate_tests(metafunc):
