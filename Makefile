@@ -41,10 +41,12 @@ demo: install
 	env $(DEMO_ENV) $(BIN)/flask --app wsgi dev up --demo
 
 # Three pytest processes on two cores: most tests wait on workers, servers and browsers.
+# worksteal: a pytest process that ran out of tests takes some from one still busy (the long
+# tests are handed out first, tests/conftest.py), instead of waiting for it at the end.
 TEST_WORKERS ?= 3
 
 test: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 bench: install
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
