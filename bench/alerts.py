@@ -74,8 +74,11 @@ def main(argv: list[str] | None = None) -> int:
             db.upgrade()
             with db.database.connection_context():
                 # Pacing is the subject of other tests; here it would only measure the caps.
-                options.update({"send_gap_ms": 0, "cap_per_minute": 10000, "cap_per_hour": 100000,
-                                "cap_per_day": 1000000}, actor="bench")
+                # Every cap, the transactional budget and the per-recipient ones included (all the bench's
+                # agent alerts go to one phone).
+                options.update({"send_gap_ms": 0, "cap_per_minute": 10000, "cap_transactional_per_minute": 10000,
+                                "cap_per_hour": 100000, "cap_per_day": 1000000, "cap_per_recipient_hour": 1000,
+                                "cap_per_recipient_day": 10000}, actor="bench")
         bin_dir = Path(sys.executable).parent
         for _ in range(args.workers):
             workers.append(subprocess.Popen(
