@@ -99,6 +99,8 @@ def _check(app, now=None):
 def test_the_sweep_opens_and_clears_a_stale_source_and_resends_lost_mail(app, domain, smtp, redis_conn):
     from jobs import watchdog
 
+    # No daily summary: from its time (20:00 in the zone) until midnight the sweep would queue one more mail.
+    domain(options.update, {"daily_summary_at": ""}, actor="test")
     source, _ = domain(sources.save, {"kind": "gateway", "name": "iotec-main", "interval_s": 60, "config": {
         "provider": "iotec", "auth_url": "http://127.0.0.1:9/auth", "api_url": "http://127.0.0.1:9/api",
         "client_id_env": "X_ID", "client_secret_env": "X_SECRET", "wallet_id": "w"}}, actor="test")
