@@ -167,36 +167,29 @@ def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now:
     """request → paid and payment → confirmed, both or neither. False when either moved meanwhile.
 
     `paid_at`: when the money moved by the source's own clock, when it says (else `now`);
-    `seen_settled`: the request was first seen already paid (history), not watched being paid."""
+    `seen_settled`: the request was first seen already paid (history), not watched being paid;
+    `fresh`: the payment was stored in the caller's transaction (no candidate rows yet, and no
+    other transaction can see its row)."""
+    payment_changes = {
+        "status": PaymentStatus.CONFIRMED, "request": candidate.request_id, "confidence": candidate.score,
+        "evidence": _evidence(candidate), "late": candidate.late, "verified_by": verified_by,
+        "verified_at": now, "reason": None}
     try:
-        with db.transaction():
-            # Payment row first, then the request: every path takes its locks in this
-            # order, so two workers deciding one payment queue instead of deadlocking.
-            payment_changes = {
-                "status": PaymentStatus.CONFIRMED, "request": candidate.request_id, "confidence": candidate.score,
-                "evidence": _evidence(candidate), "late": candidate.late, "verified_by": verified_by,
-                "verified_at": now, "reason": None}
-            confirmed = sqlcache.update(Payment, payment_changes, {"id": payment.id, "status": DECIDABLE})
-            if confirmed != 1:
-                raise _Lost()
-            before = sqlcache.by_id(PaymentRequest, candidate.request_id)
-            total = (before.paid_minor or 0) + (payment.amount_minor or 0)
-            if before.allow_partial and total > before.amount_minor:
-                raise _Lost()  # more than the balance: never kept silently (money_in sends it to review)
-            whole = not before.allow_partial or total == before.amount_minor
-            changes = {"status": RequestStatus.PAID, "paid_at": paid_at or now, "ended_at": now,
-                       **({"seen_settled": True} if seen_settled else {})} if whole else {
-                "status": RequestStatus.PARTIAL}
-            # Compare-and-set on the paid total too: two installments at once add up, never overwrite.
-            changes["paid_minor"] = total
-            paid = sqlcache.update(
-                PaymentRequest, changes,
-                {"id": candidate.request_id, "status": PAYABLE, "paid_minor": before.paid_minor or 0},
-            )
-            if paid != 1:
-                raise _Lost()
-            if whole:  # an installment leaves the request open: nothing to write back yet
-                billing_writeback.request_ended(candidate.request_id, RequestStatus.PAID, now=now)
+        if fresh:
+            # Nobody else can lock or change a row this transaction has not committed yet: no
+            # lock order to keep, and the request's compare-and-set goes first, so a lost race
+            # leaves nothing to undo — no savepoint (two round trips on PostgreSQL).
+            before, changes = _pay_request(payment, candidate.request_id, now, paid_at, seen_settled)
+            if sqlcache.update(Payment, payment_changes, {"id": payment.id, "status": DECIDABLE}) != 1:
+                raise LedgerError("conflict", f"payment {payment.id} changed inside the transaction that stored it",
+                                  status=500)
+        else:
+            with db.transaction():
+                # Payment row first, then the request: every path takes its locks in this
+                # order, so two workers deciding one payment queue instead of deadlocking.
+                if sqlcache.update(Payment, payment_changes, {"id": payment.id, "status": DECIDABLE}) != 1:
+                    raise _Lost()
+                before, changes = _pay_request(payment, candidate.request_id, now, paid_at, seen_settled)
     except _Lost:
         return False
     # Both rows as just written, without reading them again.
@@ -222,6 +215,29 @@ def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now:
         vouchers.on_paid(request)  # the code goes out in that confirmation
         webhooks.request_event("request.paid", request)  # history read for the first time stays quiet too
     return True
+
+def _pay_request(payment: Payment, request_id: int, now: datetime, paid_at: datetime | None,
+                 seen_settled: bool) -> tuple[PaymentRequest, dict[str, Any]]:
+    """The request as read before, and what was written: paid (its billing row, if any, told),
+    or partial for an installment short of the balance, by compare-and-set on its status and
+    paid total. Raises _Lost when
+    it moved meanwhile, or when the money is more than an installment request's balance."""
+    before = sqlcache.by_id(PaymentRequest, request_id)
+    total = (before.paid_minor or 0) + (payment.amount_minor or 0)
+    if before.allow_partial and total > before.amount_minor:
+        raise _Lost()  # more than the balance: never kept silently (money_in sends it to review)
+    whole = not before.allow_partial or total == before.amount_minor
+    changes = {"status": RequestStatus.PAID, "paid_at": paid_at or now, "ended_at": now,
+               **({"seen_settled": True} if seen_settled else {})} if whole else {"status": RequestStatus.PARTIAL}
+    # Compare-and-set on the paid total too: two installments at once add up, never overwrite.
+    changes["paid_minor"] = total
+    paid = sqlcache.update(PaymentRequest, changes,
+                           {"id": request_id, "status": PAYABLE, "paid_minor": before.paid_minor or 0})
+    if paid != 1:
+        raise _Lost()
+    if whole:  # an installment leaves the request open: nothing to write back yet
+        billing_writeback.request_ended(request_id, RequestStatus.PAID, now=now)
+    return before, changes
 
 class _Lost(Exception):
     """A compare-and-set found the row changed: roll back this attempt."""
