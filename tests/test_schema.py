@@ -14,8 +14,10 @@ from webapp.storage.search import FTS_TABLES
 
 RUNNER_TABLES = {"schema_migration", "migratehistory"}  # the migration runner's own bookkeeping
 # SQLite's planner statistics: PRAGMA optimize after the migrations (0095's backfill reads) runs ANALYZE.
-# Per-backend indexes made by their migrations only (0097: the slow payers' time to pay; 0098: payments by amount).
-STATISTICS = ("sqlite_stat", "payment_request_time_to_pay", "payment_amount_desc_nulls_last")
+# Indexes made by their migrations only: per backend (0097, 0100: the paid requests' time to pay;
+# 0098: payments by amount) or partial (0100: paid requests by paid_at, overall and per agent).
+STATISTICS = ("sqlite_stat", "payment_request_time_to_pay", "payment_amount_desc_nulls_last",
+              "payment_request_paid_by_")
 # The text-search indexes are per backend and made by migration 0084 only (an FTS5 table and its
 # shadow tables on SQLite, a trigram GIN index on PostgreSQL); tests/test_search.py covers them.
 SEARCH = tuple(FTS_TABLES.values())

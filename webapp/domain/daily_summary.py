@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from peewee import JOIN, fn
 
 from webapp.config import settings
-from webapp.domain import money, options, outbox
+from webapp.domain import money, options, outbox, reports
 from webapp.storage.models import (Agent, Alert, Notification, NotificationStatus, Payment, PaymentRequest,
                                    PaymentStatus, RequestStatus, utcnow)
 
@@ -41,7 +41,7 @@ def text(day: date) -> str:
                  .group_by(Payment.source, Payment.currency).tuples())
     by_agent = (PaymentRequest.select(Agent.name, PaymentRequest.currency, fn.SUM(PaymentRequest.amount_minor))
                 .join(Agent, JOIN.LEFT_OUTER)
-                .where(PaymentRequest.status == RequestStatus.PAID, PaymentRequest.paid_at >= start,
+                .where(reports.PAID, PaymentRequest.paid_at >= start,
                        PaymentRequest.paid_at < end)
                 .group_by(Agent.name, PaymentRequest.currency).tuples())
     unmatched = Payment.select().where(Payment.status == PaymentStatus.UNMATCHED, Payment.received_at >= start,
