@@ -99,3 +99,20 @@ def test_after_a_table_changes_under_a_prepared_statement_it_fails_once_then_wor
         ledger.ingest_payment(observe(5000, ref="c-2"), actor="test")
     result = ledger.ingest_payment(observe(5000, ref="c-2"), actor="test")
     assert result.created and Payment.select().count() == 2
+
+
+def test_with_pg_prepare_off_nothing_is_prepared(environ, redis_conn, backend):
+    if backend != "postgres":
+        pytest.skip("PostgreSQL only")
+    from webapp import create_app
+    from webapp.config import load_settings
+
+    app = create_app(load_settings({**environ, "PAYWATCH_PG_PREPARE": "off"}))
+    with app.app_context():
+        db.upgrade()
+    with app.app_context(), db.database.connection_context():
+        new_request(phone="+256772000001")
+        result = ledger.ingest_payment(observe(5000, ref="o-1", phone="+256772000001"), actor="test")
+        assert result.decision.action == "confirm"
+        assert _prepared_names() == set()
+    db.database.obj.close()

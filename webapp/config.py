@@ -67,6 +67,10 @@ class Settings:
     demo: bool = False  # PAYWATCH_DEMO (set by `make demo`): pages link to the sandbox's logs
     api_rate_limit: str = "600 per minute"  # each API key's, unless the key has its own
     argon2_profile: str = ARGON2_PROFILES[0]  # PAYWATCH_ARGON2_PROFILE: the cost of new password hashes
+    # PAYWATCH_PG_PREPARE: PostgreSQL runs the ledger's statements prepared once per connection;
+    # off behind a pooler that hands one client several server connections (PgBouncer's
+    # transaction or statement pooling), where a statement prepared on one is unknown on another.
+    pg_prepare: bool = True
     instance_path: Path = INSTANCE
 
     @property
@@ -306,6 +310,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         demo=_bool(env, "PAYWATCH_DEMO", False),
         api_rate_limit=_rate_limit(env, "PAYWATCH_API_RATE_LIMIT", "600 per minute"),
         argon2_profile=_argon2_profile(env, name),
+        pg_prepare=_bool(env, "PAYWATCH_PG_PREPARE", True),
         instance_path=instance,
     )
 

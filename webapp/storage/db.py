@@ -41,6 +41,7 @@ def make_database(url: str) -> Database:
 def init_db(settings: Settings) -> Database:
     """Point the proxy at the configured database and return it (no connection opened)."""
     db = make_database(settings.database_url)
+    db.prepare_statements = settings.pg_prepare  # read by sqlcache (PostgreSQL only)
     database.initialize(db)
     return db
 

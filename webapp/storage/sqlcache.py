@@ -33,7 +33,8 @@ def _sql(key: tuple, build) -> str:
 # lookups that is a good part of the statement's cost (0.2-0.5 ms). On PostgreSQL these
 # statements are PREPAREd once per connection and EXECUTEd after (the server keeps the
 # plan; after five runs it may switch to a generic plan when that costs no more).
-# SQLite's driver keeps its own cache of prepared statements.
+# SQLite's driver keeps its own cache of prepared statements. PAYWATCH_PG_PREPARE=off (behind
+# PgBouncer's transaction pooling) runs them as text.
 _names: dict[str, int] = {}  # statement text -> its number (one per text, whatever the thread)
 _numbers = itertools.count(1)
 _unpreparable: set[str] = set()  # statements PostgreSQL would not prepare (run as text)
@@ -44,7 +45,9 @@ _MARK = re.compile(r"%%|%s")
 
 def _execute(sql: str, params: list[Any]):
     """database.execute_sql(sql, params), through a prepared statement on PostgreSQL."""
-    if not isinstance(database.obj, PostgresqlDatabase) or sql in _unpreparable:
+    target = database.obj
+    if not isinstance(target, PostgresqlDatabase) or sql in _unpreparable \
+            or not getattr(target, "prepare_statements", True):
         return database.execute_sql(sql, params)
     number = _names.get(sql) or _names.setdefault(sql, next(_numbers))
     connection = database.connection()
