@@ -220,8 +220,8 @@ def _pay_request(payment: Payment, request_id: int, now: datetime, paid_at: date
                  seen_settled: bool) -> tuple[PaymentRequest, dict[str, Any]]:
     """The request as read before, and what was written: paid (its billing row, if any, told),
     or partial for an installment short of the balance, by compare-and-set on its status and
-    paid total. Raises _Lost when
-    it moved meanwhile, or when the money is more than an installment request's balance."""
+    paid total. Raises _Lost when it moved meanwhile, or when the money is more than an
+    installment request's balance (then nothing was written)."""
     before = sqlcache.by_id(PaymentRequest, request_id)
     total = (before.paid_minor or 0) + (payment.amount_minor or 0)
     if before.allow_partial and total > before.amount_minor:
