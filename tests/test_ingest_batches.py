@@ -3,11 +3,11 @@ prepared statements the ledger runs on PostgreSQL."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from peewee import NotSupportedError
 
+from tests.conftest import wait_for
 from tests.ledger_helpers import actions, new_request, observe
 from webapp.domain import ledger, outbox
 from webapp.storage import db
@@ -35,11 +35,8 @@ def _hold_a_payment_until_someone_waits(app, obs, held: threading.Event, errors:
             with db.transaction():
                 ledger.ingest_payment(obs, actor="rival")
                 held.set()
-                deadline = time.monotonic() + 60
-                while not db.database.execute_sql("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
-                    if time.monotonic() > deadline:
-                        raise AssertionError("the batch never waited for the rival's row")
-                    time.sleep(0.02)
+                wait_for(lambda: db.database.execute_sql("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0],
+                         timeout=60, interval=0.02, message="the batch to wait for the rival's row")
     except BaseException as exc:  # reported to the test
         errors.append(exc)
         held.set()
