@@ -89,23 +89,60 @@ def remember(payment: Payment, request: PaymentRequest, *, confirmed: bool, acto
     return ids
 
 
+def wanted(facts: matching.PaymentFacts, rules: matching.NameRules) -> list[tuple[str, str]]:
+    """The (kind, alias) pairs staff may have taught something about for this payment."""
+    return [(kind, alias) for kind, alias in (("name", names.key(facts.sender_name, rules)),
+                                              ("phone", _phone_key(facts.sender_phone))) if alias]
+
+
 def for_payment(facts: matching.PaymentFacts, rules: matching.NameRules) -> tuple[matching.Learned, ...]:
     """What staff taught about this payment's name and phone, as matching facts."""
     # Built once per shape (the ledger asks this for every payment with candidates): both
     # aliases are looked up by the (kind, alias, customer) index.
-    wanted = [(kind, alias) for kind, alias in (("name", names.key(facts.sender_name, rules)),
-                                                 ("phone", _phone_key(facts.sender_phone))) if alias]
-    if not wanted:
+    pairs = wanted(facts, rules)
+    if not pairs:
         return ()
     rows = sqlcache.select(
-        PayerAlias, f"learned_{len(wanted)}",
+        PayerAlias, f"learned_{len(pairs)}",
         lambda p: ('SELECT * FROM "payer_alias" WHERE '
-                   + " OR ".join(f'("kind" = {p} AND "alias" = {p})' for _ in wanted)
+                   + " OR ".join(f'("kind" = {p} AND "alias" = {p})' for _ in pairs)
                    + f' ORDER BY "confirmed" DESC, "id" LIMIT {MAX_LOADED}'),
-        [value for pair in wanted for value in pair])
-    return tuple(matching.Learned(kind=r.kind, alias=r.alias, customer_phone=r.customer_phone,
-                                  customer_name=r.customer_name, confirmed=r.confirmed, rejected=r.rejected,
-                                  shown=r.shown) for r in rows)
+        [value for pair in pairs for value in pair])
+    return tuple(_learned(r) for r in rows)
+
+
+def for_many(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], list[PayerAlias]]:
+    """for_payment() for a batch of payments in one statement: (kind, alias) -> its rows, at most
+    MAX_LOADED each, most confirmed first; pick() then takes a payment's MAX_LOADED of its pairs."""
+    by_kind = {kind: sqlcache.padded(sorted(a for k, a in pairs if k == kind)) for kind in ("name", "phone")
+               if any(k == kind for k, _ in pairs)}
+    found: dict[tuple[str, str], list[PayerAlias]] = {pair: [] for pair in pairs}
+    if not by_kind:
+        return found
+    shape = "_".join(f"{kind}{len(values)}" for kind, values in by_kind.items())
+    rows = sqlcache.select(
+        PayerAlias, f"learned_many_{shape}",
+        lambda p: ('SELECT * FROM (SELECT "payer_alias".*, ROW_NUMBER() OVER (PARTITION BY "kind", "alias" '
+                   'ORDER BY "confirmed" DESC, "id") AS "rank_in_alias" FROM "payer_alias" WHERE '
+                   + " OR ".join(f'("kind" = {p} AND "alias" IN ({sqlcache.marks(values, p)}))'
+                                 for values in by_kind.values())
+                   + f') AS "ranked" WHERE "rank_in_alias" <= {MAX_LOADED}'),
+        [value for kind, values in by_kind.items() for value in (kind, *values)])
+    for row in rows:
+        found[(row.kind, row.alias)].append(row)
+    return found
+
+
+def pick(found: dict[tuple[str, str], list[PayerAlias]], pairs: list[tuple[str, str]]) -> tuple[matching.Learned, ...]:
+    """What for_payment() returns for `pairs`, from for_many()'s rows."""
+    rows = sorted((row for pair in pairs for row in found[pair]), key=lambda r: (-r.confirmed, r.id))
+    return tuple(_learned(r) for r in rows[:MAX_LOADED])
+
+
+def _learned(row: PayerAlias) -> matching.Learned:
+    return matching.Learned(kind=row.kind, alias=row.alias, customer_phone=row.customer_phone,
+                            customer_name=row.customer_name, confirmed=row.confirmed, rejected=row.rejected,
+                            shown=row.shown)
 
 
 def listing(search: str = ""):

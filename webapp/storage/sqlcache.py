@@ -105,6 +105,19 @@ def contains(text_sql: str, param: str) -> str:
     return f"strpos({text_sql}, {param}) > 0"
 
 
+def padded(values: list) -> list:
+    """`values` (not empty) padded to a power of two by repeating the last: a statement with
+    `IN (…)` over them then has a few shapes (1, 2, 4 … marks), each built and prepared once,
+    instead of one per count. A value repeated in IN changes nothing."""
+    size = 1 << (len(values) - 1).bit_length()
+    return list(values) + [values[-1]] * (size - len(values))
+
+
+def marks(values: list, param: str) -> str:
+    """"?, ?, ?" (or "%s, …"): one parameter mark per value."""
+    return ", ".join([param] * len(values))
+
+
 def returning() -> bool:
     """The database answers RETURNING (PostgreSQL; SQLite from 3.35, which peewee does not assume)."""
     if database.obj.returning_clause:

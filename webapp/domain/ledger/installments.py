@@ -14,10 +14,11 @@ OPEN = (RequestStatus.PENDING, RequestStatus.REVIEW, RequestStatus.PARTIAL)
 QUOTED, PHONE = 100, 80  # both decisive: who paid is known
 
 
-def decide(payment: Payment, settings: matching.MatchSettings, hold: str | None = None) -> matching.Decision | None:
+def decide(payment: Payment, settings: matching.MatchSettings, hold: str | None = None,
+           rows: list[PaymentRequest] | None = None) -> matching.Decision | None:
     """What an installment request makes of `payment`; None when no such request names its payer
-    (ordinary matching then decides)."""
-    candidates = _candidates(payment, settings)
+    (ordinary matching then decides). `rows`: lookup_many()'s for its batch, when read."""
+    candidates = _candidates(payment, settings, rows)
     if not candidates:
         return None
     candidates.sort(key=lambda c: (-c.score, c.reference))
@@ -38,45 +39,106 @@ def decide(payment: Payment, settings: matching.MatchSettings, hold: str | None 
     return matching.Decision("confirm", best, (best,), f"installment toward {best.reference}")
 
 
-def _candidates(payment: Payment, settings: matching.MatchSettings) -> list[matching.Candidate]:
+def _payer(payment: Payment) -> tuple[tuple[str, ...], str | None] | None:
+    """(references its note quotes, its E.164 phone or None) when an installment request could
+    know who paid; None when nothing names the payer."""
     if payment.amount_minor is None or payment.amount_minor <= 0 or not payment.currency:
-        return []
-    quoted = references.find_references(payment.note)
+        return None
+    quoted = tuple(references.find_references(payment.note))
     phone = payment.sender_phone
     whole = bool(phone and phone.startswith("+") and phone[1:].isdigit())  # E.164, not a masked number
     if not quoted and not whole:
+        return None
+    return quoted, phone if whole else None
+
+
+_OPEN = (f'r."allow_partial" = {{p}} AND r."currency" = {{p}} AND r."status" IN '
+         f'({", ".join(repr(str(s)) for s in OPEN)}) AND r."created_at" <= {{p}}')
+_POINTS = {
+    1: (QUOTED, "reference", "quotes {reference}"),
+    2: (PHONE, "phone", "the customer's phone"),
+    3: (PHONE, "phone", "a phone known for the payer"),
+}
+
+
+def _candidates(payment: Payment, settings: matching.MatchSettings, rows: list[PaymentRequest] | None = None,
+                ) -> list[matching.Candidate]:
+    """The installment requests naming this payer; `rows`: lookup_many()'s, already read for a batch."""
+    payer = _payer(payment)
+    if payer is None:
         return []
+    quoted, phone = payer
+    if rows is None:
+        rows = _lookup(payment, settings, quoted, phone)
+    else:
+        latest = payment.received_at + settings.skew
+        listed = f'"{phone}"'
+        rows = [r for r in rows if r.currency == payment.currency and r.created_at <= latest and (
+            r.reference in quoted if r.found_by == 1 else
+            phone is not None and (r.customer_phone == phone if r.found_by == 2 else listed in r.payer_phones))]
+    found: dict[int, matching.Candidate] = {}
+    for request in rows:
+        points, signal, detail = _POINTS[request.found_by]
+        found.setdefault(request.id, _candidate(request, points, signal, detail.format(reference=request.reference)))
+    return list(found.values())
+
+
+def _lookup(payment: Payment, settings: matching.MatchSettings, quoted: tuple[str, ...],
+            phone: str | None) -> list[PaymentRequest]:
     # Money that moved before the request existed (beyond the clock-skew allowance) is not an
     # installment of it: staff can still link it by hand. One statement built once per shape:
     # the ledger asks this for nearly every payment (most carry a phone).
-    open_ = (f'r."allow_partial" = {{p}} AND r."currency" = {{p}} AND r."status" IN '
-             f'({", ".join(repr(str(s)) for s in OPEN)}) AND r."created_at" <= {{p}}')
     common = [True, payment.currency, PaymentRequest.created_at.db_value(payment.received_at + settings.skew)]
     parts, params = [], []
     if quoted:
-        parts.append(f'SELECT 1 AS "found_by", r.* FROM "payment_request" AS r WHERE {open_} AND r."reference" IN '
+        parts.append(f'SELECT 1 AS "found_by", r.* FROM "payment_request" AS r WHERE {_OPEN} AND r."reference" IN '
                      f'({", ".join("{p}" for _ in quoted)})')
         params += common + list(quoted)
-    if whole:
-        parts.append(f'SELECT 2 AS "found_by", r.* FROM "payment_request" AS r WHERE {open_} '
+    if phone:
+        parts.append(f'SELECT 2 AS "found_by", r.* FROM "payment_request" AS r WHERE {_OPEN} '
                      f'AND r."customer_phone" = {{p}}')
         # From the payers (a roster) to their requests by the payer index: CROSS JOIN keeps
         # SQLite's planner from walking every open request instead.
         listed = sqlcache.contains('CAST(y."phones" AS text)', "{p}")  # the phone, quoted, in the JSON list
         parts.append(f'SELECT 3 AS "found_by", r.* FROM "payer" AS y CROSS JOIN "payment_request" AS r '
-                     f'WHERE {listed} AND r."payer_id" = y."id" AND {open_}')
+                     f'WHERE {listed} AND r."payer_id" = y."id" AND {_OPEN}')
         params += common + [phone] + [f'"{phone}"'] + common
     sql = " UNION ALL ".join(parts) + ' ORDER BY "found_by"'
-    found: dict[int, matching.Candidate] = {}
-    for request in sqlcache.select(PaymentRequest, f"installments_{len(quoted)}_{whole}",
-                                   lambda p: sql.replace("{p}", p), params):
-        points, signal, detail = {
-            1: (QUOTED, "reference", f"quotes {request.reference}"),
-            2: (PHONE, "phone", "the customer's phone"),
-            3: (PHONE, "phone", "a phone known for the payer"),
-        }[request.found_by]
-        found.setdefault(request.id, _candidate(request, points, signal, detail))
-    return list(found.values())
+    return sqlcache.select(PaymentRequest, f"installments_{len(quoted)}_{bool(phone)}",
+                           lambda p: sql.replace("{p}", p), params)
+
+
+def lookup_many(payments: list[Payment], settings: matching.MatchSettings) -> list[PaymentRequest] | None:
+    """_candidates()'s rows for a batch of payments of one currency, in one statement (None when
+    none of them names a payer): the open installment requests any of them quotes, or whose
+    customer's or payer's phone is one of theirs, created by the latest payment's time plus the
+    skew. _candidates(payment, settings, rows) keeps each payment's own."""
+    payers = [p for p in map(_payer, payments) if p]
+    if not payers:
+        return None
+    quoted = sorted({ref for refs, _ in payers for ref in refs})
+    phones = sorted({phone for _, phone in payers if phone})
+    latest = max(p.received_at for p in payments) + settings.skew
+    common = [True, payments[0].currency, PaymentRequest.created_at.db_value(latest)]
+    parts, params, shape = [], [], []
+    if quoted:
+        quoted = sqlcache.padded(quoted)
+        parts.append(f'SELECT 1 AS "found_by", CAST(NULL AS text) AS "payer_phones", r.* FROM "payment_request" AS r '
+                     f'WHERE {_OPEN} AND r."reference" IN ({", ".join("{p}" for _ in quoted)})')
+        params += common + quoted
+        shape.append(f"q{len(quoted)}")
+    if phones:
+        phones = sqlcache.padded(phones)
+        parts.append(f'SELECT 2 AS "found_by", CAST(NULL AS text) AS "payer_phones", r.* FROM "payment_request" AS r '
+                     f'WHERE {_OPEN} AND r."customer_phone" IN ({", ".join("{p}" for _ in phones)})')
+        listed = " OR ".join(sqlcache.contains('CAST(y."phones" AS text)', "{p}") for _ in phones)
+        parts.append(f'SELECT 3 AS "found_by", CAST(y."phones" AS text) AS "payer_phones", r.* FROM "payer" AS y '
+                     f'CROSS JOIN "payment_request" AS r WHERE ({listed}) AND r."payer_id" = y."id" AND {_OPEN}')
+        params += common + phones + [f'"{phone}"' for phone in phones] + common
+        shape.append(f"p{len(phones)}")
+    sql = " UNION ALL ".join(parts) + ' ORDER BY "found_by"'
+    return sqlcache.select(PaymentRequest, f"installments_many_{'_'.join(shape)}",
+                           lambda p: sql.replace("{p}", p), params)
 
 
 def _candidate(request: PaymentRequest, points: int, signal: str, detail: str) -> matching.Candidate:

@@ -16,6 +16,7 @@ from peewee import IntegrityError
 
 from webapp.domain import audit, learned, matching, options, outbox, webhooks
 from webapp.domain.ledger import installments
+from webapp.domain.ledger.lookahead import Lookahead
 from webapp.domain.ledger.core import (
     REVERSED_REASON,
     IngestResult,
@@ -73,16 +74,40 @@ def ingest_payments(observations: list[PaymentObservation], *, actor: str = "sys
     """
     try:
         with db.transaction():
-            return [_ingest(obs, actor, now or utcnow()) for obs in observations]
+            ahead = _lookahead(observations, now or utcnow())
+            return [_ingest(obs, actor, now or utcnow(), ahead) for obs in observations]
     except IntegrityError:
         pass
     with db.transaction():
         return [ingest_payment(obs, actor=actor, now=now) for obs in observations]
 
 
-def _ingest(obs: PaymentObservation, actor: str, now: datetime) -> IngestResult:
-    """ingest_payment()'s work, inside the caller's transaction."""
-    known, twin = find_stored(obs)
+def _lookahead(observations: list[PaymentObservation], now: datetime) -> Lookahead | None:
+    """The batch's reads, done once for all of it (see lookahead)."""
+    if len(observations) < 2:
+        return None
+    payments = []
+    for obs in observations:
+        payment = Payment()
+        stored(payment, _values(obs, now))
+        payments.append(payment)
+    return Lookahead(payments, [((obs.source, obs.source_ref), _money_key(obs)) for obs in observations],
+                     options.match_settings(options.current()))
+
+
+def _ingest(obs: PaymentObservation, actor: str, now: datetime, ahead: Lookahead | None = None) -> IngestResult:
+    """ingest_payment()'s work, inside the caller's transaction; `ahead`: the batch's reads."""
+    if ahead is None:
+        return _ingest_one(obs, actor, now, None)
+    report, money = (obs.source, obs.source_ref), _money_key(obs)
+    result = _ingest_one(obs, actor, now, ahead, ahead.stored(report, money))
+    ahead.done(report, money, result.created, result.decision)
+    return result
+
+
+def _ingest_one(obs: PaymentObservation, actor: str, now: datetime, ahead: Lookahead | None,
+                found: tuple[Payment | None, Payment | None] | None = None) -> IngestResult:
+    known, twin = found if found is not None else find_stored(obs)
     if known is not None:
         return IngestResult(known, created=False)
     if twin is not None:
@@ -96,7 +121,7 @@ def _ingest(obs: PaymentObservation, actor: str, now: datetime) -> IngestResult:
                      reason="kept as evidence: no rule could read the amount")
         return IngestResult(payment, created=True)
     hold = _doubt(payment, now)
-    decision = _installment(payment, now, hold) or _match(payment, now, fresh=True, hold=hold)
+    decision = _installment(payment, now, hold, ahead) or _match(payment, now, fresh=True, hold=hold, ahead=ahead)
     # `payment` holds every change written to its row (as stored): nothing to read again.
     return IngestResult(payment, created=True, decision=decision)
 
@@ -142,9 +167,16 @@ def _money_key(obs: PaymentObservation) -> tuple[str, str, int] | None:
 
 def insert_payment(obs: PaymentObservation, now: datetime, **overrides) -> Payment:
     """INSERT the payment row (raises IntegrityError when its report or its money is already stored)."""
+    values = _values(obs, now, **overrides)
+    payment = Payment(id=sqlcache.insert(Payment, values))
+    stored(payment, values)
+    return payment
+
+
+def _values(obs: PaymentObservation, now: datetime, **overrides) -> dict:
     parsed = obs.parsed and obs.amount_minor is not None
     key = _money_key(obs)
-    values = dict(
+    return dict(
         source=obs.source, source_ref=obs.source_ref, transaction_id=obs.transaction_id,
         txn_norm=key[1] if key else None, provider=obs.provider,
         amount_minor=obs.amount_minor, currency=obs.currency, sender_name=obs.sender_name or "",
@@ -152,9 +184,6 @@ def insert_payment(obs: PaymentObservation, now: datetime, **overrides) -> Payme
         raw=obs.raw or "", parsed=parsed, verified=obs.verified, generic=obs.generic and parsed,
         reading=obs.reading or "", created_at=now, **overrides,
     )
-    payment = Payment(id=sqlcache.insert(Payment, values))
-    stored(payment, values)
-    return payment
 
 
 def seen_again(payment: Payment, obs: PaymentObservation, *, actor: str, now: datetime,
@@ -251,16 +280,18 @@ def _disagreement(payment: Payment) -> str | None:
 # ---------------------------------------------------------------- matching
 
 
-def _match(payment: Payment, now: datetime, *, fresh: bool = False, hold: str | None = None) -> matching.Decision:
+def _match(payment: Payment, now: datetime, *, fresh: bool = False, hold: str | None = None,
+           ahead: Lookahead | None = None) -> matching.Decision:
     """Decide and apply; a lost race for a request is decided again on fresh state, once.
 
     `fresh`: the payment was just stored, so it has no rejected pairs, candidate rows or
     sightings. `hold`: a reason it must not be confirmed automatically (review instead).
+    `ahead`: its batch's reads (the second attempt reads afresh).
     """
     values = options.current()
     settings = options.match_settings(values)
     for attempt in range(2):
-        decision = _decide(payment, settings, now, fresh=fresh)
+        decision = _decide(payment, settings, now, fresh=fresh, ahead=None if attempt else ahead)
         if hold and decision.action == "confirm":
             decision = replace(decision, action="review", reason=hold)
         if decision.action != "confirm":
@@ -283,12 +314,14 @@ def _match(payment: Payment, now: datetime, *, fresh: bool = False, hold: str | 
     return decision
 
 
-def _installment(payment: Payment, now: datetime, hold: str | None) -> matching.Decision | None:
+def _installment(payment: Payment, now: datetime, hold: str | None,
+                 ahead: Lookahead | None = None) -> matching.Decision | None:
     """A new payment toward an installment request (installments.decide), applied; None when
     no installment request names its payer."""
     settings = options.match_settings(options.current())
     for attempt in range(2):
-        decision = installments.decide(payment, settings, hold)
+        rows = ahead.installment_rows(payment) if ahead and not attempt else None
+        decision = installments.decide(payment, settings, hold, rows)
         if decision is None or decision.action != "confirm":
             break
         if _settle(payment, decision.candidate, actor="system", now=now, fresh=True):
@@ -311,7 +344,8 @@ def _rematch(payment: Payment, now: datetime) -> matching.Decision | None:
     return _match(payment, now, hold=_hold(payment))
 
 
-def _decide(payment: Payment, settings: matching.MatchSettings, now: datetime, *, fresh: bool = False) -> matching.Decision:
+def _decide(payment: Payment, settings: matching.MatchSettings, now: datetime, *, fresh: bool = False,
+            ahead: Lookahead | None = None) -> matching.Decision:
     corroborated = None
     rejected: frozenset = frozenset()
     if not fresh:
@@ -321,8 +355,12 @@ def _decide(payment: Payment, settings: matching.MatchSettings, now: datetime, *
                         .where(PaymentSighting.payment == payment.id, PaymentSighting.corroborates == True)  # noqa: E712
                         .scalar())
     facts = payment_facts(payment, corroborated_by=corroborated)
-    requests = candidate_requests(facts, settings)
-    taught = learned.for_payment(facts, settings.names) if requests else ()
+    requests = candidate_requests(facts, settings, ahead.requests(facts) if ahead else None)
+    taught = ()
+    if requests:
+        taught = ahead.learned(facts, settings.names) if ahead else None
+        if taught is None:
+            taught = learned.for_payment(facts, settings.names)
     return matching.match(facts, requests, rejected_request_ids=rejected, settings=settings, now=now,
                           learned=taught)
 

@@ -8,6 +8,8 @@ external id is the payment's transaction id.
 """
 from __future__ import annotations
 
+from datetime import datetime
+
 from webapp.domain import matching, references
 from webapp.storage import sqlcache
 from webapp.storage.models import Payment, PaymentRequest, RequestStatus
@@ -51,21 +53,28 @@ def request_facts(request: PaymentRequest) -> matching.RequestFacts:
     )
 
 
-def candidate_requests(payment: matching.PaymentFacts, settings: matching.MatchSettings) -> list[matching.RequestFacts]:
-    """Every request matching may consider for `payment` (deduplicated)."""
+_COLUMNS = ", ".join(f'"{f.column_name}"' for f in _FIELDS)
+# Open requests, and expired ones still inside the late-payment lookback, created by a time.
+_OPEN = ('"currency" = {p} AND "created_at" <= {p} '
+         "AND (\"status\" IN ('pending', 'review') OR (\"status\" = 'expired' AND \"expires_at\" >= {p}))")
+
+
+def candidate_requests(payment: matching.PaymentFacts, settings: matching.MatchSettings,
+                       by_amount: list[matching.RequestFacts] | None = None) -> list[matching.RequestFacts]:
+    """Every request matching may consider for `payment` (deduplicated). `by_amount`: those of its
+    amount, already read for a batch (requests_by_amount) instead of read here."""
     received = payment.received_at
-    columns = ", ".join(f'"{f.column_name}"' for f in _FIELDS)
-    rows = sqlcache.tuples(
-        "payment_request.candidates",
-        lambda p: (
-            f'SELECT {columns} FROM "payment_request" '
-            f'WHERE "amount_minor" = {p} AND "currency" = {p} AND "created_at" <= {p} '
-            f"AND (\"status\" IN ('pending', 'review') OR (\"status\" = 'expired' AND \"expires_at\" >= {p}))"
-        ),
-        [payment.amount_minor, payment.currency, _db_time(received + settings.skew),
-         _db_time(received - settings.grace - settings.late_lookback)],
-    )
-    found = {row[0]: _facts_from_row(row) for row in rows}
+    if by_amount is None:
+        rows = sqlcache.tuples(
+            "payment_request.candidates",
+            lambda p: f'SELECT {_COLUMNS} FROM "payment_request" WHERE "amount_minor" = {p} AND '
+                      + _OPEN.format(p=p),
+            [payment.amount_minor, payment.currency, _db_time(received + settings.skew),
+             _db_time(received - settings.grace - settings.late_lookback)],
+        )
+        found = {row[0]: _facts_from_row(row) for row in rows}
+    else:
+        found = {r.id: r for r in by_amount if in_window(r, payment, settings)}
     quoted = references.find_references(payment.note)
     if quoted:
         for request in PaymentRequest.select(*_FIELDS).where(PaymentRequest.reference.in_(quoted)):
@@ -76,6 +85,36 @@ def candidate_requests(payment: matching.PaymentFacts, settings: matching.MatchS
         ):
             found[request.id] = request_facts(request)
     return list(found.values())
+
+
+def requests_by_amount(currency: str, amounts: list[int], latest: datetime, earliest: datetime,
+                       ) -> dict[int, list[matching.RequestFacts]]:
+    """The requests candidate_requests reads by amount, for many payments of one currency in one
+    statement: amount -> requests of that amount created by `latest` (the latest payment's time
+    plus the clock skew), open or expired since `earliest` (the earliest payment's lookback).
+    in_window() then keeps those each payment may consider."""
+    values = sqlcache.padded(sorted(set(amounts)))
+    rows = sqlcache.tuples(
+        f"payment_request.candidates_{len(values)}",
+        lambda p: f'SELECT {_COLUMNS} FROM "payment_request" WHERE "amount_minor" IN ({sqlcache.marks(values, p)}) '
+                  f'AND ' + _OPEN.format(p=p),
+        [*values, currency, _db_time(latest), _db_time(earliest)],
+    )
+    found: dict[int, list[matching.RequestFacts]] = {amount: [] for amount in amounts}
+    for row in rows:
+        found[row[2]].append(_facts_from_row(row))
+    return found
+
+
+def in_window(request: matching.RequestFacts, payment: matching.PaymentFacts, settings: matching.MatchSettings) -> bool:
+    """candidate_requests' test by amount, in Python: the same currency and amount, created by the
+    payment's time plus the skew, open or expired since its late lookback."""
+    received = payment.received_at
+    return (request.amount_minor == payment.amount_minor and request.currency == payment.currency
+            and request.created_at <= received + settings.skew
+            and (request.status in (RequestStatus.PENDING, RequestStatus.REVIEW)
+                 or (request.status == RequestStatus.EXPIRED
+                     and request.expires_at >= received - settings.grace - settings.late_lookback)))
 
 
 _TO_TIME = PaymentRequest.created_at.python_value
