@@ -296,6 +296,28 @@ def update(model: type[Model], values: dict[str, Any], where: dict[str, Any]) ->
     return _execute(sql, params).rowcount
 
 
+def update_returning_row(model: type[Model], values: dict[str, Any], where: dict[str, Any]):
+    """update() of one row (`where` names its id) that gives back the row as written (RETURNING *),
+    or None when no row matched. Only where returning() is true."""
+    fields = model._meta.fields
+    names = tuple(values)
+
+    def build(param: str) -> str:
+        sets = ", ".join(f'"{fields[n].column_name}" = {param}' for n in names)
+        return f"UPDATE {_table(model)} SET {sets} WHERE {_where(model, where, param)} RETURNING *"
+
+    key = ("update_row", model.__name__, names, _where_shape(where))
+    cursor = _execute(_sql(key, build), [fields[n].db_value(values[n]) for n in names] + _where_params(model, where))
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    instance = model(__no_default__=1)
+    for (column, is_field, convert), value in zip(_reader(model, key, cursor.description), row):
+        if is_field:
+            instance.__data__[column] = convert(value)
+    return instance
+
+
 def update_returning_ids(model: type[Model], values: dict[str, Any], where: dict[str, Any]) -> list[int]:
     """update() for a set of rows in one statement (`where["id"]` a tuple of ids); returns the
     ids of the rows it changed, sorted.

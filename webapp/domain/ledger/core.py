@@ -218,10 +218,20 @@ def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now:
 
 def _pay_request(payment: Payment, request_id: int, now: datetime, paid_at: datetime | None,
                  seen_settled: bool) -> tuple[PaymentRequest, dict[str, Any]]:
-    """The request as read before, and what was written: paid (its billing row, if any, told),
+    """The request, and what was written on it (`stored` makes the first the row as written, or
+    it is that row already, with nothing more to write): paid (its billing row, if any, told),
     or partial for an installment short of the balance, by compare-and-set on its status and
     paid total. Raises _Lost when it moved meanwhile, or when the money is more than an
     installment request's balance (then nothing was written)."""
+    if sqlcache.returning():
+        # The usual case in one statement: a request paid whole, nothing paid on it before.
+        whole = {"status": RequestStatus.PAID, "paid_at": paid_at or now, "ended_at": now,
+                 **({"seen_settled": True} if seen_settled else {}), "paid_minor": payment.amount_minor or 0}
+        after = sqlcache.update_returning_row(
+            PaymentRequest, whole, {"id": request_id, "status": PAYABLE, "allow_partial": False, "paid_minor": 0})
+        if after is not None:
+            billing_writeback.request_ended(request_id, RequestStatus.PAID, now=now)
+            return after, {}
     before = sqlcache.by_id(PaymentRequest, request_id)
     total = (before.paid_minor or 0) + (payment.amount_minor or 0)
     if before.allow_partial and total > before.amount_minor:
