@@ -69,6 +69,10 @@ def test_unique_amounts_move_a_clashing_request_by_one_minor_unit_and_release_it
     ledger.cancel_request(first.reference, actor="test")
     assert not AmountReservation.select().where(AmountReservation.request == first.id).exists()
     assert new_request(5000).amount_minor == 5000
+    # Paid (whole, in the one statement that also says an amount was reserved): released too.
+    assert pay(5001, phone=second.customer_phone).decision.action == "confirm"
+    assert not AmountReservation.select().where(AmountReservation.request == second.id).exists()
+    assert AmountReservation.select().where(AmountReservation.request == third.id).exists()
 
 
 def test_unique_amounts_are_off_by_default(ctx):

@@ -110,8 +110,11 @@ def cancel_pending_alerts(request: PaymentRequest, reason: str) -> int:
     )
 
 
-def request_paid(request: PaymentRequest, payment: Payment) -> list[str]:
-    cancel_pending_alerts(request, "paid")
+def request_paid(request: PaymentRequest, payment: Payment, *, alerts_pending: bool = True) -> list[str]:
+    """The confirmations to customer and agent; `alerts_pending` False: the caller saw that no
+    'still pending' alert waits (else any is cancelled)."""
+    if alerts_pending:
+        cancel_pending_alerts(request, "paid")
     subject = f"request:{request.reference}"
     return _queue_many([
         _message(Kind.CONFIRMED_CUSTOMER, request.customer_phone, subject, request=request, payment=payment),

@@ -296,17 +296,21 @@ def update(model: type[Model], values: dict[str, Any], where: dict[str, Any]) ->
     return _execute(sql, params).rowcount
 
 
-def update_returning_row(model: type[Model], values: dict[str, Any], where: dict[str, Any]):
+def update_returning_row(model: type[Model], values: dict[str, Any], where: dict[str, Any],
+                         also: tuple[tuple[str, str], ...] = ()):
     """update() of one row (`where` names its id) that gives back the row as written (RETURNING *),
-    or None when no row matched. Only where returning() is true."""
+    or None when no row matched. `also`: (name, SQL expression, fixed text) pairs returned with it,
+    set on the row as attributes (a subquery about the row saves a statement). Only where
+    returning() is true."""
     fields = model._meta.fields
     names = tuple(values)
 
     def build(param: str) -> str:
         sets = ", ".join(f'"{fields[n].column_name}" = {param}' for n in names)
-        return f"UPDATE {_table(model)} SET {sets} WHERE {_where(model, where, param)} RETURNING *"
+        extra = "".join(f', ({sql}) AS "{name}"' for name, sql in also)
+        return f"UPDATE {_table(model)} SET {sets} WHERE {_where(model, where, param)} RETURNING *{extra}"
 
-    key = ("update_row", model.__name__, names, _where_shape(where))
+    key = ("update_row", model.__name__, names, _where_shape(where), also)
     cursor = _execute(_sql(key, build), [fields[n].db_value(values[n]) for n in names] + _where_params(model, where))
     row = cursor.fetchone()
     if row is None:
@@ -315,6 +319,8 @@ def update_returning_row(model: type[Model], values: dict[str, Any], where: dict
     for (column, is_field, convert), value in zip(_reader(model, key, cursor.description), row):
         if is_field:
             instance.__data__[column] = convert(value)
+        else:
+            setattr(instance, column, value)
     return instance
 
 

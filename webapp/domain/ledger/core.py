@@ -15,6 +15,7 @@ from webapp.storage import db, sqlcache
 from webapp.storage.models import (
     AmountReservation,
     MatchCandidate,
+    NotificationStatus,
     Payment,
     PaymentRequest,
     PaymentStatus,
@@ -179,7 +180,7 @@ def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now:
             # Nobody else can lock or change a row this transaction has not committed yet: no
             # lock order to keep, and the request's compare-and-set goes first, so a lost race
             # leaves nothing to undo — no savepoint (two round trips on PostgreSQL).
-            before, changes = _pay_request(payment, candidate.request_id, now, paid_at, seen_settled)
+            before, changes, todo = _pay_request(payment, candidate.request_id, now, paid_at, seen_settled)
             if sqlcache.update(Payment, payment_changes, {"id": payment.id, "status": DECIDABLE}) != 1:
                 raise LedgerError("conflict", f"payment {payment.id} changed inside the transaction that stored it",
                                   status=500)
@@ -189,7 +190,7 @@ def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now:
                 # order, so two workers deciding one payment queue instead of deadlocking.
                 if sqlcache.update(Payment, payment_changes, {"id": payment.id, "status": DECIDABLE}) != 1:
                     raise _Lost()
-                before, changes = _pay_request(payment, candidate.request_id, now, paid_at, seen_settled)
+                before, changes, todo = _pay_request(payment, candidate.request_id, now, paid_at, seen_settled)
     except _Lost:
         return False
     # Both rows as just written, without reading them again.
@@ -207,31 +208,54 @@ def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now:
         if announce:
             outbox.installment_received(request, payment)
         return True
-    _release_amount(request.id)
+    if todo.reserved:
+        _release_amount(request.id)
     audit.record("request.paid", f"request:{request.reference}", actor=actor, payment=payment.id,
                  confidence=candidate.score, how=how)
     if announce:
-        outbox.request_paid(request, payment)
+        outbox.request_paid(request, payment, alerts_pending=todo.alerts_pending)
         vouchers.on_paid(request)  # the code goes out in that confirmation
         webhooks.request_event("request.paid", request)  # history read for the first time stays quiet too
     return True
 
+@dataclass(frozen=True)
+class _Todo:
+    """What paying a request leaves to do: release its reserved amount, cancel its pending alerts
+    (True: maybe, do it; False: the paying statement saw there is none)."""
+
+    reserved: bool = True
+    alerts_pending: bool = True
+
+
+# Paying a request whole returns, in the same statement, whether a billing row, a reserved
+# amount or a pending alert is behind it: each then costs a statement only when there is one.
+_PAID_ALSO = (
+    ("billing_link", 'SELECT "id" FROM "billing_row" WHERE "request_id" = "payment_request"."id" LIMIT 1'),
+    ("reserved", 'SELECT COUNT(*) FROM "amount_reservation" WHERE "request_id" = "payment_request"."id"'),
+    ("alerts_pending", 'SELECT COUNT(*) FROM "notification" WHERE "request_id" = "payment_request"."id" '
+                       f"AND \"status\" = '{NotificationStatus.PENDING}' "
+                       f"AND \"kind\" IN ({', '.join(repr(str(k)) for k in outbox.Kind.PENDING_ALERTS)})"),
+)
+
+
 def _pay_request(payment: Payment, request_id: int, now: datetime, paid_at: datetime | None,
-                 seen_settled: bool) -> tuple[PaymentRequest, dict[str, Any]]:
-    """The request, and what was written on it (`stored` makes the first the row as written, or
-    it is that row already, with nothing more to write): paid (its billing row, if any, told),
-    or partial for an installment short of the balance, by compare-and-set on its status and
-    paid total. Raises _Lost when it moved meanwhile, or when the money is more than an
-    installment request's balance (then nothing was written)."""
+                 seen_settled: bool) -> tuple[PaymentRequest, dict[str, Any], _Todo]:
+    """The request, what was written on it (`stored` makes the first the row as written, or it
+    is that row already, with nothing more to write), and what is left to do: paid (its billing
+    row, if any, told), or partial for an installment short of the balance, by compare-and-set
+    on its status and paid total. Raises _Lost when it moved meanwhile, or when the money is
+    more than an installment request's balance (then nothing was written)."""
     if sqlcache.returning():
         # The usual case in one statement: a request paid whole, nothing paid on it before.
         whole = {"status": RequestStatus.PAID, "paid_at": paid_at or now, "ended_at": now,
                  **({"seen_settled": True} if seen_settled else {}), "paid_minor": payment.amount_minor or 0}
         after = sqlcache.update_returning_row(
-            PaymentRequest, whole, {"id": request_id, "status": PAYABLE, "allow_partial": False, "paid_minor": 0})
+            PaymentRequest, whole, {"id": request_id, "status": PAYABLE, "allow_partial": False, "paid_minor": 0},
+            _PAID_ALSO)
         if after is not None:
-            billing_writeback.request_ended(request_id, RequestStatus.PAID, now=now)
-            return after, {}
+            if after.billing_link is not None:
+                billing_writeback.request_ended(request_id, RequestStatus.PAID, now=now)
+            return after, {}, _Todo(reserved=bool(after.reserved), alerts_pending=bool(after.alerts_pending))
     before = sqlcache.by_id(PaymentRequest, request_id)
     total = (before.paid_minor or 0) + (payment.amount_minor or 0)
     if before.allow_partial and total > before.amount_minor:
@@ -247,7 +271,7 @@ def _pay_request(payment: Payment, request_id: int, now: datetime, paid_at: date
         raise _Lost()
     if whole:  # an installment leaves the request open: nothing to write back yet
         billing_writeback.request_ended(request_id, RequestStatus.PAID, now=now)
-    return before, changes
+    return before, changes, _Todo()
 
 class _Lost(Exception):
     """A compare-and-set found the row changed: roll back this attempt."""
