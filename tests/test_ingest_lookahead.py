@@ -24,6 +24,8 @@ from webapp.storage.models import (
     Payment,
     PaymentRequest,
     PaymentSighting,
+    WebhookDelivery,
+    WebhookEndpoint,
     utcnow,
 )
 
@@ -52,6 +54,7 @@ def _scenario(tag: str, currency: str, digit: int) -> list[ledger.PaymentObserva
     at = NOW - timedelta(minutes=1)
     src, other = f"s{tag}", f"t{tag}"
     txn = f"TX{digit}123456"
+    assert ledger.flag_reversal(src, f"RV{digit}654321", currency=currency) is None  # before its payment
 
     def obs(amount, ref, **extra):
         extra.setdefault("received_at", at)
@@ -76,6 +79,7 @@ def _scenario(tag: str, currency: str, digit: int) -> list[ledger.PaymentObserva
         obs(20000, "o15", phone=phone(6)),                     # toward R10, by the payer's roster phone
         obs(20000, "o16", phone=phone(6)),                     # R10's balance, exactly
         obs(13000, "o17", name="Kato Moses", received_at=at + timedelta(seconds=5)),  # R9 by name
+        obs(5000, "o18", phone=phone(2), transaction_id=f"RV{digit}654321"),  # reversed before it arrived
     ]
 
 
@@ -112,13 +116,17 @@ def _state(tag: str, currency: str) -> dict:
     }
 
 
-@pytest.mark.parametrize("batch", [100, 5, 2])
-def test_a_batch_decides_what_the_same_payments_decide_one_by_one(ctx, batch):
+@pytest.mark.parametrize("batch, listening", [(100, False), (5, True), (2, False), (100, True)])
+def test_a_batch_decides_what_the_same_payments_decide_one_by_one(ctx, batch, listening):
+    if listening:  # a webhook endpoint wants every event: the events' bodies are read from the rows
+        WebhookEndpoint.create(url="https://hooks.example.com/paywatch", secret="whsec_" + "x" * 32, events=[],
+                               is_active=True)
     one_by_one = _scenario("A", "UGX", 1)
     with db.count_queries() as alone:
         for observation in one_by_one:
             ledger.ingest_payment(observation, actor="test", now=NOW)
     expected = _state("A", "UGX")
+    expected_deliveries = Counter(d.event for d in WebhookDelivery.select())
 
     batched = _scenario("B", "RWF", 2)
     results = []
@@ -132,6 +140,9 @@ def test_a_batch_decides_what_the_same_payments_decide_one_by_one(ctx, batch):
 
     for part in expected:
         assert got[part] == expected[part], part
+    deliveries = Counter(d.event for d in WebhookDelivery.select()) - expected_deliveries
+    assert deliveries == expected_deliveries
+    assert bool(deliveries["payment.received"]) is listening
     # The scenario does what it says (so that the comparison compares something).
     requests = dict((r, (s, paid)) for r, s, paid in expected["requests"])
     assert requests["R1"][0] == "paid" and requests["R7"][0] == "paid"
@@ -140,4 +151,5 @@ def test_a_batch_decides_what_the_same_payments_decide_one_by_one(ctx, batch):
     assert payments["-o6"][1] == "review" and "over-payment" in payments["-o6"][6]
     assert "also seen on payment" in payments["-o10"][6]
     assert ("-o9", "-o8", True) in expected["sightings"]
+    assert payments["-o18"][1] == "review" and expected["events"]["payment.reversed"] == 1
     assert [r.created for r in results].count(False) == 2  # o1 again, o9 (a sighting)

@@ -73,6 +73,11 @@ def _subscribers(event_type: str) -> list[WebhookEndpoint]:
     return [e for e in active if not e.events or event_type in e.events]
 
 
+def listened(event_type: str) -> bool:
+    """Whether any endpoint wants `event_type` (emit() writes nothing otherwise)."""
+    return bool(_subscribers(event_type))
+
+
 def emit(event_type: str, subject: str, data: Callable[[], dict], *, now: datetime | None = None,
          request_id: int | None = None) -> str | None:
     """Write `event_type` about `subject` for every endpoint that wants it, once per (type, subject,

@@ -80,10 +80,13 @@ def _table(model: type[Model]) -> str:
 
 
 def _row(model: type[Model], values: dict[str, Any]) -> dict[str, Any]:
-    """`values` with the defaults filled in like Model.create (every column but the id)."""
+    """`values` with the defaults filled in like Model.create (every column but the id, unless
+    `values` gives it: next_ids())."""
     row = {}
     for name, field in model._meta.fields.items():
         if name == "id":
+            if values.get("id") is not None:
+                row[name] = values[name]
             continue
         if name in values:
             row[name] = values[name]
@@ -151,6 +154,23 @@ def insert(model: type[Model], values: dict[str, Any], *, ignore_conflict: bool 
     if ignore_conflict and cursor.rowcount == 0:
         return None
     return cursor.lastrowid
+
+
+def next_ids(model: type[Model], count: int) -> list[int]:
+    """`count` ids for rows of `model` to be inserted later in this transaction (insert() with
+    "id"): on PostgreSQL from the table's sequence (one statement for all; unused ones are a gap,
+    as after any rollback); on SQLite those after the largest, which is safe only because a
+    transaction here holds SQLite's write lock from its BEGIN (db.transaction) and every
+    row it inserts meanwhile takes one of them."""
+    if isinstance(database.obj, PostgresqlDatabase):
+        table = model._meta.table_name
+        rows = _execute(_sql(("next_ids", model.__name__), lambda p: (
+            f"SELECT nextval(pg_get_serial_sequence('\"{table}\"', 'id')) FROM generate_series(1, {p})")),
+            [count]).fetchall()
+        return [row[0] for row in rows]
+    sql = _sql(("max_id", model.__name__), lambda p: f'SELECT MAX("id") FROM {_table(model)}')
+    top = _execute(sql, []).fetchone()[0]
+    return list(range((top or 0) + 1, (top or 0) + 1 + count))
 
 
 MANY_ROWS = 200  # rows per multi-row INSERT (SQLite allows 32,766 parameters per statement)

@@ -122,6 +122,27 @@ def stored(row, changes: dict[str, Any]) -> None:
         setattr(row, name, field.python_value(field.db_value(value)))
 
 
+def write_payment(payment: Payment, changes: dict[str, Any], status: tuple[str, ...] | None = None) -> int:
+    """Write `changes` to the payment's row: UPDATE (with `status`, only while it has one of
+    those: the compare-and-set), or, for a new payment whose INSERT ingest_payments held back
+    until it was decided (`payment.unwritten`), that INSERT with the changes in. One statement
+    either way; returns the rows written (1 for the INSERT)."""
+    values = getattr(payment, "unwritten", None)
+    if values is None:
+        return sqlcache.update(Payment, changes, {"id": payment.id, **({"status": status} if status else {})})
+    flush_payment(payment, changes)
+    return 1
+
+
+def flush_payment(payment: Payment, changes: dict[str, Any] | None = None) -> None:
+    """INSERT a held-back payment now (a row that must exist before what comes next: a foreign
+    key, a read); nothing for a payment already stored."""
+    values = getattr(payment, "unwritten", None)
+    if values is not None:
+        sqlcache.insert(Payment, {**values, **(changes or {}), "id": payment.id})
+        payment.unwritten = None
+
+
 def _release_amount(request_id: int) -> None:
     sqlcache.delete(AmountReservation, {"request": request_id})
 
@@ -181,7 +202,7 @@ def _settle(payment: Payment, candidate: matching.Candidate, *, actor: str, now:
             # lock order to keep, and the request's compare-and-set goes first, so a lost race
             # leaves nothing to undo — no savepoint (two round trips on PostgreSQL).
             before, changes, todo = _pay_request(payment, candidate.request_id, now, paid_at, seen_settled)
-            if sqlcache.update(Payment, payment_changes, {"id": payment.id, "status": DECIDABLE}) != 1:
+            if write_payment(payment, payment_changes, DECIDABLE) != 1:
                 raise LedgerError("conflict", f"payment {payment.id} changed inside the transaction that stored it",
                                   status=500)
         else:

@@ -49,6 +49,11 @@ class Lookahead:
             self._installments[currency] = installments.lookup_many(group, settings)
         self._pairs = {pair for p in parsed for pair in learned.wanted(payment_facts(p), settings.names)}
         self._learned = learned.for_many(self._pairs) if self._pairs else {}
+        self._ids = iter(sqlcache.next_ids(Payment, len(payments)))
+
+    def next_id(self) -> int:
+        """The id of the batch's next new payment (one for each observation)."""
+        return next(self._ids)
 
     # ------------------------------------------------------------ reads, or None: read it yourself
 

@@ -24,8 +24,10 @@ from webapp.domain.ledger.core import (
     _clear_candidates,
     _evidence,
     _settle,
+    flush_payment,
     normalize_txn,
     stored,
+    write_payment,
 )
 from webapp.domain.matching.lookup import candidate_requests, payment_facts
 from webapp.storage import db, sqlcache
@@ -101,6 +103,7 @@ def _ingest(obs: PaymentObservation, actor: str, now: datetime, ahead: Lookahead
         return _ingest_one(obs, actor, now, None)
     report, money = (obs.source, obs.source_ref), _money_key(obs)
     result = _ingest_one(obs, actor, now, ahead, ahead.stored(report, money))
+    flush_payment(result.payment)  # stored as decided by now; never left unwritten
     ahead.done(report, money, result.created, result.decision)
     return result
 
@@ -112,11 +115,19 @@ def _ingest_one(obs: PaymentObservation, actor: str, now: datetime, ahead: Looka
         return IngestResult(known, created=False)
     if twin is not None:
         return seen_again(twin, obs, actor=actor, now=now)
-    payment = insert_payment(obs, now)
+    if ahead is None:
+        payment = insert_payment(obs, now)
+    else:  # its INSERT waits until it is decided: one statement stores it as decided (write_payment)
+        payment = Payment(id=ahead.next_id())
+        payment.unwritten = _values(obs, now)
+        stored(payment, payment.unwritten)
     audit.record("payment.received", f"payment:{payment.id}", actor=actor, source=obs.source,
                  source_ref=obs.source_ref, amount_minor=obs.amount_minor, currency=obs.currency)
-    webhooks.payment_event("payment.received", payment)
+    if webhooks.listened("payment.received"):
+        flush_payment(payment)  # the event's body is read from the row
+        webhooks.payment_event("payment.received", payment)
     if not payment.parsed:
+        flush_payment(payment)
         audit.record("payment.unreadable", f"payment:{payment.id}", actor=actor,
                      reason="kept as evidence: no rule could read the amount")
         return IngestResult(payment, created=True)
@@ -244,6 +255,7 @@ def _doubt(payment: Payment, now: datetime) -> str | None:
         lambda p: f'SELECT * FROM "reversal" WHERE "txn_norm" = {p} AND "applied_at" IS NULL ORDER BY "id" LIMIT 1',
         [payment.txn_norm])), None)
     if reversal is not None and reversal.currency in (None, payment.currency):
+        flush_payment(payment)
         Reversal.update(payment=payment.id, applied_at=now).where(Reversal.id == reversal.id).execute()
         reason = f"{reversal.reason} (reported before the payment arrived)"
         audit.record("payment.reversed", f"payment:{payment.id}", actor=f"source:{reversal.source}",
@@ -374,7 +386,7 @@ def _to_review(payment: Payment, decision: matching.Decision, now: datetime, *, 
         "confidence": best.score if best else None, "evidence": _evidence(best) if best else [],
         "late": decision.late, "reason": decision.reason,
     }
-    sqlcache.update(Payment, changes, {"id": payment.id})
+    write_payment(payment, changes)
     stored(payment, changes)
     if not fresh:
         _clear_candidates(payment.id)
@@ -399,7 +411,7 @@ def _to_unmatched(payment: Payment, decision: matching.Decision, values: dict) -
         "evidence": [{"signal": "candidate", "points": c.score, "detail": f"{c.reference}: {c.score}"}
                      for c in decision.candidates],
     }
-    sqlcache.update(Payment, changes, {"id": payment.id})
+    write_payment(payment, changes)
     stored(payment, changes)
     audit.record("payment.unmatched", f"payment:{payment.id}", actor="system", reason=decision.reason)
     outbox.payment_unmatched(payment, values.get("admin_phones") or [])
