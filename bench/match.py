@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from webapp import create_app  # noqa: E402
 from webapp.config import load_settings  # noqa: E402
 from webapp.domain import ledger, options  # noqa: E402
+from webapp.plumbing import heap  # noqa: E402
 from webapp.plumbing.devstack import start_redis  # noqa: E402
 from webapp.storage import db  # noqa: E402
 from webapp.storage.models import PaymentRequest, utcnow  # noqa: E402
@@ -186,6 +187,7 @@ def run(size: int, payments: int, per_amount: int, database_url: str | None, see
         # A throw-away Redis: confirmations enqueue their WhatsApp jobs, as in production.
         redis = start_redis(Path(tmp) / "redis", persist=False)
         app = build_app(url, Path(tmp), redis.url)
+        heap.freeze_startup()  # as an rq worker does once its app is built (jobs/worker.py)
         with app.app_context(), db.database.connection_context():
             started = time.perf_counter()
             seed(size, per_amount, rng)

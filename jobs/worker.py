@@ -48,7 +48,7 @@ from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
 from jobs import bootstrap, watchdog
-from webapp.plumbing import jobstats
+from webapp.plumbing import heap, jobstats
 from webapp.plumbing.jobqueue import WORKER_BEAT_S
 
 SCHEDULER_POLL_S = 0.2  # how often delayed jobs are looked for
@@ -112,6 +112,7 @@ class Worker(SimpleWorker):
     def __init__(self, *args, **kwargs):
         bootstrap()
         _import_jobs()
+        heap.freeze_startup()  # the app and the job modules stay for the process's life
         self._keep_scheduler = False
         self._tick_at = 0.0
         self._watch_at = time.monotonic() + watchdog.GRACE_S  # start-up is not an outage

@@ -13,7 +13,7 @@ from flask.cli import AppGroup
 
 from webapp.config import ROOT, child_environment
 from webapp.domain import accounts, sources
-from webapp.plumbing import jobqueue
+from webapp.plumbing import heap, jobqueue
 from webapp.plumbing.logs import safe_url
 from webapp.storage import db
 from webapp.storage.models import Role
@@ -202,6 +202,7 @@ def jobs_scheduler(interval: float) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     run = importlib.import_module("jobs.scheduler").run  # by name: webapp never imports jobs
+    heap.freeze_startup()
     click.echo(f"scheduler: recurring jobs every {interval:g} s (Ctrl-C stops)")
     run(current_app._get_current_object(), stop, interval=interval)
 
@@ -237,6 +238,7 @@ def mailbox_watch(rescan_seconds: float, renew_seconds: float | None) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     watch = importlib.import_module("jobs.mailbox_watch").watch  # by name: webapp never imports jobs
+    heap.freeze_startup()
     click.echo("mailbox watcher: watching every enabled mailbox source with IDLE (Ctrl-C stops)")
     watch(current_app._get_current_object(), stop, rescan_s=rescan_seconds, renew_s=renew_seconds)
 
