@@ -22,6 +22,12 @@ SQLITE_PRAGMAS = {
     "journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000, "synchronous": "normal",
     # Page cache and memory map sized for a large ledger (cache_size in KiB when negative).
     "cache_size": -65536, "mmap_size": 268435456,
+    # Checkpoint the WAL every 10,000 pages (~40 MB) instead of SQLite's 1,000: a payment rewrites
+    # ~19 pages, many of them the same hot index pages, which a longer WAL copies back once per
+    # checkpoint instead of ten times (bench/match.py at 100k open requests, three alternating
+    # pairs: +6 % batched, +17 % one per transaction). A checkpoint then takes ~50 ms instead of
+    # ~8 ms, ten times less often. The WAL file is cut back to 64 MB after a checkpoint past it.
+    "wal_autocheckpoint": 10000, "journal_size_limit": 67108864,
 }
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
