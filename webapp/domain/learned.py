@@ -96,19 +96,10 @@ def wanted(facts: matching.PaymentFacts, rules: matching.NameRules) -> list[tupl
 
 
 def for_payment(facts: matching.PaymentFacts, rules: matching.NameRules) -> tuple[matching.Learned, ...]:
-    """What staff taught about this payment's name and phone, as matching facts."""
-    # Built once per shape (the ledger asks this for every payment with candidates): both
-    # aliases are looked up by the (kind, alias, customer) index.
+    """What staff taught about this payment's name and phone, as matching facts (for_many() for
+    one payment: its aliases looked up by the (kind, alias, customer) index)."""
     pairs = wanted(facts, rules)
-    if not pairs:
-        return ()
-    rows = sqlcache.select(
-        PayerAlias, f"learned_{len(pairs)}",
-        lambda p: ('SELECT * FROM "payer_alias" WHERE '
-                   + " OR ".join(f'("kind" = {p} AND "alias" = {p})' for _ in pairs)
-                   + f' ORDER BY "confirmed" DESC, "id" LIMIT {MAX_LOADED}'),
-        [value for pair in pairs for value in pair])
-    return tuple(_learned(r) for r in rows)
+    return pick(for_many(set(pairs)), pairs) if pairs else ()
 
 
 def for_many(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], list[PayerAlias]]:

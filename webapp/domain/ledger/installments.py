@@ -63,19 +63,19 @@ _POINTS = {
 
 def _candidates(payment: Payment, settings: matching.MatchSettings, rows: list[PaymentRequest] | None = None,
                 ) -> list[matching.Candidate]:
-    """The installment requests naming this payer; `rows`: lookup_many()'s, already read for a batch."""
+    """The installment requests naming this payer; `rows`: lookup_many()'s for its batch, when read
+    (else read here, the same way, for this payment alone)."""
     payer = _payer(payment)
     if payer is None:
         return []
     quoted, phone = payer
     if rows is None:
-        rows = _lookup(payment, settings, quoted, phone)
-    else:
-        latest = payment.received_at + settings.skew
-        listed = f'"{phone}"'
-        rows = [r for r in rows if r.currency == payment.currency and r.created_at <= latest and (
-            r.reference in quoted if r.found_by == 1 else
-            phone is not None and (r.customer_phone == phone if r.found_by == 2 else listed in r.payer_phones))]
+        rows = lookup_many([payment], settings) or []
+    latest = payment.received_at + settings.skew
+    listed = f'"{phone}"'
+    rows = [r for r in rows if r.currency == payment.currency and r.created_at <= latest and (
+        r.reference in quoted if r.found_by == 1 else
+        phone is not None and (r.customer_phone == phone if r.found_by == 2 else listed in r.payer_phones))]
     found: dict[int, matching.Candidate] = {}
     for request in rows:
         points, signal, detail = _POINTS[request.found_by]
@@ -83,36 +83,14 @@ def _candidates(payment: Payment, settings: matching.MatchSettings, rows: list[P
     return list(found.values())
 
 
-def _lookup(payment: Payment, settings: matching.MatchSettings, quoted: tuple[str, ...],
-            phone: str | None) -> list[PaymentRequest]:
-    # Money that moved before the request existed (beyond the clock-skew allowance) is not an
-    # installment of it: staff can still link it by hand. One statement built once per shape:
-    # the ledger asks this for nearly every payment (most carry a phone).
-    common = [True, payment.currency, PaymentRequest.created_at.db_value(payment.received_at + settings.skew)]
-    parts, params = [], []
-    if quoted:
-        parts.append(f'SELECT 1 AS "found_by", r.* FROM "payment_request" AS r WHERE {_OPEN} AND r."reference" IN '
-                     f'({", ".join("{p}" for _ in quoted)})')
-        params += common + list(quoted)
-    if phone:
-        parts.append(f'SELECT 2 AS "found_by", r.* FROM "payment_request" AS r WHERE {_OPEN} '
-                     f'AND r."customer_phone" = {{p}}')
-        # From the payers (a roster) to their requests by the payer index: CROSS JOIN keeps
-        # SQLite's planner from walking every open request instead.
-        listed = sqlcache.contains('CAST(y."phones" AS text)', "{p}")  # the phone, quoted, in the JSON list
-        parts.append(f'SELECT 3 AS "found_by", r.* FROM "payer" AS y CROSS JOIN "payment_request" AS r '
-                     f'WHERE {listed} AND r."payer_id" = y."id" AND {_OPEN}')
-        params += common + [phone] + [f'"{phone}"'] + common
-    sql = " UNION ALL ".join(parts) + ' ORDER BY "found_by"'
-    return sqlcache.select(PaymentRequest, f"installments_{len(quoted)}_{bool(phone)}",
-                           lambda p: sql.replace("{p}", p), params)
-
-
 def lookup_many(payments: list[Payment], settings: matching.MatchSettings) -> list[PaymentRequest] | None:
-    """_candidates()'s rows for a batch of payments of one currency, in one statement (None when
-    none of them names a payer): the open installment requests any of them quotes, or whose
-    customer's or payer's phone is one of theirs, created by the latest payment's time plus the
-    skew. _candidates(payment, settings, rows) keeps each payment's own."""
+    """_candidates()'s rows for payments of one currency, in one statement (None when none of them
+    names a payer): the open installment requests any of them quotes, or whose customer's or
+    payer's phone is one of theirs, created by the latest payment's time plus the skew (money
+    that moved before the request existed, beyond the clock-skew allowance, is not an installment
+    of it: staff can still link it by hand). From the payers (a roster) to their requests by the
+    payer index: CROSS JOIN keeps SQLite's planner from walking every open request instead.
+    _candidates(payment, settings, rows) keeps each payment's own."""
     payers = [p for p in map(_payer, payments) if p]
     if not payers:
         return None
