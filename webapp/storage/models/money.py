@@ -67,7 +67,6 @@ class PaymentRequest(BaseModel):
             (("status", "expires_at"), False),
             (("amount_minor", "currency", "status"), False),
             (("source", "external_id"), True),
-            (("agent", "status"), False),
             (("status", "created_at"), False),  # the requests list filtered by status, newest first
             (("agent", "created_at"), False),  # one agent's requests, newest first
             (("expires_at", "id"), False),  # the requests list sorted by expiry
