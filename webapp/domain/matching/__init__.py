@@ -124,6 +124,10 @@ def _named(pay: _Payment, request: RequestFacts) -> bool:
     return pay.same_name(request.customer_name) is not None and not signals.refused(pay, request)
 
 
+_NOT_EXTERNAL_ID = Evidence("transaction_id", 0, "transaction id is not the request's external id")
+_OTHER_SOURCE = Evidence("source", 0, "not from the request's source")
+
+
 def _score(pay: _Payment, request: RequestFacts, same_amount_open: int, settings: MatchSettings,
            same_name_open: int = 0, masked_fits: int = 0,
            hard: tuple[str | None, bool, str] | None = None) -> Candidate | None:
@@ -138,10 +142,10 @@ def _score(pay: _Payment, request: RequestFacts, same_amount_open: int, settings
             Evidence("reference", POINTS["reference"], f"note quotes {request.reference}"),
             Evidence("mismatch", 0, f"but {request.reference}: {failure}"),
         ), mismatch=failure)
-    amount = pay.amount
+    amount, shared = pay.amount, pay.shared
     evidence = [
-        Evidence("currency", 0, f"same currency {request.currency.upper()}"),
-        Evidence("amount", 0, f"exact amount {amount}"),
+        shared("currency", 0, f"same currency {request.currency.upper()}"),
+        shared("amount", 0, f"exact amount {amount}"),
         Evidence("window", 0, when),
     ]
     if is_quoted:
@@ -156,27 +160,26 @@ def _score(pay: _Payment, request: RequestFacts, same_amount_open: int, settings
         evidence.append(Evidence("transaction_id", POINTS["transaction_id"],
                                  f"transaction id {payment.transaction_id} is the request's external id"))
     else:
-        evidence.append(Evidence("transaction_id", 0, "transaction id is not the request's external id"))
+        evidence.append(_NOT_EXTERNAL_ID)
     evidence.append(signals.phone(pay, request.customer_phone, masked_fits))
     named = _named(pay, request)
     evidence.append(signals.name(pay, request.customer_name, settings, refused=signals.refused(pay, request),
                                  rival_named=same_name_open > int(named)))
     evidence.extend(signals.learned(pay, request, settings))
     if same_amount_open == 1:
-        evidence.append(Evidence("amount_unique", POINTS["amount_unique"],
-                                 f"the only open request for {amount}"))
+        evidence.append(shared("amount_unique", POINTS["amount_unique"], f"the only open request for {amount}"))
     else:
-        evidence.append(Evidence("amount_unique", 0, f"{same_amount_open} open requests for {amount}"))
+        evidence.append(shared("amount_unique", 0, f"{same_amount_open} open requests for {amount}"))
         if same_name_open == 1 and named:
             evidence.append(Evidence("name_unique", POINTS["name_unique"],
                                      f"the only one of them in the name {request.customer_name!r}"))
     if payment.source and request.source and payment.source.lower() == request.source.lower():
-        evidence.append(Evidence("source", POINTS["source"], f"both from source {request.source}"))
+        evidence.append(shared("source", POINTS["source"], f"both from source {request.source}"))
     else:
-        evidence.append(Evidence("source", 0, "not from the request's source"))
+        evidence.append(_OTHER_SOURCE)
     if payment.corroborated_by:
-        evidence.append(Evidence("corroborated", POINTS["corroborated"],
-                                 f"the same transaction was also seen at {payment.corroborated_by}"))
+        evidence.append(shared("corroborated", POINTS["corroborated"],
+                               f"the same transaction was also seen at {payment.corroborated_by}"))
     total = min(100, sum(e.points for e in evidence))
     return Candidate(request.id, request.reference, total, tuple(evidence), late=late,
                      decisive=is_quoted)

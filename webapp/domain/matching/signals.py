@@ -32,7 +32,7 @@ class _Payment:
     """The payment's side of every comparison, worked out once per payment."""
 
     __slots__ = ("facts", "received", "quoted", "name", "phone", "masked", "txn", "amount",
-                 "rules", "learned", "_names")
+                 "rules", "learned", "_names", "_shared")
 
     def __init__(self, payment: PaymentFacts, now: datetime | None, settings: MatchSettings,
                  learned: tuple[Learned, ...] = ()) -> None:
@@ -57,6 +57,17 @@ class _Payment:
         self.amount = display(payment.amount_minor, payment.currency)
         self.learned = tuple(e for e in learned if self._is_mine(e))
         self._names: dict[str, names.NameMatch | None] = {}
+        self._shared: dict[tuple, Evidence] = {}
+
+    def shared(self, signal: str, points: int, detail: str) -> Evidence:
+        """The one Evidence(signal, points, detail) of this payment's candidates: a detail that
+        depends on the payment only, or on a value many candidates share (their currency, their
+        source), is made once (Evidence is immutable; a payment has ~10 candidates)."""
+        key = (signal, points, detail)
+        found = self._shared.get(key)
+        if found is None:
+            found = self._shared[key] = Evidence(signal, points, detail)
+        return found
 
     def _is_mine(self, entry: Learned) -> bool:
         if entry.kind == "name":
@@ -145,7 +156,8 @@ def _for_customer(entry: Learned, request: RequestFacts, rules: names.NameRules)
 
 def refused(pay: _Payment, request: RequestFacts) -> bool:
     """Staff rejected a payment of this payer's name for this customer: never suggest it on the name."""
-    return bool(pay.learned) and any(e.kind == "name" and e.rejected and _for_customer(e, request, pay.rules) for e in pay.learned)
+    return bool(pay.learned) and any(e.kind == "name" and e.rejected and _for_customer(e, request, pay.rules)
+                                     for e in pay.learned)
 
 
 def learned(pay: _Payment, request: RequestFacts, settings: MatchSettings) -> list[Evidence]:
