@@ -209,12 +209,13 @@ def agent_stats(agent: Agent) -> AgentStats:
     counts.update(request_counts(agent.id).get(agent.id, {}))
     ended = sum(counts[s] for s in ENDED)
     seconds = _seconds_to_pay()
-    # The median of the agent's latest MEDIAN_OF paid requests (newest by id through the
-    # (agent, status) index): a busy agent's whole history would be thousands of rows a view.
+    # The median of the agent's MEDIAN_OF latest paid requests (latest paid first, through the
+    # paid requests' (agent_id, paid_at) index, migration 0100; PAID is the literal it needs): a
+    # busy agent's whole history would be thousands of rows a view.
     durations = [float(s) for (s,) in PaymentRequest.select(seconds).where(
-        PaymentRequest.agent == agent.id, PaymentRequest.status == RequestStatus.PAID,
+        PAID, PaymentRequest.agent == agent.id,
         PaymentRequest.paid_at.is_null(False), PaymentRequest.seen_settled == False)  # noqa: E712
-        .order_by(PaymentRequest.id.desc()).limit(MEDIAN_OF).tuples()]
+        .order_by(PaymentRequest.paid_at.desc()).limit(MEDIAN_OF).tuples()]
     alerts: dict[str, int] = {}
     if agent.phone:
         from webapp.domain.outbox import Kind
