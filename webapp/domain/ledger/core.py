@@ -9,13 +9,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from peewee import BooleanField, CharField, ForeignKeyField, IntegerField, TextField
+from peewee import (
+    AutoField,
+    BigAutoField,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+)
 
 from webapp.domain import audit, billing_writeback, matching, outbox, vouchers, webhooks
 from webapp.domain.references import normalize
 from webapp.storage import db, sqlcache
 from webapp.storage.models import (
     AmountReservation,
+    JSONField,
     MatchCandidate,
     NotificationStatus,
     Payment,
@@ -116,11 +126,16 @@ def text_key(sender_id: str, text: str) -> str:
 
 
 # Values a read gives back as they were written, by the field classes that keep them so:
-# stored() sets these directly (a third of a new payment's CPU went to converting them there
-# and back). A str in a CharField or TextField (JSONField included: a JSON string reads back
-# as itself), an int in an integer or foreign-key field, a bool in a BooleanField; anything
-# else (an int in a CharField, any datetime, a dict or list) takes the round trip.
-_AS_READ = {str: (CharField, TextField), int: (IntegerField, ForeignKeyField), bool: (BooleanField,)}
+# stored() sets these directly (half of building a new payment's row went to converting them
+# there and back). A str in a CharField, TextField or JSONField (a JSON string reads back as
+# itself), an int in an integer, id or foreign-key field, a bool in a BooleanField: these exact
+# classes, not their subclasses (peewee's TimestampField and IPField are integer fields that
+# convert). Anything else (an int in a CharField, any datetime, a dict or list) takes the round trip.
+_AS_READ = {
+    str: frozenset({CharField, TextField, JSONField}),
+    int: frozenset({IntegerField, BigIntegerField, AutoField, BigAutoField, ForeignKeyField}),
+    bool: frozenset({BooleanField}),
+}
 
 
 def stored(row, changes: dict[str, Any]) -> None:
@@ -129,7 +144,7 @@ def stored(row, changes: dict[str, Any]) -> None:
     fields = row._meta.fields
     for name, value in changes.items():
         field = fields[name]
-        same = value is None or isinstance(field, _AS_READ.get(type(value), ()))
+        same = value is None or type(field) in _AS_READ.get(type(value), ())
         setattr(row, name, value if same else field.python_value(field.db_value(value)))
 
 
