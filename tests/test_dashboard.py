@@ -5,7 +5,8 @@ from zoneinfo import ZoneInfo
 
 
 from webapp.domain import reports
-from webapp.storage.models import Agent, PaymentRequest, utcnow
+from webapp.storage import db
+from webapp.storage.models import Agent, Payment, PaymentRequest, utcnow
 
 HTMX = {"HX-Request": "true"}
 KAMPALA = ZoneInfo("Africa/Kampala")  # the test environment's PAYWATCH_TIMEZONE (UTC+3)
@@ -51,6 +52,33 @@ def test_the_matrix_counts_requests_per_agent_and_status_and_links_to_the_filter
     # The link leads to exactly those requests.
     listed = client.get("/requests/?agent=AG7&status=pending").get_data(as_text=True)
     assert set(re.findall(r'<tr id="request-([\w-]+)"', listed)) == {"PW-A0", "PW-A1"}
+
+
+def test_the_page_reads_the_request_tally_and_the_review_counts_once(client, login_as, domain):
+    """The counters, the matrix and the navigation badge show the same figures from one read each."""
+    now = utcnow()
+
+    def seed():
+        amina = Agent.create(name="Amina", code="AG7", phone="+256772123456")
+        for i in range(3):
+            _request(f"PW-P{i}", "pending", now, agent=amina if i else None)
+        _request("PW-R1", "review", now)
+        for i, status in enumerate(["unmatched", "unmatched", "review", "confirmed"]):
+            Payment.create(source="portal", source_ref=f"dash-{i}", amount_minor=500, currency="UGX",
+                           received_at=now, status=status)
+
+    domain(seed)
+    login_as("viewer")
+    with db.recorded_queries() as statements:
+        page = client.get("/").get_data(as_text=True)
+    assert re.search(r'data-counter="pending_requests">\s*<span class="value">3<', page)
+    assert re.search(r'data-counter="review_queue">\s*<span class="value">3<', page)
+    assert re.search(r'id="review-count"[^>]*data-requests="1" data-payments="1" data-unmatched="2"[^>]*>3<', page)
+    pending = [re.search(r'data-status="pending">\s*(?:<a [^>]*>)?(\d+)', page.split(f'id="matrix-{row}"')[1]).group(1)
+               for row in ("AG7", "no-agent")]
+    assert pending == ["2", "1"]
+    assert sum('"request_tally"' in sql for sql in statements) == 1
+    assert sum('FROM "payment" AS "t1" WHERE ("t1"."status"' in sql for sql in statements) == 2  # review, unmatched
 
 
 def test_collections_are_summed_per_local_day_and_per_currency(client, login_as, domain):

@@ -99,19 +99,21 @@ TALLY_SLACK = 1_000  # +1 / −1 rows tolerated beyond two per (agent, status) b
 def request_counts(agent_id: int | None = None, *, every_agent: bool = False) -> dict[int | None, dict[str, int]]:
     """{agent id (None: no agent): {status: requests}} from the request tally (kept by triggers, exact).
 
-    Reads a few thousand rows at most whatever the number of requests: when the tally's +1 / −1
-    rows pile up (more than TALLY_SLACK beyond two per pair), they are folded into one per pair.
+    One statement, reading a few thousand rows at most whatever the number of requests: it also
+    counts the tally's rows, and when the +1 / −1 rows pile up (more than TALLY_SLACK beyond two per
+    pair) they are folded into one per pair for the next read.
     """
-    query = RequestTally.select(RequestTally.agent_id, RequestTally.status, fn.SUM(RequestTally.n))
+    query = RequestTally.select(RequestTally.agent_id, RequestTally.status, fn.SUM(RequestTally.n), fn.COUNT(SQL("*")))
     if not every_agent:
         query = query.where(RequestTally.agent_id == agent_id if agent_id is not None else RequestTally.agent_id.is_null())
     counts: dict[int | None, dict[str, int]] = defaultdict(dict)
-    pairs = 0
-    for agent, status, count in query.group_by(RequestTally.agent_id, RequestTally.status).tuples():
+    pairs = rows = 0
+    for agent, status, count, appended in query.group_by(RequestTally.agent_id, RequestTally.status).tuples():
         pairs += 1
+        rows += appended
         if count:
             counts[agent][status] = int(count)
-    if every_agent and RequestTally.select().limit(2 * pairs + TALLY_SLACK + 1).count() > 2 * pairs + TALLY_SLACK:
+    if every_agent and rows > 2 * pairs + TALLY_SLACK:
         fold_tally()  # for the next read; what was read above is already exact
     return counts
 
@@ -144,9 +146,10 @@ def _fold(table: str, groups: tuple[str, ...], sums: tuple[str, ...], where: str
         database.execute_sql(f"DELETE FROM {table} WHERE id <= ? AND {where}", (top,))
 
 
-def agent_status_matrix() -> list[MatrixRow]:
-    """Request counts per agent × status: every agent with requests or active, then "no agent"."""
-    counts = request_counts(every_agent=True)
+def agent_status_matrix(counts: dict[int | None, dict[str, int]] | None = None) -> list[MatrixRow]:
+    """Request counts per agent × status: every agent with requests or active, then "no agent".
+    `counts`: request_counts(every_agent=True) when the caller read it already."""
+    counts = request_counts(every_agent=True) if counts is None else counts
     agents = Agent.select().where(Agent.id.in_([a for a in counts if a is not None]) | Agent.is_active).order_by(Agent.code)
     rows = [MatrixRow(agent, {s: counts.get(agent.id, {}).get(s, 0) for s in MATRIX_STATUSES}) for agent in agents]
     rows.append(MatrixRow(None, {s: counts.get(None, {}).get(s, 0) for s in MATRIX_STATUSES}))

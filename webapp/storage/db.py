@@ -166,23 +166,42 @@ def count_queries():
     For the N+1 guard test and bench/pages.py; it wraps execute_sql on the database object
     for the block only (every query of peewee goes through it).
     """
-    target = database.obj
     counter = [0]
-    shadowed = "execute_sql" in vars(target)  # already wrapped by an outer count
+    with _watching(lambda sql: counter.__setitem__(0, counter[0] + 1)):
+        yield counter
+
+
+@contextmanager
+def recorded_queries():
+    """The text of each SQL statement the current database runs inside the block, in order (a list
+    filled as they run): for tests that check what a page reads, as count_queries() counts it."""
+    statements: list[str] = []
+    with _watching(statements.append):
+        yield statements
+
+
+@contextmanager
+def _watching(seen: Callable[[str], None]):
+    """Call seen(sql) for each statement run inside the block (execute_sql wrapped on the database
+    object for the block only; blocks nest)."""
+    target = database.obj
+    shadowed = "execute_sql" in vars(target)  # already wrapped by an outer block
     original = target.execute_sql
 
-    def counting(sql, params=None, *args, **kwargs):
-        counter[0] += 1
+    def watched(sql, params=None, *args, **kwargs):
+        seen(sql)
         return original(sql, params, *args, **kwargs)
 
-    target.execute_sql = counting
+    target.execute_sql = watched
     try:
-        yield counter
+        yield
     finally:
         if shadowed:
             target.execute_sql = original
         else:
             del target.execute_sql  # back to the class's method
+
+
 def buffered(key: str, write: Callable[[list], None], row) -> None:
     """Hand `row` to `write` (which stores many rows in one statement): now when outside
     transaction(), else together with every row buffered under `key`, just before the

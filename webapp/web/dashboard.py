@@ -23,35 +23,40 @@ from webapp.storage.models import (
 from webapp.web import charts
 from webapp.web.access import access
 from webapp.web.htmx import is_partial_request, render
+from webapp.web.review import review_counts
 
 bp = Blueprint("dashboard", __name__)
 COLLECTION_DAYS = 14
 SLOW_DAYS = 30
 
 
-def counters(now: datetime | None = None) -> dict[str, int]:
-    """Pending requests, payments received today (in the configured zone), review queue, failed notifications."""
+def counters(now: datetime | None = None, *, requests: dict | None = None,
+             review: dict | None = None) -> dict[str, int]:
+    """Pending requests, payments received today (in the configured zone), review queue, failed notifications.
+    `requests` (reports.request_counts(every_agent=True)) and `review` (review.review_counts()): when
+    the caller read them already."""
     zone = settings().zone
     local_now = (now or datetime.now(zone)).astimezone(zone)
     start_of_day = datetime.combine(local_now.date(), time.min, tzinfo=zone)
+    requests = reports.request_counts(every_agent=True) if requests is None else requests
     return {
-        "pending_requests": sum(per_status.get(RequestStatus.PENDING, 0)
-                                for per_status in reports.request_counts(every_agent=True).values()),
+        "pending_requests": sum(per_status.get(RequestStatus.PENDING, 0) for per_status in requests.values()),
         "payments_today": Payment.select()
         .where(Payment.received_at >= start_of_day, Payment.received_at < start_of_day + timedelta(days=1))
         .count(),
         # The same number as the navigation badge: payments waiting for staff.
-        "review_queue": Payment.select().where(Payment.status.in_((PaymentStatus.UNMATCHED, PaymentStatus.REVIEW))).count(),
+        "review_queue": review["queue"] if review is not None else Payment.select().where(
+            Payment.status.in_((PaymentStatus.UNMATCHED, PaymentStatus.REVIEW))).count(),
         "failed_notifications": Notification.select().where(Notification.status == NotificationStatus.FAILED).count(),
     }
 
 
-def _counters_context() -> dict:
-    return {"counters": counters(), "today": datetime.now(settings().zone).date().isoformat()}
+def _counters_context(**read) -> dict:
+    return {"counters": counters(**read), "today": datetime.now(settings().zone).date().isoformat()}
 
 
-def _matrix_context() -> dict:
-    return {"matrix": reports.agent_status_matrix(), "statuses": reports.MATRIX_STATUSES}
+def _matrix_context(requests: dict | None = None) -> dict:
+    return {"matrix": reports.agent_status_matrix(requests), "statuses": reports.MATRIX_STATUSES}
 
 
 def _collections_context() -> dict:
@@ -109,10 +114,12 @@ def _slow_context() -> dict:
 @access(Role.VIEWER)
 def index():
     # Collections, slow payers and the charts load right after the page (each reads days of
-    # payments): the page itself answers from the counters and the matrix.
+    # payments): the page itself answers from the counters and the matrix. The request tally is read
+    # once for both, and the review counts once for the counters and the navigation badge.
+    requests, review = reports.request_counts(every_agent=True), review_counts()
     return render("pages/dashboard/index.html", "partials/dashboard/counters.html",
-                  **_counters_context(), **_matrix_context(), collections=None, slow_paid=None,
-                  slow_days=SLOW_DAYS, pictures=None,
+                  **_counters_context(requests=requests, review=review), **_matrix_context(requests),
+                  review_badge=review, collections=None, slow_paid=None, slow_days=SLOW_DAYS, pictures=None,
                   fees=reports.fees_summary(settings().currency), fee_currency=settings().currency)
 
 
