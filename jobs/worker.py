@@ -44,6 +44,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import worker_registration
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.exceptions import InvalidJobOperation
 from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
@@ -240,7 +241,10 @@ class Worker(SimpleWorker):
 
         name = job.description if job.description in JOBS else next(
             (n for n, spec in JOBS.items() if spec.func == job.func_name), job.func_name)
-        status = job.get_status(refresh=True)
+        try:
+            status = job.get_status(refresh=True)
+        except InvalidJobOperation:  # its record is gone (Redis flushed as it ended, or a job kept for 0 s)
+            status = None
         jobstats.record(self.connection, name, seconds, str(getattr(status, "value", status) or "unknown"))
 
     def _unless_redis_away(self, call, *args):

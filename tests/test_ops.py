@@ -76,3 +76,22 @@ def test_metrics_are_for_admins_and_count_rows_by_status(client, login_as, app):
 def test_metrics_refuse_staff(client, login_as):
     login_as("staff")
     assert client.get("/metrics").status_code == 403
+
+
+@pytest.mark.one_backend
+def test_a_job_whose_record_is_gone_as_it_ends_leaves_the_worker_working(worker, redis_conn):
+    """rq deletes a job kept for 0 s the moment it succeeds, as a flush of Redis right then does (seen:
+    the worker then read the job's status back to count its duration, and quit)."""
+    from rq import Queue
+
+    default = Queue("default", connection=redis_conn)
+    gone = default.enqueue("os.getpid", result_ttl=0)
+    wait_for(lambda: redis_conn.sismember("paywatch:jobstats:names", "os.getpid") or worker.poll() is not None,
+             timeout=30, message="the first job's duration counted")
+    assert worker.poll() is None, worker.log_path.read_text()
+    assert not redis_conn.exists(gone.key)
+    kept = default.enqueue("os.getpid")
+    wait_for(lambda: kept.get_status(refresh=True) == "finished" or worker.poll() is not None, timeout=30,
+             message="the second job")
+    assert worker.poll() is None, worker.log_path.read_text()
+    assert redis_conn.hget("paywatch:jobstats:os.getpid", "outcome:unknown") == b"1"
