@@ -1,10 +1,13 @@
 """The request tally behind the dashboard's agent × status matrix and the agent page: exact after
 every kind of write (ledger, plain updates, deletes, an agent deleted), and after folding."""
+import time
 from collections import defaultdict
 from datetime import timedelta
 
+import pytest
 from peewee import fn
 
+from tests.conftest import wait_for
 from webapp.domain import ledger, reports
 from webapp.storage import db
 from webapp.storage.models import Agent, PaymentRequest, RequestTally, utcnow
@@ -61,6 +64,85 @@ def test_many_changes_are_folded_when_the_dashboard_reads(domain):
         assert RequestTally.select().count() >= 4500  # +1 each, then −1 and +1 each
         assert dict(reports.request_counts(every_agent=True)) == counted()
         assert RequestTally.select().count() <= 10  # folded for the next read
+        assert dict(reports.request_counts(every_agent=True)) == counted()
+
+    domain(scenario)
+
+
+def _bulk_load(count: int) -> None:
+    """`count` requests inserted and changed twice by plain statements, as an import does: three tally
+    rows for each (+1, then −1 +1 per change)."""
+    now = utcnow()
+    with db.transaction():
+        PaymentRequest.insert_many([
+            {"reference": f"PW-BL{i:05d}", "amount_minor": 1000, "requested_minor": 1000, "currency": "UGX",
+             "expires_at": now + timedelta(hours=1)} for i in range(count)]).execute()
+        for status in ("expired", "cancelled"):
+            PaymentRequest.update(status=status).where(PaymentRequest.reference.startswith("PW-BL")).execute()
+
+
+def _older_transactions_ended() -> None:
+    """Wait until every transaction begun before now has ended, on the whole server (another test's
+    CREATE or DROP DATABASE included). A rewrite drops only the dead rows that no snapshot may still
+    see, and its own snapshot counts every transaction running when it began: in use the fold that
+    killed the rows was minutes before, here it was a moment ago."""
+    marker = db.database.execute_sql("SELECT txid_current()").fetchone()[0]
+    oldest = "SELECT txid_snapshot_xmin(txid_current_snapshot())"  # the oldest transaction still running
+    wait_for(lambda: db.database.execute_sql(oldest).fetchone()[0] > marker, timeout=60,
+             message="the transactions older than the fold to end")
+
+
+def _size(table: str) -> int:
+    return db.database.execute_sql(f"SELECT pg_relation_size('{table}'::regclass)").fetchone()[0]
+
+
+def test_a_tally_left_mostly_dead_by_a_bulk_load_is_rewritten_and_stays_exact(domain, backend):
+    def scenario():
+        _bulk_load(5000)
+        assert RequestTally.select().count() >= 25000
+        if backend == "postgres":
+            loaded = _size("request_tally")
+            assert loaded >= reports.COMPACT_MIN_BYTES
+            assert reports.compact_tallies() == {}  # its rows are alive until folded: nothing to give back
+        assert dict(reports.request_counts(every_agent=True)) == counted()  # folds them
+        assert RequestTally.select().count() <= 10
+        if backend == "sqlite":
+            assert reports.compact_tallies() == {}  # SQLite's emptied pages leave the table by themselves
+            return
+        assert _size("request_tally") == loaded  # the fold kept every page
+        _older_transactions_ended()
+        given_back = reports.compact_tallies()
+        assert set(given_back) == {"request_tally"} and given_back["request_tally"] >= loaded - 64 * 1024
+        assert _size("request_tally") <= 64 * 1024
+        assert dict(reports.request_counts(every_agent=True)) == counted()
+        assert reports.compact_tallies() == {}  # nothing left to do
+
+    domain(scenario)
+
+
+def test_the_rewrite_waits_for_busy_writers_no_longer_than_its_lock_timeout(domain, backend, database_url):
+    if backend != "postgres":
+        pytest.skip("PostgreSQL only: SQLite has no tally to rewrite")
+    import psycopg2
+
+    def scenario():
+        _bulk_load(5000)
+        reports.request_counts(every_agent=True)  # folded: the pages are dead
+        loaded = _size("request_tally")
+        writer = psycopg2.connect(database_url)  # a request being written: its tally row not yet committed
+        try:
+            with writer.cursor() as cur:
+                cur.execute("INSERT INTO request_tally (agent_id, status, n) VALUES (NULL, 'pending', 0)")
+            started = time.monotonic()
+            assert reports.compact_tallies(lock_timeout_ms=200) == {}
+            assert time.monotonic() - started < 5
+            assert _size("request_tally") == loaded
+            writer.commit()
+        finally:
+            writer.close()
+        _older_transactions_ended()
+        assert "request_tally" in reports.compact_tallies()  # the next run
+        assert _size("request_tally") <= 64 * 1024
         assert dict(reports.request_counts(every_agent=True)) == counted()
 
     domain(scenario)

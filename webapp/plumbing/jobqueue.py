@@ -51,6 +51,7 @@ JOBS: dict[str, JobSpec] = {
     "heartbeat": JobSpec("jobs.sweeps.heartbeat", "fast", 10),
     "expire_requests": JobSpec("jobs.sweeps.expire_requests", "default", 120),
     "purge_idempotency": JobSpec("jobs.sweeps.purge_idempotency", "slow", 300),
+    "compact_tallies": JobSpec("jobs.sweeps.compact_tallies", "slow", 300),
     # gateway sources (jobs/gateway.py)
     "gateway_poll": JobSpec("jobs.gateway.poll", "default", 120),
     "gateway_collect": JobSpec("jobs.gateway.collect", "default", 60),
@@ -94,6 +95,7 @@ RECURRING: dict[str, int] = {
     "heartbeat": 5,
     "expire_requests": 30,
     "purge_idempotency": 3600,
+    "compact_tallies": 600,
     "notification_sweep": 15,
     "reminder_rules": 60,
     "whatsapp_acks": 120,
