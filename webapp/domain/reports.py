@@ -153,10 +153,13 @@ def _fold(table: str, groups: tuple[str, ...], sums: tuple[str, ...], where: str
 # or payment (~6,300 pages for 1M requests), a fold leaves ~350 of them alive, and VACUUM makes the rest
 # reusable without giving them back, so each read of the tally still walks them all (~10 ms at 1M).
 # A table at least COMPACT_MIN_BYTES big with more than COMPACT_BYTES_PER_ROW per live row (a folded
-# tally row takes ~60) is rewritten; one that grows by ordinary use never gets there.
+# tally row takes ~60) is rewritten; one that grows by ordinary use never gets there. Not one with more
+# than COMPACT_MAX_ROWS live rows: the rewrite copies them while writers wait (the picture tally after
+# a 1M load holds 1.1M folded rows, read through its covering index: seconds of waiting for little).
 TALLY_TABLES = ("request_tally", "picture_tally")
 COMPACT_MIN_BYTES = 1 << 20
 COMPACT_BYTES_PER_ROW = 1024
+COMPACT_MAX_ROWS = 100_000
 
 
 def compact_tallies(lock_timeout_ms: int = 250) -> dict[str, int]:
@@ -178,7 +181,7 @@ def compact_tallies(lock_timeout_ms: int = 250) -> dict[str, int]:
     for table in TALLY_TABLES:  # constants of this module
         size, rows = database.execute_sql(
             f"SELECT pg_relation_size('{table}'::regclass), (SELECT COUNT(*) FROM {table})").fetchone()
-        if size < COMPACT_MIN_BYTES or size <= COMPACT_BYTES_PER_ROW * max(rows, 1):
+        if size < COMPACT_MIN_BYTES or size <= COMPACT_BYTES_PER_ROW * max(rows, 1) or rows > COMPACT_MAX_ROWS:
             continue
         database.execute_sql(f"SET lock_timeout = {int(lock_timeout_ms)}")
         try:
