@@ -46,7 +46,7 @@ from match import fresh_schema  # noqa: E402  (bench/match.py: a PostgreSQL sche
 from webapp import create_app  # noqa: E402
 from webapp.config import load_settings  # noqa: E402
 from webapp.config import settings as config  # noqa: E402
-from webapp.domain import accounts, apikeys, reports  # noqa: E402
+from webapp.domain import accounts, apikeys, reports, tallies  # noqa: E402
 from webapp.plumbing.devstack import start_redis  # noqa: E402
 from webapp.storage import db  # noqa: E402
 from webapp.storage.models import (  # noqa: E402
@@ -250,7 +250,7 @@ def analyze() -> None:
     And the folded tally tables rewritten, as the compact_tallies job does within 10 minutes of a load."""
     fold_tallies()
     if isinstance(db.database.obj, PostgresqlDatabase):
-        for table, given_back in reports.compact_tallies().items():
+        for table, given_back in tallies.compact().items():
             print(f"  {table}: compacted, {given_back / 2**20:.1f} MiB given back", flush=True)
         tables = ", ".join(m._meta.table_name for m in (PaymentRequest, Payment, MatchCandidate, Notification, Event,
                                                           PictureTally, RequestTally))

@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 from jobs import job
-from webapp.domain import ledger, outbox, reports, sources
+from webapp.domain import ledger, outbox, sources, tallies
 from webapp.plumbing import jobqueue
 from webapp.storage.models import IdempotencyRecord, Notification, NotificationStatus, utcnow
 
@@ -42,8 +42,8 @@ OVERDUE = timedelta(seconds=10)
 @job
 def compact_tallies() -> dict[str, int]:
     """Give back the pages a bulk load left in the dashboard's tally tables once they were folded
-    (PostgreSQL; reports.compact_tallies). Runs every 10 minutes; {table: bytes given back}."""
-    return reports.compact_tallies()
+    (PostgreSQL; tallies.compact). Runs every 10 minutes; {table: bytes given back}."""
+    return tallies.compact()
 
 
 @job

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from webapp.domain import reports
+from webapp.domain import reports, tallies
 from webapp.storage import db
 from webapp.storage.models import UTC, Agent, Event, Notification, Payment, PaymentRequest, PictureTally
 
@@ -117,7 +117,7 @@ def test_the_charts_equal_a_count_of_the_rows_after_every_kind_of_write(domain):
         assert read() == counted()
         rows = PictureTally.select().count()
         for figure in ("paid", "source", "agent", "review", "whatsapp"):
-            reports._fold("picture_tally", ("figure", "slot", "key", "currency"), ("n", "amount"),
+            tallies.fold("picture_tally", ("figure", "slot", "key", "currency"), ("n", "amount"),
                           f"figure IN ('{figure}', '{figure}/day')")
         assert PictureTally.select().count() < rows
         assert read() == counted()

@@ -8,7 +8,7 @@ import pytest
 from peewee import fn
 
 from tests.conftest import wait_for
-from webapp.domain import ledger, reports
+from webapp.domain import ledger, reports, tallies
 from webapp.storage import db
 from webapp.storage.models import Agent, PaymentRequest, RequestTally, utcnow
 
@@ -102,20 +102,20 @@ def test_a_tally_left_mostly_dead_by_a_bulk_load_is_rewritten_and_stays_exact(do
         assert RequestTally.select().count() >= 25000
         if backend == "postgres":
             loaded = _size("request_tally")
-            assert loaded >= reports.COMPACT_MIN_BYTES
-            assert reports.compact_tallies() == {}  # its rows are alive until folded: nothing to give back
+            assert loaded >= tallies.COMPACT_MIN_BYTES
+            assert tallies.compact() == {}  # its rows are alive until folded: nothing to give back
         assert dict(reports.request_counts(every_agent=True)) == counted()  # folds them
         assert RequestTally.select().count() <= 10
         if backend == "sqlite":
-            assert reports.compact_tallies() == {}  # SQLite's emptied pages leave the table by themselves
+            assert tallies.compact() == {}  # SQLite's emptied pages leave the table by themselves
             return
         assert _size("request_tally") == loaded  # the fold kept every page
         _older_transactions_ended()
-        given_back = reports.compact_tallies()
+        given_back = tallies.compact()
         assert set(given_back) == {"request_tally"} and given_back["request_tally"] >= loaded - 64 * 1024
         assert _size("request_tally") <= 64 * 1024
         assert dict(reports.request_counts(every_agent=True)) == counted()
-        assert reports.compact_tallies() == {}  # nothing left to do
+        assert tallies.compact() == {}  # nothing left to do
 
     domain(scenario)
 
@@ -134,14 +134,14 @@ def test_the_rewrite_waits_for_busy_writers_no_longer_than_its_lock_timeout(doma
             with writer.cursor() as cur:
                 cur.execute("INSERT INTO request_tally (agent_id, status, n) VALUES (NULL, 'pending', 0)")
             started = time.monotonic()
-            assert reports.compact_tallies(lock_timeout_ms=200) == {}
+            assert tallies.compact(lock_timeout_ms=200) == {}
             assert time.monotonic() - started < 5
             assert _size("request_tally") == loaded
             writer.commit()
         finally:
             writer.close()
         _older_transactions_ended()
-        assert "request_tally" in reports.compact_tallies()  # the next run
+        assert "request_tally" in tallies.compact()  # the next run
         assert _size("request_tally") <= 64 * 1024
         assert dict(reports.request_counts(every_agent=True)) == counted()
 
