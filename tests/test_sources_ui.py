@@ -32,7 +32,8 @@ def row(html, name):
 
 def test_each_source_is_a_card_with_its_state_contact_progress_and_alarms_in_red(client, login_as, domain, gateway):
     webhook = domain(sources.save, WEBHOOK, actor="test")[0]
-    domain(sources.record_pass, gateway.id, ok=True, last_contact_at=utcnow() - timedelta(minutes=3, seconds=5),
+    contacted = utcnow() - timedelta(minutes=3, seconds=5)  # one instant: two would straddle a minute now and then
+    domain(sources.record_pass, gateway.id, ok=True, last_contact_at=contacted,
            progress={"pages": 3}, counts={"not_money": 12})
     domain(sources.raise_alarm, webhook.id, "login_failed", "the portal refused the password")
     login_as("viewer")
@@ -41,7 +42,7 @@ def test_each_source_is_a_card_with_its_state_contact_progress_and_alarms_in_red
     assert 'data-health="ok"' in ok and 'class="source-card health-ok"' in ok
     # Last contact in words and in the configured zone (Africa/Kampala is UTC+3), never a raw key=value dump.
     assert "Last contact <strong>3 min ago</strong>" in ok
-    contact = (utcnow() - timedelta(minutes=3, seconds=5)).astimezone(ZoneInfo("Africa/Kampala"))
+    contact = contacted.astimezone(ZoneInfo("Africa/Kampala"))
     assert contact.strftime("%Y-%m-%d %H:%M") in ok and "times are in Africa/Kampala" in html
     assert "Last pass: pages</dt><dd>3</dd>" in ok and "<strong>12</strong> not money" in ok and "=" not in text(ok)
     assert 'data-health="alarm"' in alarm and 'class="source-card health-alarm"' in alarm
