@@ -28,6 +28,7 @@ import contextlib
 import os
 import platform
 import random
+import re
 import secrets
 import sys
 import tempfile
@@ -46,7 +47,7 @@ from webapp.config import load_settings  # noqa: E402
 from webapp.domain import ledger, options  # noqa: E402
 from webapp.plumbing import heap  # noqa: E402
 from webapp.plumbing.devstack import start_redis  # noqa: E402
-from webapp.storage import db  # noqa: E402
+from webapp.storage import db, sqlcache  # noqa: E402
 from webapp.storage.models import PaymentRequest, utcnow  # noqa: E402
 
 
@@ -151,6 +152,48 @@ def explain(size: int) -> list[str]:
     return lines
 
 
+_LIST = re.compile(r"\((?:\s*(?:\?|%s|\$\d+)\s*,)+\s*(?:\?|%s|\$\d+)\s*\)")
+
+
+def statement_label(sql: str) -> str:
+    """A statement's text, short: the prepared statement an EXECUTE runs, lists of parameters as (…)."""
+    text = " ".join(sqlcache.statement_of(sql).split())
+    if text.startswith("PREPARE "):
+        return "PREPARE (once per statement and connection)"
+    text = _LIST.sub("(…)", text)
+    return text if len(text) <= 90 else text[:89] + "…"
+
+
+def breakdown(spent: dict[str, list], wall: float, payments: int, shown: int = 8) -> list[str]:
+    """Where a batched payment's wall time went (db.timed()'s figures), and what running the
+    database's part beside the rest would reach at best."""
+    ms = 1000 / payments
+    statements: dict[str, list] = {}
+    for sql, (count, seconds) in spent.items():
+        if sql in ("COMMIT", "after commit"):
+            continue
+        entry = statements.setdefault(statement_label(sql), [0, 0.0])
+        entry[0] += count
+        entry[1] += seconds
+    ranked = sorted(statements.items(), key=lambda item: -item[1][1])
+    lines = [f"  where a batched payment's {wall * ms:.3f} ms went (ms a payment; statements: execute and fetch):"]
+    for label, (count, seconds) in ranked[:shown]:
+        lines.append(f"    {seconds * ms:7.3f}  {count / payments:5.2f}×  {label}")
+    rest = ranked[shown:]
+    if rest:
+        lines.append(f"    {sum(s for _, (_, s) in rest) * ms:7.3f}         {len(rest)} other statements")
+    commit = spent.get("COMMIT", [0, 0.0])[1]
+    redis = spent.get("after commit", [0, 0.0])[1]
+    database = sum(s for _, (_, s) in ranked) + commit
+    own = wall - database
+    lines.append(f"    {commit * ms:7.3f}         COMMIT")
+    lines.append(f"    {redis * ms:7.3f}         after the commit: the transaction's jobs put on Redis")
+    lines.append(f"    {(own - redis) * ms:7.3f}         the rest of this process's work (matching, building rows)")
+    lines.append(f"  the database's part {database * ms:.3f} ms, this process's {own * ms:.3f} ms: run side by side, "
+                 f"at most {payments / max(database, own):,.0f} payments/s (now {payments / wall:,.0f})")
+    return lines
+
+
 def settings_used(args, backend: str) -> list[str]:
     """What this run used, so a figure can be read (and repeated) later."""
     lines = [f"python {platform.python_version()}, peewee {peewee.__version__}, {os.cpu_count()} CPUs, "
@@ -180,7 +223,8 @@ def settings_used(args, backend: str) -> list[str]:
 
 
 def run(size: int, payments: int, per_amount: int, database_url: str | None, seed_value: int,
-        batch: int = 100, analyze: bool = True, show_plans: bool = False, warmup: int = 1000) -> dict:
+        batch: int = 100, analyze: bool = True, show_plans: bool = False, warmup: int = 1000,
+        show_breakdown: bool = False) -> dict:
     rng = random.Random(seed_value)
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp, (
             fresh_schema(database_url) if database_url else contextlib.nullcontext(f"sqlite:///{tmp}/bench.db")) as url:
@@ -215,19 +259,22 @@ def run(size: int, payments: int, per_amount: int, database_url: str | None, see
                     outcomes[result.decision.action] = outcomes.get(result.decision.action, 0) + 1
                 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             single_statements = statements[0]
-            with db.count_queries() as statements:
+            timing = db.timed() if show_breakdown else contextlib.nullcontext()
+            with db.count_queries() as statements, timing as spent:
                 started, cpu_batched = time.perf_counter(), time.process_time()
                 for i in range(0, len(batched), batch):
                     for result in ledger.ingest_payments(batched[i:i + batch], actor="bench"):
                         outcomes[result.decision.action] = outcomes.get(result.decision.action, 0) + 1
                 elapsed_batched, cpu_batched = time.perf_counter() - started, time.process_time() - cpu_batched
             batched_statements = statements[0]
+            where = breakdown(spent, elapsed_batched, payments) if show_breakdown else []
             plans = explain(size) if show_plans else []
         redis.stop()
         db.database.obj.close()
     return {"size": size, "seed_s": seeded, "per_payment_ms": elapsed / payments * 1000,
             "rate": payments / elapsed, "batched_ms": elapsed_batched / payments * 1000,
             "batched_rate": payments / elapsed_batched, "outcomes": outcomes, "mode": mode, "plans": plans,
+            "breakdown": where,
             "statements": single_statements / payments,
             "cpu_ms": cpu / payments * 1000, "batched_cpu_ms": cpu_batched / payments * 1000, "batched_statements": batched_statements / payments}
 
@@ -245,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1000,
                         help="payments ingested (not timed) before the statistics are refreshed and the timing starts")
     parser.add_argument("--explain", action="store_true", help="print the plans of the hot statements")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="print where a batched payment's time goes, statement by statement")
     args = parser.parse_args(argv)
     backend = "PostgreSQL" if args.database_url else "SQLite"
     print(f"ingest + match, one process, {backend}, {args.payments} payments per size, "
@@ -259,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for size in args.sizes:
         r = run(size, args.payments, args.per_amount, args.database_url, args.seed, args.batch,
-                analyze=not args.no_analyze, show_plans=args.explain and size == max(args.sizes), warmup=args.warmup)
+                analyze=not args.no_analyze, show_plans=args.explain and size == max(args.sizes), warmup=args.warmup,
+                show_breakdown=args.breakdown)
         results.append(r)
         if len(results) == 1:
             print(f"  {r['mode']}")
@@ -267,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
               f" {r['statements']:>6.1f} {r['batched_rate']:>11,.0f} {r['batched_ms']:>11.3f}"
               f" {r['batched_cpu_ms']:>7.3f} {r['batched_statements']:>6.1f}"
               f" {r['seed_s']:>7.1f}  {r['outcomes']}", flush=True)
-        for line in r["plans"]:
+        for line in r["breakdown"] + r["plans"]:
             print(line)
     if len(results) > 1:
         for key, label in (("per_payment_ms", "one per transaction"), ("batched_ms", "batched")):

@@ -5,7 +5,7 @@ from playhouse.migrations import Runner
 
 from webapp.domain import audit
 from webapp.plumbing import jobqueue
-from webapp.storage import db
+from webapp.storage import db, sqlcache
 from webapp.storage.models import MODELS, Event, PaymentRequest, utcnow
 
 
@@ -116,3 +116,31 @@ def test_audit_events_of_a_transaction_commit_or_roll_back_with_it(app):
         assert [(e.action, e.subject) for e in Event.select().order_by(Event.id)] == [
             ("test.kept", "x:1"), ("test.kept", "x:3")]
         assert isinstance(audit.record("test.now", "x:5", actor="system"), int)  # outside: written at once
+
+
+def test_timed_tells_statements_commits_and_the_work_after_commits_apart(app, redis_conn):
+    """db.timed() (bench/match.py --breakdown): each statement text with its runs, the COMMITs, the
+    jobs put on Redis after them; rows still come back through its cursors; nothing after the block."""
+    with app.app_context(), db.database.connection_context():
+        with db.timed() as spent:
+            with db.transaction():
+                sqlcache.insert(Event, {"action": "test", "subject": "x:1", "actor": "system", "at": utcnow()})
+                sqlcache.insert(Event, {"action": "test", "subject": "x:2", "actor": "system", "at": utcnow()})
+                jobqueue.enqueue("heartbeat")
+            with db.transaction():
+                read = [e.subject for e in Event.select().order_by(Event.id)]
+        Event.create(action="test", subject="x:3", actor="system")  # after the block: not counted
+        with db.transaction():
+            jobqueue.enqueue("heartbeat")
+
+    assert read == ["x:1", "x:2"]
+    texts = {}
+    for sql, (count, seconds) in spent.items():
+        assert seconds > 0
+        text = sqlcache.statement_of(sql)  # on PostgreSQL an EXECUTE of the prepared INSERT
+        texts[text.split(" (")[0]] = texts.get(text.split(" (")[0], 0) + count
+    assert texts['INSERT INTO "event"'] == 2
+    assert sum(n for text, n in texts.items() if text.startswith('SELECT') and '"event"' in text) == 1
+    assert spent["COMMIT"][0] == 2
+    assert spent["after commit"][0] == 1  # the transaction that enqueued; none for the one that did not
+    assert "execute_sql" not in vars(db.database.obj) and "commit" not in vars(db.database.obj)

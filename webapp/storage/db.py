@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 from pathlib import Path
+from time import perf_counter
 from typing import Callable, TypeVar
 
 from peewee import Database, DatabaseProxy, PostgresqlDatabase, SqliteDatabase
@@ -118,7 +119,11 @@ def transaction():
         raise
     if outermost:
         _local.stack = _local.buffers = _local.memo = None
+        started = perf_counter()
         _run_callbacks(stack)
+        if stack:
+            for spent in _timings:
+                _spend(spent, "after commit", perf_counter() - started)
 
 
 def _run_callbacks(stack: list) -> None:
@@ -182,24 +187,108 @@ def recorded_queries():
 
 @contextmanager
 def _watching(seen: Callable[[str], None]):
-    """Call seen(sql) for each statement run inside the block (execute_sql wrapped on the database
-    object for the block only; blocks nest)."""
+    """Call seen(sql) for each statement run inside the block (blocks nest)."""
+
+    def wrap(original):
+        def watched(sql, params=None, *args, **kwargs):
+            seen(sql)
+            return original(sql, params, *args, **kwargs)
+        return watched
+
+    with _wrapping("execute_sql", wrap):
+        yield
+
+
+@contextmanager
+def _wrapping(name: str, wrap: Callable):
+    """The current database object's method `name` replaced by wrap(method) for the block only
+    (every query of peewee goes through execute_sql, every COMMIT of a transaction through commit)."""
     target = database.obj
-    shadowed = "execute_sql" in vars(target)  # already wrapped by an outer block
-    original = target.execute_sql
-
-    def watched(sql, params=None, *args, **kwargs):
-        seen(sql)
-        return original(sql, params, *args, **kwargs)
-
-    target.execute_sql = watched
+    shadowed = name in vars(target)  # already wrapped by an outer block
+    original = getattr(target, name)
+    setattr(target, name, wrap(original))
     try:
         yield
     finally:
         if shadowed:
-            target.execute_sql = original
+            setattr(target, name, original)
         else:
-            del target.execute_sql  # back to the class's method
+            delattr(target, name)  # back to the class's method
+
+
+_timings: list[dict[str, list]] = []  # the timed() blocks running now
+
+
+@contextmanager
+def timed():
+    """Where a block's database time goes: yields {label: [count, seconds]}, one label per
+    statement text (its execute and the fetching of its rows), "COMMIT" for the commits of
+    transactions and "after commit" for the callbacks run after them (the jobs a transaction put
+    on Redis). What is left of the block's wall time is this process's own work. For
+    bench/match.py --breakdown; like count_queries(), it wraps the database object for the block."""
+    spent: dict[str, list] = {}
+
+    def wrap_execute(original):
+        def execute_sql(sql, params=None, *args, **kwargs):
+            started = perf_counter()
+            cursor = original(sql, params, *args, **kwargs)
+            return _TimedCursor(cursor, _spend(spent, sql, perf_counter() - started))
+        return execute_sql
+
+    def wrap_commit(original):
+        def commit(*args, **kwargs):
+            started = perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                _spend(spent, "COMMIT", perf_counter() - started)
+        return commit
+
+    _timings.append(spent)
+    try:
+        with _wrapping("execute_sql", wrap_execute), _wrapping("commit", wrap_commit):
+            yield spent
+    finally:
+        _timings.remove(spent)
+
+
+def _spend(spent: dict[str, list], label: str, seconds: float) -> list:
+    entry = spent.get(label)
+    if entry is None:
+        entry = spent[label] = [0, 0.0]
+    entry[0] += 1
+    entry[1] += seconds
+    return entry
+
+
+class _TimedCursor:
+    """A cursor whose fetches add to its statement's time (timed())."""
+
+    def __init__(self, cursor, entry: list):
+        self._cursor, self._entry = cursor, entry
+
+    def __getattr__(self, name):
+        return getattr(self._cursor, name)
+
+    def _fetch(self, how, *args):
+        started = perf_counter()
+        try:
+            return how(*args)
+        finally:
+            self._entry[1] += perf_counter() - started
+
+    def fetchone(self):
+        return self._fetch(self._cursor.fetchone)
+
+    def fetchmany(self, *args):
+        return self._fetch(self._cursor.fetchmany, *args)
+
+    def fetchall(self):
+        return self._fetch(self._cursor.fetchall)
+
+    def __iter__(self):
+        while (row := self.fetchone()) is not None:
+            yield row
 
 
 def buffered(key: str, write: Callable[[list], None], row) -> None:

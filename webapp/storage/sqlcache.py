@@ -75,6 +75,18 @@ def _execute(sql: str, params: list[Any]):
         raise
 
 
+_EXECUTED = re.compile(r"EXECUTE pw_\d+_(\d+)")
+
+
+def statement_of(sql: str) -> str:
+    """The statement text an `EXECUTE pw_…` of _execute() runs; any other `sql` as it is."""
+    found = _EXECUTED.match(sql)
+    if found:
+        number = int(found.group(1))
+        return next((text for text, n in list(_names.items()) if n == number), sql)
+    return sql
+
+
 def _table(model: type[Model]) -> str:
     return f'"{model._meta.table_name}"'
 
