@@ -67,11 +67,13 @@ def redis_server():
     if given:
         yield None, given
         return
-    local = start_redis(Path(tempfile.mkdtemp(prefix="pw-redis-")), persist=False)
+    folder = Path(tempfile.mkdtemp(prefix="pw-redis-"))
+    local = start_redis(folder, persist=False)
     try:
         yield local, local.url
     finally:
         local.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

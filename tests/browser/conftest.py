@@ -1,6 +1,7 @@
 """Headless Debian Chromium driven by Selenium against the app served on a real port."""
 from __future__ import annotations
 
+import shutil
 import tempfile
 
 import pytest
@@ -20,20 +21,24 @@ def browser(chromium_paths):
     from selenium.webdriver.chrome.service import Service
 
     binary, driver_path = chromium_paths
+    profile = tempfile.mkdtemp(prefix="pw-chromium-")  # ~3 MB a test: removed after it, not left in /tmp
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for flag in (
         "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         "--disable-background-networking", "--disable-component-update", "--no-first-run",
         "--disable-sync", "--disable-quic", "--window-size=1280,900",
-        f"--user-data-dir={tempfile.mkdtemp(prefix='pw-chromium-')}",
+        f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console messages: CSP violations
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     driver.implicitly_wait(0)
-    yield driver
-    driver.quit()
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 def wait_until(driver, condition, timeout: float = 10):
