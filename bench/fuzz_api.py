@@ -18,6 +18,7 @@ import argparse
 import http.client
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,7 @@ def main() -> None:
         log.close()
         redis.stop()
     _report(stats, routes, (work / "gunicorn.log").read_text(errors="replace"), args)
+    shutil.rmtree(work, ignore_errors=True)  # the report has what its log said; a run that raised keeps it
 
 
 def _args() -> argparse.Namespace:

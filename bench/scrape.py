@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -91,6 +92,7 @@ def main() -> None:
         requests.post(f"{control}/payments/TX{total - 5:06d}", json={"status": "Completed"}, timeout=5)
         scrape("re-scrape after a pending row completed")
     server.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
