@@ -166,7 +166,9 @@ def statement_label(sql: str) -> str:
 
 def breakdown(spent: dict[str, list], wall: float, payments: int, shown: int = 8) -> list[str]:
     """Where a batched payment's wall time went (db.timed()'s figures), and what running the
-    database's part beside the rest would reach at best."""
+    database's part beside the rest would reach at best. (On PostgreSQL a batch already sends
+    the rows it only writes ahead, webapp/storage/writebehind.py: its database part is the time
+    this process waited for the database, not all the server's work.)"""
     ms = 1000 / payments
     statements: dict[str, list] = {}
     for sql, (count, seconds) in spent.items():
