@@ -251,8 +251,9 @@ def timed():
     statement text (its execute and the fetching of its rows; for a statement sent ahead to
     writebehind's thread, the handing over), AHEAD for the waits for those statements, "COMMIT"
     for the commits of transactions and "after commit" for the callbacks run after them (the
-    jobs a transaction put on Redis). What is left of the block's wall time is this process's own work. For
-    bench/match.py --breakdown; like count_queries(), it wraps the database object for the block."""
+    jobs a transaction put on Redis). What is left of the block's wall time is this process's
+    own work. For bench/match.py --breakdown; like count_queries(), it wraps the database object
+    for the block."""
     spent: dict[str, list] = {}
 
     def settle():  # the statements sent ahead (writebehind) are waited for apart

@@ -132,8 +132,9 @@ def sending(database):
     """Statements sent with sqlcache's `wait=False` inside the block run on a writer thread
     (PostgreSQL; elsewhere, or when a block is already open on this thread, nothing changes).
     Leaving the block waits for them (raising Failed if one failed); open the block outside
-    the transaction it serves, so that its COMMIT or ROLLBACK settles or discards them."""
-    if not isinstance(database, PostgresqlDatabase) or current() is not None:
+    the transaction it serves, so that its COMMIT or ROLLBACK settles or discards them.
+    `database` must be a db.Postgres (it waits for them before each statement that waits)."""
+    if not hasattr(database, "send_ahead") or current() is not None:
         yield
         return
     writer = _Writer(database)
