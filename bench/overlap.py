@@ -19,12 +19,14 @@ parameters; the writer only runs them.
   this one matches. psycopg2 fills the parameters in on the client, so several statements can
   also travel as one string (one round trip): measured in one thread (a payment's statements
   together) and on a writer thread that sends everything that piled up since its last round
-  trip (what webapp/storage/writebehind.py does: the thread then needs the GIL once per round
-  trip, not once per statement). The tables live in a schema of their own, dropped after; they
-  imitate the ledger's `payment` (12 indexes) and `payment_request` (20, four of them on status).
+  trip (the thread then needs the GIL once per round trip, not once per statement). The tables
+  live in a schema of their own, dropped after; they imitate the ledger's `payment` (12 indexes)
+  and `payment_request` (20, four of them on status).
 
-A model, not the ledger: in the ledger the statements whose answer is needed before the next
-payment is decided (a request's compare-and-set, the new WhatsApp rows) still wait.
+A model, not the ledger: in the ledger a request's compare-and-set and the new WhatsApp rows need
+their answer before the payment goes on, so every payment waits for the database at least once.
+A write-behind built on this for the ledger (2026-12-07) kept this process and the server
+alternating all the same (docs/performance/ingest.md).
 """
 from __future__ import annotations
 
@@ -192,7 +194,7 @@ def sequential(side, rounds: int, joined: bool = False) -> float:
 
 def with_writer(side, rounds: int, piled: bool = False) -> float:
     """The statements on a writer thread: one at a time, or (`piled`, PostgreSQL) all that piled up
-    since its last round trip as one string, as webapp/storage/writebehind.py sends them."""
+    since its last round trip as one string."""
     rng = random.Random(1)
     todo: queue.SimpleQueue = queue.SimpleQueue()
 

@@ -22,4 +22,4 @@ def record(action: str, subject: str, *, actor: str, **details) -> int | None:
 
 
 def _write(rows: list[dict]) -> None:
-    sqlcache.insert_many(Event, rows, wait=False)  # nothing reads them back in their transaction
+    sqlcache.insert_many(Event, rows)

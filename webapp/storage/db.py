@@ -15,7 +15,6 @@ from peewee import Database, DatabaseProxy, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import parse as parse_url
 
 from webapp.config import ROOT, Settings
-from webapp.storage import writebehind
 
 database = DatabaseProxy()
 T = TypeVar("T")
@@ -43,28 +42,7 @@ def make_database(url: str) -> Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         return SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, timeout=5)
     params = parse_url(url.replace("postgres://", "postgresql://", 1))
-    return Postgres(**params)
-
-
-class Postgres(PostgresqlDatabase):
-    """PostgreSQL, where a statement that waits for its answer first waits for the statements
-    this thread sent ahead (writebehind: run in the order issued), and a rollback drops them."""
-
-    def execute_sql(self, sql, params=None):
-        writebehind.settle()
-        return super().execute_sql(sql, params)
-
-    def commit(self):
-        writebehind.settle()
-        return super().commit()
-
-    def rollback(self):
-        writebehind.discard()
-        return super().rollback()
-
-    def send_ahead(self, sql, params) -> None:
-        """Hand a statement to this thread's writer (sqlcache's `wait=False` inside sending())."""
-        writebehind.current().send(sql, params)
+    return PostgresqlDatabase(**params)
 
 
 def init_db(settings: Settings) -> Database:
@@ -217,7 +195,7 @@ def _watching(seen: Callable[[str], None]):
             return original(sql, params, *args, **kwargs)
         return watched
 
-    with _wrapping("execute_sql", wrap), _wrapping("send_ahead", wrap):
+    with _wrapping("execute_sql", wrap):
         yield
 
 
@@ -226,9 +204,6 @@ def _wrapping(name: str, wrap: Callable):
     """The current database object's method `name` replaced by wrap(method) for the block only
     (every query of peewee goes through execute_sql, every COMMIT of a transaction through commit)."""
     target = database.obj
-    if not hasattr(target, name):  # send_ahead: PostgreSQL only
-        yield
-        return
     shadowed = name in vars(target)  # already wrapped by an outer block
     original = getattr(target, name)
     setattr(target, name, wrap(original))
@@ -242,46 +217,26 @@ def _wrapping(name: str, wrap: Callable):
 
 
 _timings: list[dict[str, list]] = []  # the timed() blocks running now
-AHEAD = "waiting for the statements sent ahead"  # timed()'s label (writebehind)
 
 
 @contextmanager
 def timed():
     """Where a block's database time goes: yields {label: [count, seconds]}, one label per
-    statement text (its execute and the fetching of its rows; for a statement sent ahead to
-    writebehind's thread, the handing over), AHEAD for the waits for those statements, "COMMIT"
-    for the commits of transactions and "after commit" for the callbacks run after them (the
-    jobs a transaction put on Redis). What is left of the block's wall time is this process's
-    own work. For bench/match.py --breakdown; like count_queries(), it wraps the database object
-    for the block."""
+    statement text (its execute and the fetching of its rows), "COMMIT" for the commits of
+    transactions and "after commit" for the callbacks run after them (the jobs a transaction put
+    on Redis). What is left of the block's wall time is this process's own work. For
+    bench/match.py --breakdown; like count_queries(), it wraps the database object for the block."""
     spent: dict[str, list] = {}
-
-    def settle():  # the statements sent ahead (writebehind) are waited for apart
-        if writebehind.current() is not None:
-            started = perf_counter()
-            try:
-                writebehind.settle()
-            finally:
-                _spend(spent, AHEAD, perf_counter() - started)
 
     def wrap_execute(original):
         def execute_sql(sql, params=None, *args, **kwargs):
-            settle()
             started = perf_counter()
             cursor = original(sql, params, *args, **kwargs)
             return _TimedCursor(cursor, _spend(spent, sql, perf_counter() - started))
         return execute_sql
 
-    def wrap_send(original):
-        def send_ahead(sql, params=None):
-            started = perf_counter()
-            original(sql, params)
-            _spend(spent, sql, perf_counter() - started)
-        return send_ahead
-
     def wrap_commit(original):
         def commit(*args, **kwargs):
-            settle()
             started = perf_counter()
             try:
                 return original(*args, **kwargs)
@@ -291,8 +246,7 @@ def timed():
 
     _timings.append(spent)
     try:
-        with _wrapping("execute_sql", wrap_execute), _wrapping("commit", wrap_commit), \
-                _wrapping("send_ahead", wrap_send):
+        with _wrapping("execute_sql", wrap_execute), _wrapping("commit", wrap_commit):
             yield spent
     finally:
         _timings.remove(spent)

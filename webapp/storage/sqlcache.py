@@ -16,7 +16,6 @@ from typing import Any
 
 from peewee import CharField, DatabaseError, Model, NotSupportedError, PostgresqlDatabase, SqliteDatabase, TextField
 
-from webapp.storage import writebehind
 from webapp.storage.db import database
 
 _statements: dict[tuple, str] = {}
@@ -44,18 +43,11 @@ _prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _MARK = re.compile(r"%%|%s")
 
 
-def _execute(sql: str, params: list[Any], wait: bool = True):
-    """database.execute_sql(sql, params), through a prepared statement on PostgreSQL.
-
-    `wait=False`: nothing reads the statement's answer, so inside writebehind.sending() it goes
-    to the writer thread (returns None); elsewhere it runs at once."""
+def _execute(sql: str, params: list[Any]):
+    """database.execute_sql(sql, params), through a prepared statement on PostgreSQL."""
     target = database.obj
-    writer = None if wait else writebehind.current()
     if not isinstance(target, PostgresqlDatabase) or sql in _unpreparable \
             or not getattr(target, "prepare_statements", True):
-        if writer is not None:
-            target.send_ahead(sql, params)
-            return None
         return database.execute_sql(sql, params)
     number = _names.get(sql) or _names.setdefault(sql, next(_numbers))
     connection = database.connection()
@@ -71,19 +63,14 @@ def _execute(sql: str, params: list[Any], wait: bool = True):
                 database.execute_sql(f"PREPARE {name} AS {text}")
         except DatabaseError:  # e.g. a parameter whose type PostgreSQL cannot infer: run it as text
             _unpreparable.add(sql)
-            return _execute(sql, params, wait)
+            return database.execute_sql(sql, params)
         state[1].add(number)
     marks = ", ".join("%s" for _ in params)
-    execute = f"EXECUTE {name}({marks})" if params else f"EXECUTE {name}"
-    if writer is not None:
-        target.send_ahead(execute, params)
-        return None
     try:
-        return database.execute_sql(execute, params)
+        return database.execute_sql(f"EXECUTE {name}({marks})" if params else f"EXECUTE {name}", params)
     except NotSupportedError:
         # "cached plan must not change result type": a migration changed a table under this
         # connection. This run fails (with its transaction); the next prepares under new names.
-        # (A statement sent ahead returns no rows, so it cannot fail this way.)
         state[0], state[1] = state[0] + 1, set()
         raise
 
@@ -153,17 +140,15 @@ def returning() -> bool:
     return sqlite3.sqlite_version_info >= (3, 35) if isinstance(database.obj, SqliteDatabase) else False
 
 
-def insert(model: type[Model], values: dict[str, Any], *, ignore_conflict: bool = False,
-           wait: bool = True) -> int | None:
+def insert(model: type[Model], values: dict[str, Any], *, ignore_conflict: bool = False) -> int | None:
     """INSERT one row of `model` (defaults filled in like Model.create).
 
     Returns the new id; with `ignore_conflict`, None when a unique key already held the row.
-    `wait=False` (`values` names the id: next_ids()): see _execute(); returns None when sent ahead.
     """
     fields = model._meta.fields
     row = _row(model, values)
     names = tuple(row)
-    returning = database.obj.returning_clause and (wait or writebehind.current() is None)
+    returning = database.obj.returning_clause
 
     def build(param: str) -> str:
         columns = ", ".join(f'"{fields[n].column_name}"' for n in names)
@@ -172,11 +157,9 @@ def insert(model: type[Model], values: dict[str, Any], *, ignore_conflict: bool 
         tail = ' RETURNING "id"' if returning else ""
         return f"INSERT INTO {_table(model)} ({columns}) VALUES ({marks}){conflict}{tail}"
 
-    sql = _sql(("insert", model.__name__, names, ignore_conflict, returning), build)
+    sql = _sql(("insert", model.__name__, names, ignore_conflict), build)
     params = [fields[n].db_value(row[n]) for n in names]
-    cursor = _execute(sql, params, wait)
-    if cursor is None:
-        return None
+    cursor = _execute(sql, params)
     if returning:
         found = cursor.fetchone()
         return found[0] if found else None
@@ -206,16 +189,13 @@ MANY_ROWS = 200  # rows per multi-row INSERT (SQLite allows 32,766 parameters pe
 
 
 def insert_many(model: type[Model], rows: list[dict[str, Any]], *, ignore_conflict: bool = False,
-                returning_key: str | None = None, wait: bool = True) -> dict[Any, int] | None:
+                returning_key: str | None = None) -> dict[Any, int] | None:
     """INSERT many rows of `model` in one statement (per MANY_ROWS), defaults filled in as insert().
 
     Every row names the same fields. With `returning_key` (and a database that answers
     RETURNING), returns {row[returning_key]: new id} for the rows actually inserted (with
-    `ignore_conflict`, those a unique key did not already hold); else None. `wait=False`
-    (without `returning_key`): see _execute().
+    `ignore_conflict`, those a unique key did not already hold); else None.
     """
-    if returning_key is not None and not wait:
-        raise ValueError("insert_many: an answer (returning_key) cannot be sent ahead (wait=False)")
     if not rows:
         return {} if returning_key else None
     fields = model._meta.fields
@@ -235,7 +215,7 @@ def insert_many(model: type[Model], rows: list[dict[str, Any]], *, ignore_confli
 
         sql = _sql(("insert_many", model.__name__, names, len(chunk), ignore_conflict, back), build)
         params = [fields[n].db_value(row[n]) for row in chunk for n in names]
-        cursor = _execute(sql, params, wait)
+        cursor = _execute(sql, params)
         if back:
             found.update((key, new_id) for new_id, key in cursor.fetchall())
     if returning_key is None:
@@ -331,9 +311,8 @@ def _where_params(model: type[Model], where: dict[str, Any]) -> list[Any]:
     return params
 
 
-def update(model: type[Model], values: dict[str, Any], where: dict[str, Any], *, wait: bool = True) -> int | None:
-    """UPDATE `model` SET values WHERE each key equals its value (or is IN a tuple); returns the row count
-    (None when sent ahead: `wait=False`, see _execute()).
+def update(model: type[Model], values: dict[str, Any], where: dict[str, Any]) -> int:
+    """UPDATE `model` SET values WHERE each key equals its value (or is IN a tuple); returns the row count.
 
     The compare-and-set of the ledger: `where` names the status the row must still have.
     """
@@ -346,8 +325,7 @@ def update(model: type[Model], values: dict[str, Any], where: dict[str, Any], *,
 
     sql = _sql(("update", model.__name__, names, _where_shape(where)), build)
     params = [fields[n].db_value(values[n]) for n in names] + _where_params(model, where)
-    cursor = _execute(sql, params, wait)
-    return None if cursor is None else cursor.rowcount
+    return _execute(sql, params).rowcount
 
 
 def update_returning_row(model: type[Model], values: dict[str, Any], where: dict[str, Any],
@@ -378,10 +356,9 @@ def update_returning_row(model: type[Model], values: dict[str, Any], where: dict
     return instance
 
 
-def update_returning_ids(model: type[Model], values: dict[str, Any], where: dict[str, Any], *,
-                         wait: bool = True) -> list[int] | None:
+def update_returning_ids(model: type[Model], values: dict[str, Any], where: dict[str, Any]) -> list[int]:
     """update() for a set of rows in one statement (`where["id"]` a tuple of ids); returns the
-    ids of the rows it changed, sorted (None when sent ahead: `wait=False`, see _execute()).
+    ids of the rows it changed, sorted.
 
     The other tests in `where` (the status a compare-and-set expects) are written so that no
     index can serve them (`+"status"` on SQLite, `"status" || ''` on PostgreSQL: text columns
@@ -391,7 +368,7 @@ def update_returning_ids(model: type[Model], values: dict[str, Any], where: dict
     fields = model._meta.fields
     names = tuple(values)
     sqlite = isinstance(database.obj, SqliteDatabase)
-    back = returning() and (wait or writebehind.current() is None)
+    back = returning()
 
     def build(param: str) -> str:
         sets = ", ".join(f'"{fields[n].column_name}" = {param}' for n in names)
@@ -403,12 +380,11 @@ def update_returning_ids(model: type[Model], values: dict[str, Any], where: dict
         tail = ' RETURNING "id"' if back else ""
         return f"UPDATE {_table(model)} SET {sets} WHERE {where_sql}{tail}"
 
-    if not returning():  # an old SQLite: one compare-and-set per id
+    if not back:  # an old SQLite: one compare-and-set per id
         return [i for i in sorted(where["id"]) if update(model, values, {**where, "id": i})]
-    sql = _sql(("update_ids", model.__name__, names, _where_shape(where), back), build)
+    sql = _sql(("update_ids", model.__name__, names, _where_shape(where)), build)
     params = [fields[n].db_value(values[n]) for n in names] + _where_params(model, where)
-    cursor = _execute(sql, params, wait)
-    return None if cursor is None else sorted(row[0] for row in cursor.fetchall())
+    return sorted(row[0] for row in _execute(sql, params).fetchall())
 
 
 def delete(model: type[Model], where: dict[str, Any]) -> int:

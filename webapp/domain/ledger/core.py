@@ -165,9 +165,7 @@ def flush_payment(payment: Payment, changes: dict[str, Any] | None = None) -> No
     key, a read); nothing for a payment already stored."""
     values = getattr(payment, "unwritten", None)
     if values is not None:
-        # Its id was drawn first, and nothing reads this statement's answer: a statement that
-        # reads the row (or refers to it) runs after it, whether it was sent ahead or not.
-        sqlcache.insert(Payment, {**values, **(changes or {}), "id": payment.id}, wait=False)
+        sqlcache.insert(Payment, {**values, **(changes or {}), "id": payment.id})
         payment.unwritten = None
 
 

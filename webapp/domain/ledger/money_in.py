@@ -30,7 +30,7 @@ from webapp.domain.ledger.core import (
     write_payment,
 )
 from webapp.domain.matching.lookup import candidate_requests, payment_facts
-from webapp.storage import db, sqlcache, writebehind
+from webapp.storage import db, sqlcache
 from webapp.storage.models import (
     MatchCandidate,
     Payment,
@@ -73,22 +73,13 @@ def ingest_payments(observations: list[PaymentObservation], *, actor: str = "sys
     then rolled back, callbacks and buffered rows included, and run again with one
     savepoint per payment, so the duplicate affects only itself. Keep batches to a few
     hundred: the write lock is held until the commit.
-
-    On PostgreSQL that first run sends the rows it only writes (payments, candidates, the
-    requests it moves to review when no webhook asks which, audit events) ahead to a writer
-    thread (webapp/storage/writebehind.py): the server stores them while the next payment is
-    matched. A duplicate key among them is then seen at the next statement that waits, or at
-    the commit, and is handled as above; any other error is raised as the database raised it.
     """
     try:
-        with writebehind.sending(db.database.obj), db.transaction():
+        with db.transaction():
             ahead = _lookahead(observations, now or utcnow())
             return [_ingest(obs, actor, now or utcnow(), ahead) for obs in observations]
     except IntegrityError:
         pass
-    except writebehind.Failed as failed:  # a statement sent ahead (see writebehind) raised
-        if not isinstance(failed.error, IntegrityError):
-            raise failed.error from None
     with db.transaction():
         return [ingest_payment(obs, actor=actor, now=now) for obs in observations]
 
@@ -403,15 +394,12 @@ def _to_review(payment: Payment, decision: matching.Decision, now: datetime, *, 
         "payment": payment.id, "request": candidate.request_id, "score": candidate.score,
         "evidence": _evidence(candidate), "late": candidate.late, "mismatch": candidate.mismatch,
         "created_at": now,
-    } for candidate in decision.candidates], wait=False)
+    } for candidate in decision.candidates])
     waiting = sorted({c.request_id for c in decision.candidates if c.mismatch is None})
     if waiting:
-        # Which requests flipped matters only to a webhook that listens: else it is sent ahead.
-        listened = webhooks.listened("request.in_review")
         flipped = sqlcache.update_returning_ids(PaymentRequest, {"status": RequestStatus.REVIEW},
-                                                {"id": tuple(waiting), "status": RequestStatus.PENDING},
-                                                wait=listened)
-        for request_id in flipped or ():
+                                                {"id": tuple(waiting), "status": RequestStatus.PENDING})
+        for request_id in flipped:
             webhooks.request_event("request.in_review", request_id, key=f":payment:{payment.id}")
     audit.record("payment.review", f"payment:{payment.id}", actor="system", reason=decision.reason,
                  late=decision.late, candidates=[c.reference for c in decision.candidates])
