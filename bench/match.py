@@ -203,6 +203,8 @@ def server_pid() -> int | None:
 
 def server_cpu(pid: int | None) -> float | None:
     """CPU seconds the backend process `pid` has used, when the server runs on this machine (else None)."""
+    if pid is None:
+        return None
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):

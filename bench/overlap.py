@@ -31,15 +31,20 @@ alternating all the same (docs/performance/ingest.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import queue
 import random
-import secrets
 import sqlite3
 import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from match import fresh_schema  # noqa: E402  (bench/match.py: a PostgreSQL schema of its own, dropped after)
 
 PAYMENTS = 3000
 BATCH = 100
@@ -95,12 +100,10 @@ class PostgresSide:
     def __init__(self, url: str):
         import psycopg2
 
-        self.schema = "pwoverlap_" + secrets.token_hex(4)
-        self.conn = conn = psycopg2.connect(url)
+        self.conn = conn = psycopg2.connect(url)  # its search_path: a schema of its own (fresh_schema)
         self.cursor = cur = conn.cursor()
         cur.execute("SHOW server_version")
         self.version = cur.fetchone()[0].split()[0]
-        cur.execute(f"CREATE SCHEMA {self.schema}; SET search_path = {self.schema}")
         cur.execute("CREATE TABLE t (id serial PRIMARY KEY, a int, b text, c int, d text, e int, f text)")
         for columns in (*"abcdef", "a, b", "c, d", "e, f", "a, c", "b, d", "d, f"):
             cur.execute(f"CREATE INDEX ON t ({columns})")
@@ -139,8 +142,6 @@ class PostgresSide:
 
     def close(self) -> None:
         self.conn.rollback()
-        self.cursor.execute(f"DROP SCHEMA {self.schema} CASCADE")
-        self.conn.commit()
         self.conn.close()
 
 
@@ -244,8 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="a PostgreSQL database (default: a SQLite file)")
     args = parser.parse_args(argv)
     ms = 1000 / PAYMENTS
-    with tempfile.TemporaryDirectory(prefix="pw-overlap-") as tmp:
-        side = PostgresSide(args.database_url) if args.database_url else SQLiteSide(os.path.join(tmp, "overlap.db"))
+    with tempfile.TemporaryDirectory(prefix="pw-overlap-") as tmp, (
+            fresh_schema(args.database_url) if args.database_url else contextlib.nullcontext()) as url:
+        side = PostgresSide(url) if url else SQLiteSide(os.path.join(tmp, "overlap.db"))
         try:
             print(f"python {sys.version.split()[0]}, {side.label} {side.version}, {os.cpu_count()} CPUs, load "
                   f"average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {PAYMENTS} payments, COMMIT every "
