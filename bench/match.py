@@ -14,6 +14,9 @@ Two ways in, both measured: one payment per transaction (the API and the staff
 form), and batches of `--batch` payments per transaction (ledger.ingest_payments,
 what a source job uses for the mail or rows one pass read). Prints payments/s and
 the cost per payment; the goal is ≥ 1,000/s at 100k and cost(1M) ≤ 1.5 × cost(10k).
+`--processes N` also ingests `--payments` more in batches split over N forked processes
+side by side, each with a connection of its own (rq workers running source jobs at once),
+and prints the payments/s of all together and any batch that failed.
 
 After seeding, the planner statistics are refreshed as after any bulk load
 (db.refresh_statistics: ANALYZE on PostgreSQL, PRAGMA optimize on SQLite; `--no-analyze`
@@ -194,6 +197,45 @@ def breakdown(spent: dict[str, list], wall: float, payments: int, shown: int = 8
     return lines
 
 
+def in_processes(todo: list[ledger.PaymentObservation], processes: int, batch: int,
+                 outcomes: dict[str, int]) -> dict:
+    """`todo` ingested by `processes` forked processes side by side, each its own share in batches
+    of `batch` on a connection of its own, as rq workers running source jobs at once do. Returns the
+    payments/s of all together, and the batches that failed (each error's text, first of each kind)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    shares = [todo[i::processes] for i in range(processes)]
+
+    def work(share: list[ledger.PaymentObservation]) -> None:
+        started, counts, errors = time.perf_counter(), {}, []
+        for i in range(0, len(share), batch):
+            try:
+                for result in ledger.ingest_payments(share[i:i + batch], actor="bench"):
+                    counts[result.decision.action] = counts.get(result.decision.action, 0) + 1
+            except peewee.DatabaseError as error:  # counted and shown: a lost batch is a finding
+                errors.append(f"{type(error).__name__}: {str(error).splitlines()[0]}")
+        results.put((started, time.perf_counter(), counts, errors))
+        db.database.obj.close()
+
+    children = [context.Process(target=work, args=(share,)) for share in shares]
+    for child in children:
+        child.start()
+    reports = [results.get(timeout=600) for _ in children]
+    for child in children:
+        child.join()
+    elapsed = max(r[1] for r in reports) - min(r[0] for r in reports)
+    errors: dict[str, int] = {}
+    for _, _, counts, failed in reports:
+        for action, n in counts.items():
+            outcomes[action] = outcomes.get(action, 0) + n
+        for text in failed:
+            errors[text] = errors.get(text, 0) + 1
+    done = sum(sum(r[2].values()) for r in reports)
+    return {"processes": processes, "rate": done / elapsed, "done": done, "errors": errors}
+
+
 def server_pid() -> int | None:
     """The PostgreSQL backend process serving this connection (None on SQLite)."""
     if isinstance(db.database.obj, SqliteDatabase):
@@ -242,7 +284,7 @@ def settings_used(args, backend: str) -> list[str]:
 
 def run(size: int, payments: int, per_amount: int, database_url: str | None, seed_value: int,
         batch: int = 100, analyze: bool = True, show_plans: bool = False, warmup: int = 1000,
-        show_breakdown: bool = False) -> dict:
+        show_breakdown: bool = False, processes: int = 1) -> dict:
     rng = random.Random(seed_value)
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp, (
             fresh_schema(database_url) if database_url else contextlib.nullcontext(f"sqlite:///{tmp}/bench.db")) as url:
@@ -259,8 +301,9 @@ def run(size: int, payments: int, per_amount: int, database_url: str | None, see
             values = options.current()
             mode = (f"matching: mode {values.get('verification_mode')}, auto-confirm at "
                     f"{values.get('auto_confirm_threshold')}, tie margin {values.get('tie_margin')}")
-            todo = observations(size, payments * 2 + warmup, rng)
-            warm, single, batched = todo[:warmup], todo[warmup:warmup + payments], todo[warmup + payments:]
+            todo = observations(size, payments * (3 if processes > 1 else 2) + warmup, rng)
+            warm, single = todo[:warmup], todo[warmup:warmup + payments]
+            batched = todo[warmup + payments:warmup + 2 * payments]
             # A live ledger has payments, candidates and messages behind it, and statistics that
             # describe them (autovacuum analyzes a table once 10 % of it changed). Without a warm-up,
             # the just-seeded empty payment tables keep "0 rows" statistics for the whole run and
@@ -295,12 +338,16 @@ def run(size: int, payments: int, per_amount: int, database_url: str | None, see
                              f"process {cpu_batched * ms:.3f} ms, together {(server + cpu_batched) * ms:.3f} ms "
                              f"against {elapsed_batched * ms:.3f} ms of wall time")
             plans = explain(size) if show_plans else []
+        side_by_side = None
+        if processes > 1:  # this process's connection is closed by now: each child opens its own
+            with app.app_context():
+                side_by_side = in_processes(todo[warmup + 2 * payments:], processes, batch, outcomes)
         redis.stop()
         db.database.obj.close()
     return {"size": size, "seed_s": seeded, "per_payment_ms": elapsed / payments * 1000,
             "rate": payments / elapsed, "batched_ms": elapsed_batched / payments * 1000,
             "batched_rate": payments / elapsed_batched, "outcomes": outcomes, "mode": mode, "plans": plans,
-            "breakdown": where,
+            "breakdown": where, "side_by_side": side_by_side,
             "statements": single_statements / payments,
             "cpu_ms": cpu / payments * 1000, "batched_cpu_ms": cpu_batched / payments * 1000, "batched_statements": batched_statements / payments}
 
@@ -320,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explain", action="store_true", help="print the plans of the hot statements")
     parser.add_argument("--breakdown", action="store_true",
                         help="print where a batched payment's time goes, statement by statement")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="also ingest --payments more in batches, split over this many processes side by side")
     args = parser.parse_args(argv)
     backend = "PostgreSQL" if args.database_url else "SQLite"
     print(f"ingest + match, one process, {backend}, {args.payments} payments per size, "
@@ -330,12 +379,12 @@ def main(argv: list[str] | None = None) -> int:
           " loaded machine); stmts: SQL statements per payment")
     print(f"{'':>14} {'one per transaction':>37} {f'batches of {args.batch}':>37}")
     print(f"{'open requests':>14} {'payments/s':>11} {'ms/payment':>11} {'cpu ms':>7} {'stmts':>6} {'payments/s':>11}"
-          f" {'ms/payment':>11} {'cpu ms':>7} {'stmts':>6} {'seed s':>7}  outcomes (both runs)")
+          f" {'ms/payment':>11} {'cpu ms':>7} {'stmts':>6} {'seed s':>7}  outcomes (all runs)")
     results = []
     for size in args.sizes:
         r = run(size, args.payments, args.per_amount, args.database_url, args.seed, args.batch,
                 analyze=not args.no_analyze, show_plans=args.explain and size == max(args.sizes), warmup=args.warmup,
-                show_breakdown=args.breakdown)
+                show_breakdown=args.breakdown, processes=args.processes)
         results.append(r)
         if len(results) == 1:
             print(f"  {r['mode']}")
@@ -345,6 +394,11 @@ def main(argv: list[str] | None = None) -> int:
               f" {r['seed_s']:>7.1f}  {r['outcomes']}", flush=True)
         for line in r["breakdown"] + r["plans"]:
             print(line)
+        if r["side_by_side"]:
+            side = r["side_by_side"]
+            print(f"  {side['processes']} processes side by side, batches of {args.batch}: "
+                  f"{side['rate']:,.0f} payments/s "
+                  f"in all ({side['done']:,} ingested; failed batches: {side['errors'] or 'none'})")
     if len(results) > 1:
         for key, label in (("per_payment_ms", "one per transaction"), ("batched_ms", "batched")):
             ratio = results[-1][key] / results[0][key]
