@@ -15,6 +15,7 @@ from peewee import Database, DatabaseProxy, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import parse as parse_url
 
 from webapp.config import ROOT, Settings
+from webapp.storage import checkpoints
 
 database = DatabaseProxy()
 T = TypeVar("T")
@@ -28,6 +29,8 @@ SQLITE_PRAGMAS = {
     # checkpoint instead of ten times (bench/match.py at 100k open requests, three alternating
     # pairs: +6 % batched, +17 % one per transaction). A checkpoint then takes ~50 ms instead of
     # ~8 ms, ten times less often. The WAL file is cut back to 64 MB after a checkpoint past it.
+    # Each process also checkpoints every 0.25 s on a thread of its own (storage/checkpoints.py),
+    # so a commit rarely gets there: this is the bound should that thread fall behind.
     "wal_autocheckpoint": 10000, "journal_size_limit": 67108864,
 }
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -50,6 +53,7 @@ def init_db(settings: Settings) -> Database:
     db = make_database(settings.database_url)
     db.prepare_statements = settings.pg_prepare  # read by sqlcache (PostgreSQL only)
     database.initialize(db)
+    checkpoints.follow(db.database if isinstance(db, SqliteDatabase) else None)
     return db
 
 
