@@ -290,60 +290,64 @@ def run(size: int, payments: int, per_amount: int, database_url: str | None, see
             fresh_schema(database_url) if database_url else contextlib.nullcontext(f"sqlite:///{tmp}/bench.db")) as url:
         # A throw-away Redis: confirmations enqueue their WhatsApp jobs, as in production.
         redis = start_redis(Path(tmp) / "redis", persist=False)
-        app = build_app(url, Path(tmp), redis.url)
-        heap.freeze_startup()  # as an rq worker does once its app is built (jobs/worker.py)
-        with app.app_context(), db.database.connection_context():
-            started = time.perf_counter()
-            seed(size, per_amount, rng)
-            if analyze:
-                db.refresh_statistics()
-            seeded = time.perf_counter() - started
-            values = options.current()
-            mode = (f"matching: mode {values.get('verification_mode')}, auto-confirm at "
-                    f"{values.get('auto_confirm_threshold')}, tie margin {values.get('tie_margin')}")
-            todo = observations(size, payments * (3 if processes > 1 else 2) + warmup, rng)
-            warm, single = todo[:warmup], todo[warmup:warmup + payments]
-            batched = todo[warmup + payments:warmup + 2 * payments]
-            # A live ledger has payments, candidates and messages behind it, and statistics that
-            # describe them (autovacuum analyzes a table once 10 % of it changed). Without a warm-up,
-            # the just-seeded empty payment tables keep "0 rows" statistics for the whole run and
-            # PostgreSQL checks every foreign key to a payment by reading the whole table.
-            for i in range(0, len(warm), batch):
-                ledger.ingest_payments(warm[i:i + batch], actor="bench")
-            if analyze and warm:
-                db.refresh_statistics()
-            outcomes: dict[str, int] = {}
-            with db.count_queries() as statements:
-                started, cpu = time.perf_counter(), time.process_time()
-                for observation in single:
-                    result = ledger.ingest_payment(observation, actor="bench")
-                    outcomes[result.decision.action] = outcomes.get(result.decision.action, 0) + 1
-                elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-            single_statements = statements[0]
-            timing = db.timed() if show_breakdown else contextlib.nullcontext()
-            backend_pid = server_pid() if show_breakdown else None
-            server_before = server_cpu(backend_pid)
-            with db.count_queries() as statements, timing as spent:
-                started, cpu_batched = time.perf_counter(), time.process_time()
-                for i in range(0, len(batched), batch):
-                    for result in ledger.ingest_payments(batched[i:i + batch], actor="bench"):
+        try:
+            app = build_app(url, Path(tmp), redis.url)
+            heap.freeze_startup()  # as an rq worker does once its app is built (jobs/worker.py)
+            with app.app_context(), db.database.connection_context():
+                started = time.perf_counter()
+                seed(size, per_amount, rng)
+                if analyze:
+                    db.refresh_statistics()
+                seeded = time.perf_counter() - started
+                values = options.current()
+                mode = (f"matching: mode {values.get('verification_mode')}, auto-confirm at "
+                        f"{values.get('auto_confirm_threshold')}, tie margin {values.get('tie_margin')}")
+                todo = observations(size, payments * (3 if processes > 1 else 2) + warmup, rng)
+                warm, single = todo[:warmup], todo[warmup:warmup + payments]
+                batched = todo[warmup + payments:warmup + 2 * payments]
+                # A live ledger has payments, candidates and messages behind it, and statistics that
+                # describe them (autovacuum analyzes a table once 10 % of it changed). Without a warm-up,
+                # the just-seeded empty payment tables keep "0 rows" statistics for the whole run and
+                # PostgreSQL checks every foreign key to a payment by reading the whole table.
+                for i in range(0, len(warm), batch):
+                    ledger.ingest_payments(warm[i:i + batch], actor="bench")
+                if analyze and warm:
+                    db.refresh_statistics()
+                outcomes: dict[str, int] = {}
+                with db.count_queries() as statements:
+                    started, cpu = time.perf_counter(), time.process_time()
+                    for observation in single:
+                        result = ledger.ingest_payment(observation, actor="bench")
                         outcomes[result.decision.action] = outcomes.get(result.decision.action, 0) + 1
-                elapsed_batched, cpu_batched = time.perf_counter() - started, time.process_time() - cpu_batched
-            batched_statements = statements[0]
-            server_after = server_cpu(backend_pid)
-            where = breakdown(spent, elapsed_batched, payments) if show_breakdown else []
-            if server_before is not None and server_after is not None:
-                server, ms = server_after - server_before, 1000 / payments
-                where.append(f"  CPU a payment: the PostgreSQL backend {server * ms:.3f} ms (read from /proc), this "
-                             f"process {cpu_batched * ms:.3f} ms, together {(server + cpu_batched) * ms:.3f} ms "
-                             f"against {elapsed_batched * ms:.3f} ms of wall time")
-            plans = explain(size) if show_plans else []
-        side_by_side = None
-        if processes > 1:  # this process's connection is closed by now: each child opens its own
-            with app.app_context():
-                side_by_side = in_processes(todo[warmup + 2 * payments:], processes, batch, outcomes)
-        redis.stop()
-        db.database.obj.close()
+                    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+                single_statements = statements[0]
+                timing = db.timed() if show_breakdown else contextlib.nullcontext()
+                backend_pid = server_pid() if show_breakdown else None
+                server_before = server_cpu(backend_pid)
+                with db.count_queries() as statements, timing as spent:
+                    started, cpu_batched = time.perf_counter(), time.process_time()
+                    for i in range(0, len(batched), batch):
+                        for result in ledger.ingest_payments(batched[i:i + batch], actor="bench"):
+                            outcomes[result.decision.action] = outcomes.get(result.decision.action, 0) + 1
+                    elapsed_batched, cpu_batched = time.perf_counter() - started, time.process_time() - cpu_batched
+                batched_statements = statements[0]
+                server_after = server_cpu(backend_pid)
+                where = breakdown(spent, elapsed_batched, payments) if show_breakdown else []
+                if server_before is not None and server_after is not None:
+                    server, ms = server_after - server_before, 1000 / payments
+                    where.append(f"  CPU a payment: the PostgreSQL backend {server * ms:.3f} ms (read from /proc), "
+                                 f"this process {cpu_batched * ms:.3f} ms, together "
+                                 f"{(server + cpu_batched) * ms:.3f} ms against {elapsed_batched * ms:.3f} ms "
+                                 f"of wall time")
+                plans = explain(size) if show_plans else []
+            side_by_side = None
+            if processes > 1:  # this process's connection is closed by now: each child opens its own
+                with app.app_context():
+                    side_by_side = in_processes(todo[warmup + 2 * payments:], processes, batch, outcomes)
+        finally:  # a failed run leaves no Redis running and no connection holding the schema
+            redis.stop()
+            if db.database.obj is not None:
+                db.database.obj.close()
     return {"size": size, "seed_s": seeded, "per_payment_ms": elapsed / payments * 1000,
             "rate": payments / elapsed, "batched_ms": elapsed_batched / payments * 1000,
             "batched_rate": payments / elapsed_batched, "outcomes": outcomes, "mode": mode, "plans": plans,
