@@ -55,8 +55,12 @@ def test_following_another_database_stops_the_thread_of_the_one_before(tmp_path,
     first = checkpoints.follow(_wal_database(tmp_path / "a.db"))
     assert first.alive
     assert checkpoints.follow(first.path) is first  # the same database: the same thread
-    second = checkpoints.follow(_wal_database(tmp_path / "b.db"))
+    second = checkpoints.follow(_wal_database(tmp_path / "b #2 ?x=%41.db"))  # a name a URI would misread
     assert second is not first and second.alive and not first.alive
+    wait_for(lambda: second.runs > 0, timeout=30, message=f"a checkpoint of the second ({second.last_error})")
+    assert second.last[0] >= 0  # it found a database in WAL mode (-1: another, new, file)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))) == \
+        ["a.db", "b #2 ?x=%41.db"]
     assert checkpoints.follow(None) is None  # PostgreSQL: no thread
     assert not second.alive
 

@@ -20,10 +20,12 @@ import logging
 import sqlite3
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
 INTERVAL = 0.25  # seconds between checkpoints: ~1,000 log pages at full ingest speed
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class Checkpointer:
@@ -64,6 +66,8 @@ class Checkpointer:
                     self._checkpoint(connection)
                     self.last_error = None
                 except sqlite3.Error as error:  # e.g. the file is gone, or not a database yet
+                    if getattr(error, "sqlite_errorcode", None) in _BUSY:
+                        continue  # a writer or another checkpoint holds a lock it needs: next turn
                     if str(error) != self.last_error:
                         log.warning("SQLite checkpoint of %s failed: %s", self.path, error)
                     self.last_error = str(error)
@@ -76,7 +80,7 @@ class Checkpointer:
 
     def _connect(self) -> sqlite3.Connection:
         # mode=rw: never create a database that is not there; autocommit: never hold a snapshot.
-        connection = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True, isolation_level=None,
+        connection = sqlite3.connect(f"file:{quote(self.path)}?mode=rw", uri=True, isolation_level=None,
                                      check_same_thread=False, timeout=0)
         connection.execute("PRAGMA busy_timeout = 0")
         return connection
