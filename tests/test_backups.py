@@ -1,8 +1,11 @@
 """`flask --app wsgi db backup PATH` / `db restore PATH`: SQLite's online backup, pg_dump / pg_restore."""
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+
 from webapp.domain import accounts
-from webapp.storage import backups
+from webapp.storage import backups, db
 from webapp.storage.models import User
 from tests.conftest import PASSWORD
 
@@ -50,3 +53,20 @@ def test_the_postgres_password_never_reaches_the_command_line():
     safe, env, schema = backups._pg_parts("postgresql://pay:s3cr%40t@db:5432/paywatch?options=-csearch_path%3Dpw_1")
     assert safe == "postgresql://pay@db:5432/paywatch?options=-csearch_path%3Dpw_1"
     assert env["PGPASSWORD"] == "s3cr@t" and schema == "pw_1"
+
+
+def test_a_database_whose_path_has_uri_characters_is_the_one_backed_up(tmp_path):
+    """SQLite reads a '#', '?' or '%' in a `file:` URI as the start of its query: unencoded, the
+    backup opened (and created) another, empty file and copied that."""
+    folder = tmp_path / "shop #1 ?a=%41"
+    folder.mkdir()
+    live = folder / "paywatch.db"
+    database = db.make_database(f"sqlite:///{live}")
+    db.upgrade(database)
+    database.close()
+    copy = backups.backup(f"sqlite:///{live}", tmp_path / "copy.db")
+    with contextlib.closing(sqlite3.connect(copy)) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "schema_migration" in tables and "payment" in tables
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.db", "shop #1 ?a=%41"]
+    backups.restore(f"sqlite:///{live}", copy)  # checks the copy, then writes it over the live file

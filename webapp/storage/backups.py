@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from webapp.config import child_environment
+from webapp.storage import sqlite_uri
 
 PG_MAGIC = b"PGDMP"  # the first bytes of a pg_dump custom-format archive
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -63,7 +64,7 @@ def _sqlite_path(url: str) -> Path:
 
 
 def _sqlite_check(path: Path) -> None:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+    with sqlite3.connect(sqlite_uri(path, "ro"), uri=True) as conn:
         result = conn.execute("PRAGMA quick_check").fetchone()[0]
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     conn.close()
@@ -75,7 +76,7 @@ def _sqlite_check(path: Path) -> None:
 
 def _sqlite_copy(source: Path, target: Path) -> None:
     """Page by page with SQLite's online backup: writers may go on meanwhile; the copy is consistent."""
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    src = sqlite3.connect(sqlite_uri(source, "ro"), uri=True)
     dst = sqlite3.connect(target, timeout=30)
     try:
         src.backup(dst, pages=1024)

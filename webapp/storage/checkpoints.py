@@ -20,7 +20,8 @@ import logging
 import sqlite3
 import threading
 from pathlib import Path
-from urllib.parse import quote
+
+from webapp.storage import sqlite_uri
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class Checkpointer:
 
     def _connect(self) -> sqlite3.Connection:
         # mode=rw: never create a database that is not there; autocommit: never hold a snapshot.
-        connection = sqlite3.connect(f"file:{quote(self.path)}?mode=rw", uri=True, isolation_level=None,
+        connection = sqlite3.connect(sqlite_uri(self.path, "rw"), uri=True, isolation_level=None,
                                      check_same_thread=False, timeout=0)
         connection.execute("PRAGMA busy_timeout = 0")
         return connection
