@@ -9,7 +9,7 @@ seconds on a connection of its own: it copies what is committed without waiting 
 readers or writers, and Python's sqlite3 lets go of the GIL while it runs, so on a
 second core it costs the committing thread nothing. `wal_autocheckpoint` stays set
 (db.SQLITE_PRAGMAS): should this thread fall behind or stop, a commit checkpoints as
-before, so the log never grows past it. Several processes each running one is safe:
+before, so the log grows no longer than it did without it. Several processes each running one is safe:
 one checkpoint runs at a time and the others return at once (SQLITE_BUSY, no wait).
 
 PostgreSQL needs none of this (its checkpointer is a server process).
