@@ -17,6 +17,7 @@ PostgreSQL needs none of this (its checkpointer is a server process).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -27,6 +28,12 @@ log = logging.getLogger(__name__)
 
 INTERVAL = 0.25  # seconds between checkpoints: ~1,000 log pages at full ingest speed
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+# A fork while the thread is inside SQLite would give the child SQLite's internal mutexes held
+# by a thread the child does not have (rq forks its scheduler; bench/match.py --processes forks
+# ingesters): the thread holds _inside while it is in SQLite, and a fork waits for it.
+_inside = threading.Lock()
+os.register_at_fork(before=_inside.acquire, after_in_parent=_inside.release, after_in_child=_inside.release)
 
 
 class Checkpointer:
@@ -63,8 +70,10 @@ class Checkpointer:
                     if connection is None:
                         if not Path(self.path).exists():
                             continue  # not created yet (the first connection creates it)
-                        connection = self._connect()
-                    self._checkpoint(connection)
+                        with _inside:
+                            connection = self._connect()
+                    with _inside:
+                        self._checkpoint(connection)
                     self.last_error = None
                 except sqlite3.Error as error:  # e.g. the file is gone, or not a database yet
                     if getattr(error, "sqlite_errorcode", None) in _BUSY:
@@ -73,11 +82,13 @@ class Checkpointer:
                         log.warning("SQLite checkpoint of %s failed: %s", self.path, error)
                     self.last_error = str(error)
                     if connection is not None:
-                        connection.close()
+                        with _inside:
+                            connection.close()
                         connection = None
         finally:
             if connection is not None:
-                connection.close()
+                with _inside:
+                    connection.close()
 
     def _connect(self) -> sqlite3.Connection:
         # mode=rw: never create a database that is not there; autocommit: never hold a snapshot.
