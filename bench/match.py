@@ -36,6 +36,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -198,7 +199,7 @@ def breakdown(spent: dict[str, list], wall: float, payments: int, shown: int = 8
 
 
 def in_processes(todo: list[ledger.PaymentObservation], processes: int, batch: int,
-                 outcomes: dict[str, int]) -> dict:
+                 outcomes: Counter) -> dict:
     """`todo` ingested by `processes` forked processes side by side, each its own share in batches
     of `batch` on a connection of its own, as rq workers running source jobs at once do. Returns the
     payments/s of all together, and the batches that failed (each error's text, first of each kind)."""
@@ -209,11 +210,11 @@ def in_processes(todo: list[ledger.PaymentObservation], processes: int, batch: i
     shares = [todo[i::processes] for i in range(processes)]
 
     def work(share: list[ledger.PaymentObservation]) -> None:
-        started, counts, errors = time.perf_counter(), {}, []
+        started, counts, errors = time.perf_counter(), Counter(), []
         for i in range(0, len(share), batch):
             try:
                 for result in ledger.ingest_payments(share[i:i + batch], actor="bench"):
-                    counts[result.decision.action] = counts.get(result.decision.action, 0) + 1
+                    counts[result.decision.action] += 1
             except peewee.DatabaseError as error:  # counted and shown: a lost batch is a finding
                 errors.append(f"{type(error).__name__}: {str(error).splitlines()[0]}")
         results.put((started, time.perf_counter(), counts, errors))
@@ -226,14 +227,12 @@ def in_processes(todo: list[ledger.PaymentObservation], processes: int, batch: i
     for child in children:
         child.join()
     elapsed = max(r[1] for r in reports) - min(r[0] for r in reports)
-    errors: dict[str, int] = {}
+    errors: Counter = Counter()
     for _, _, counts, failed in reports:
-        for action, n in counts.items():
-            outcomes[action] = outcomes.get(action, 0) + n
-        for text in failed:
-            errors[text] = errors.get(text, 0) + 1
+        outcomes.update(counts)
+        errors.update(failed)
     done = sum(sum(r[2].values()) for r in reports)
-    return {"processes": processes, "rate": done / elapsed, "done": done, "errors": errors}
+    return {"processes": processes, "rate": done / elapsed, "done": done, "errors": dict(errors)}
 
 
 def server_pid() -> int | None:
@@ -313,12 +312,12 @@ def run(size: int, payments: int, per_amount: int, database_url: str | None, see
                     ledger.ingest_payments(warm[i:i + batch], actor="bench")
                 if analyze and warm:
                     db.refresh_statistics()
-                outcomes: dict[str, int] = {}
+                outcomes: Counter = Counter()
                 with db.count_queries() as statements:
                     started, cpu = time.perf_counter(), time.process_time()
                     for observation in single:
                         result = ledger.ingest_payment(observation, actor="bench")
-                        outcomes[result.decision.action] = outcomes.get(result.decision.action, 0) + 1
+                        outcomes[result.decision.action] += 1
                     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
                 single_statements = statements[0]
                 timing = db.timed() if show_breakdown else contextlib.nullcontext()
@@ -328,7 +327,7 @@ def run(size: int, payments: int, per_amount: int, database_url: str | None, see
                     started, cpu_batched = time.perf_counter(), time.process_time()
                     for i in range(0, len(batched), batch):
                         for result in ledger.ingest_payments(batched[i:i + batch], actor="bench"):
-                            outcomes[result.decision.action] = outcomes.get(result.decision.action, 0) + 1
+                            outcomes[result.decision.action] += 1
                     elapsed_batched, cpu_batched = time.perf_counter() - started, time.process_time() - cpu_batched
                 batched_statements = statements[0]
                 server_after = server_cpu(backend_pid)
@@ -395,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['size']:>14,} {r['rate']:>11,.0f} {r['per_payment_ms']:>11.3f} {r['cpu_ms']:>7.3f}"
               f" {r['statements']:>6.1f} {r['batched_rate']:>11,.0f} {r['batched_ms']:>11.3f}"
               f" {r['batched_cpu_ms']:>7.3f} {r['batched_statements']:>6.1f}"
-              f" {r['seed_s']:>7.1f}  {r['outcomes']}", flush=True)
+              f" {r['seed_s']:>7.1f}  {dict(r['outcomes'])}", flush=True)
         for line in r["breakdown"] + r["plans"]:
             print(line)
         if r["side_by_side"]:
