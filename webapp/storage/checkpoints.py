@@ -45,6 +45,7 @@ class Checkpointer:
         self.runs = 0  # checkpoints run (not counting those another connection was running)
         self.last: tuple[int, int] | None = None  # the last run's (pages in the log, pages copied back)
         self.last_error: str | None = None
+        self._connection: sqlite3.Connection | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"sqlite-checkpoints:{Path(path).name}",
                                         daemon=True)
@@ -62,33 +63,39 @@ class Checkpointer:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    def turn(self) -> None:
+        """One checkpoint, what the thread does every `interval`: open the connection once the file is
+        there, copy the log back. A lock another connection holds skips the turn; another error is
+        logged (once while it lasts) and the connection opened again next turn."""
+        try:
+            if self._connection is None:
+                if not Path(self.path).exists():
+                    return  # not created yet (the first connection creates it)
+                with _inside:
+                    self._connection = self._connect()
+            with _inside:
+                self._checkpoint(self._connection)
+            self.last_error = None
+        except sqlite3.Error as error:  # e.g. the file is gone, or not a database yet
+            if getattr(error, "sqlite_errorcode", None) in _BUSY:
+                return  # a writer or another checkpoint holds a lock it needs: next turn
+            if str(error) != self.last_error:
+                log.warning("SQLite checkpoint of %s failed: %s", self.path, error)
+            self.last_error = str(error)
+            self.close()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with _inside:
+                self._connection.close()
+            self._connection = None
+
     def _loop(self) -> None:
-        connection = None
         try:
             while not self._stop.wait(self.interval):
-                try:
-                    if connection is None:
-                        if not Path(self.path).exists():
-                            continue  # not created yet (the first connection creates it)
-                        with _inside:
-                            connection = self._connect()
-                    with _inside:
-                        self._checkpoint(connection)
-                    self.last_error = None
-                except sqlite3.Error as error:  # e.g. the file is gone, or not a database yet
-                    if getattr(error, "sqlite_errorcode", None) in _BUSY:
-                        continue  # a writer or another checkpoint holds a lock it needs: next turn
-                    if str(error) != self.last_error:
-                        log.warning("SQLite checkpoint of %s failed: %s", self.path, error)
-                    self.last_error = str(error)
-                    if connection is not None:
-                        with _inside:
-                            connection.close()
-                        connection = None
+                self.turn()
         finally:
-            if connection is not None:
-                with _inside:
-                    connection.close()
+            self.close()
 
     def _connect(self) -> sqlite3.Connection:
         # mode=rw: never create a database that is not there; autocommit: never hold a snapshot.
