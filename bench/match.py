@@ -21,8 +21,9 @@ and prints the payments/s of all together and any batch that failed.
 After seeding, the planner statistics are refreshed as after any bulk load
 (db.refresh_statistics: ANALYZE on PostgreSQL, PRAGMA optimize on SQLite; `--no-analyze`
 leaves them as a bulk load without it would). It also counts the SQL statements per
-payment (a counter on the database's execute_sql), prints the settings it ran with,
-and with `--explain` the plans of the hot statements at the largest size.
+payment (a counter on the database's execute_sql), prints the settings it ran with and
+how fast the machine was at the start and at the end (bench/machine.py), and with
+`--explain` the plans of the hot statements at the largest size.
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ from peewee import SqliteDatabase, fn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import machine  # noqa: E402  (bench/machine.py)
 from webapp import create_app  # noqa: E402
 from webapp.config import load_settings  # noqa: E402
 from webapp.domain import ledger, options  # noqa: E402
@@ -376,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     backend = "PostgreSQL" if args.database_url else "SQLite"
     print(f"ingest + match, one process, {backend}, {args.payments} payments per size, "
           f"~{args.per_amount} open requests per amount")
-    for line in settings_used(args, backend):
+    start = machine.reference()
+    for line in [*settings_used(args, backend), machine.started_line(start)]:
         print(f"  {line}")
     print("  ms/payment: wall time; cpu ms: this process's CPU time per payment (less sensitive to a"
           " loaded machine); stmts: SQL statements per payment")
@@ -411,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, label in (("rate", "one per transaction"), ("batched_rate", "batched")):
             verdict = "meets" if at_100k[key] >= 1000 else "misses"
             print(f"at 100,000 open requests, {label}: {at_100k[key]:,.0f} payments/s ({verdict} the goal of ≥ 1,000/s)")
+    print(machine.ended_line(start, machine.reference()))
     return 0
 
 

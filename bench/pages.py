@@ -16,7 +16,8 @@ fetched --runs times through the Flask test client (logged in as an admin; the A
 a key): p50/p95 of the server time (the WSGI call, rendering included) as wall time and as
 CPU time (this thread's, plus the PostgreSQL server process's for our statements, read from
 /proc/<pid>/schedstat: what a shared, loaded machine does not inflate), and the number of SQL
-statements of one call, against the goal of 100 ms. Memory: the RSS of a real gunicorn
+statements of one call, against the goal of 100 ms; before and after the pages, how fast
+the machine was (bench/machine.py). Memory: the RSS of a real gunicorn
 web process (after serving the pages), an rq worker and the mailbox watcher, each
 started against the same database (--no-rss to skip).
 """
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from peewee import PostgresqlDatabase, fn  # noqa: E402
 
+import machine  # noqa: E402  (bench/machine.py: how fast this machine is now)
 from match import fresh_schema  # noqa: E402  (bench/match.py: a PostgreSQL schema of its own)
 from webapp import create_app  # noqa: E402
 from webapp.config import load_settings  # noqa: E402
@@ -529,6 +531,8 @@ def _run(args, url: str, tmp: Path, redis_url: str, rng: random.Random) -> int:
     print("wall = the Flask test client call (WSGI, rendering included, one process); cpu = that thread's CPU time "
           "plus, on PostgreSQL, its server process's CPU for our statements: the server time without the wait for "
           "a CPU on a loaded machine (I/O waits are not in it)")
+    start = machine.reference()
+    print(machine.started_line(start))
     results = time_pages(app, info, args.runs, args.only)
     width = max(len(r["label"]) for r in results)
     print(f"{'page':<{width}} {'wall p50':>9} {'wall p95':>9} {'cpu p50':>8} {'cpu p95':>8} {'queries':>8} {'status':>7}  goal (cpu p95)")
@@ -541,6 +545,7 @@ def _run(args, url: str, tmp: Path, redis_url: str, rng: random.Random) -> int:
     print(f"{len(results) - misses}/{len(results)} pages meet p95 ≤ {GOAL_MS:.0f} ms of server CPU "
           f"(wall p95 ≤ {GOAL_MS:.0f} ms: {sum(r['wall95'] <= GOAL_MS for r in results)}/{len(results)}; "
           f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    print(machine.ended_line(start, machine.reference()))
     if not args.no_rss:
         env = {**os.environ, "PAYWATCH_ENV": "production", "SECRET_KEY": "bench-" + "x" * 30, "DATABASE_URL": url,
                "PAYWATCH_INSTANCE_PATH": str(tmp), "REDIS_URL": redis_url, "PAYWATCH_CURRENCY": "UGX",
