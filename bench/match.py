@@ -23,7 +23,9 @@ After seeding, the planner statistics are refreshed as after any bulk load
 leaves them as a bulk load without it would). It also counts the SQL statements per
 payment (a counter on the database's execute_sql), prints the settings it ran with and
 how fast the machine was at the start and at the end (bench/machine.py), and with
-`--explain` the plans of the hot statements at the largest size.
+`--explain` the plans of the hot statements at the largest size. `--pages-written` (SQLite)
+counts, after the timed runs, the pages five more batches write, by table and index: what
+a batch's COMMIT has to put in the WAL.
 """
 from __future__ import annotations
 
@@ -237,6 +239,43 @@ def in_processes(todo: list[ledger.PaymentObservation], processes: int, batch: i
     return {"processes": processes, "rate": done / elapsed, "done": done, "errors": dict(errors)}
 
 
+PAGES_BATCHES = 5  # batches whose written pages --pages-written counts
+
+
+def pages_written(batches: list[list[ledger.PaymentObservation]], shown: int = 14) -> list[str]:
+    """Which tables and indexes a batch's transaction writes, in pages (SQLite): the WAL is emptied
+    before each batch (a TRUNCATE checkpoint), then the frames the batch's commit appended are read
+    from the WAL file and their page numbers named through the dbstat table. Counted, not timed."""
+    path = Path(db.database.obj.database)
+    counts: Counter = Counter()
+    for observations_ in batches:
+        for _ in range(100):  # another process's checkpoint (the thread of checkpoints.py) may be running
+            if db.database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0:
+                break
+            time.sleep(0.05)
+        else:
+            return ["  pages written: the WAL could not be emptied (a reader held it)"]
+        ledger.ingest_payments(observations_, actor="bench")
+        data = Path(f"{path}-wal").read_bytes()
+        page_size = int.from_bytes(data[8:12], "big")
+        pages = {int.from_bytes(data[at:at + 4], "big") for at in range(32, len(data) - 23, 24 + page_size)}
+        try:
+            names = dict(db.database.execute_sql("SELECT pageno, name FROM dbstat").fetchall())
+        except peewee.OperationalError as exc:  # a SQLite built without SQLITE_ENABLE_DBSTAT_VTAB
+            return [f"  pages written: not counted ({exc})"]
+        counts.update(names.get(page, "(free)") for page in pages)
+    n = len(batches)
+    total = sum(counts.values()) / n
+    lines = [f"  pages a batch of {len(batches[0])} writes (SQLite; {n} batches after the timed runs, each "
+             f"transaction's WAL frames by table or index): {total:,.0f} in all, "
+             f"{total / len(batches[0]):.1f} a payment"]
+    for name, count in counts.most_common(shown):
+        lines.append(f"    {count / n:8.1f}  {count / n / total:6.1%}  {name}")
+    rest = total - sum(c for _, c in counts.most_common(shown)) / n
+    lines.append(f"    {rest:8.1f}  {rest / total:6.1%}  {len(counts) - shown} more tables and indexes")
+    return lines
+
+
 def server_pid() -> int | None:
     """The PostgreSQL backend process serving this connection (None on SQLite)."""
     if isinstance(db.database.obj, SqliteDatabase):
@@ -285,7 +324,7 @@ def settings_used(args, backend: str) -> list[str]:
 
 def run(size: int, payments: int, per_amount: int, database_url: str | None, seed_value: int,
         batch: int = 100, analyze: bool = True, show_plans: bool = False, warmup: int = 1000,
-        show_breakdown: bool = False, processes: int = 1) -> dict:
+        show_breakdown: bool = False, processes: int = 1, show_pages: bool = False) -> dict:
     rng = random.Random(seed_value)
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp, (
             fresh_schema(database_url) if database_url else contextlib.nullcontext(f"sqlite:///{tmp}/bench.db")) as url:
@@ -303,7 +342,9 @@ def run(size: int, payments: int, per_amount: int, database_url: str | None, see
                 values = options.current()
                 mode = (f"matching: mode {values.get('verification_mode')}, auto-confirm at "
                         f"{values.get('auto_confirm_threshold')}, tie margin {values.get('tie_margin')}")
-                todo = observations(size, payments * (3 if processes > 1 else 2) + warmup, rng)
+                extra = PAGES_BATCHES * batch if show_pages else 0
+                todo = observations(size, payments * (3 if processes > 1 else 2) + warmup + extra, rng)
+                written, todo = todo[len(todo) - extra:], todo[:len(todo) - extra]
                 warm, single = todo[:warmup], todo[warmup:warmup + payments]
                 batched = todo[warmup + payments:warmup + 2 * payments]
                 # A live ledger has payments, candidates and messages behind it, and statistics that
@@ -341,6 +382,8 @@ def run(size: int, payments: int, per_amount: int, database_url: str | None, see
                                  f"{(server + cpu_batched) * ms:.3f} ms against {elapsed_batched * ms:.3f} ms "
                                  f"of wall time")
                 plans = explain(size) if show_plans else []
+                if written:
+                    plans = pages_written([written[i:i + batch] for i in range(0, len(written), batch)]) + plans
             side_by_side = None
             if processes > 1:  # this process's connection is closed by now: each child opens its own
                 with app.app_context():
@@ -372,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explain", action="store_true", help="print the plans of the hot statements")
     parser.add_argument("--breakdown", action="store_true",
                         help="print where a batched payment's time goes, statement by statement")
+    parser.add_argument("--pages-written", action="store_true",
+                        help="SQLite: count the pages a batch's transaction writes, by table and index")
     parser.add_argument("--processes", type=int, default=1,
                         help="also ingest --payments more in batches, split over this many processes side by side")
     args = parser.parse_args(argv)
@@ -390,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.sizes:
         r = run(size, args.payments, args.per_amount, args.database_url, args.seed, args.batch,
                 analyze=not args.no_analyze, show_plans=args.explain and size == max(args.sizes), warmup=args.warmup,
-                show_breakdown=args.breakdown, processes=args.processes)
+                show_breakdown=args.breakdown, processes=args.processes,
+                show_pages=args.pages_written and not args.database_url)
         results.append(r)
         if len(results) == 1:
             print(f"  {r['mode']}")
