@@ -249,7 +249,7 @@ def pages_written(batches: list[list[ledger.PaymentObservation]], shown: int = 1
     path = Path(db.database.obj.database)
     counts: Counter = Counter()
     for observations_ in batches:
-        for _ in range(100):  # another process's checkpoint (the thread of checkpoints.py) may be running
+        for _ in range(100):  # the checkpoint thread's own connection (checkpoints.py) may be in one
             if db.database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0:
                 break
             time.sleep(0.05)
@@ -272,7 +272,8 @@ def pages_written(batches: list[list[ledger.PaymentObservation]], shown: int = 1
     for name, count in counts.most_common(shown):
         lines.append(f"    {count / n:8.1f}  {count / n / total:6.1%}  {name}")
     rest = total - sum(c for _, c in counts.most_common(shown)) / n
-    lines.append(f"    {rest:8.1f}  {rest / total:6.1%}  {len(counts) - shown} more tables and indexes")
+    if len(counts) > shown:
+        lines.append(f"    {rest:8.1f}  {rest / total:6.1%}  {len(counts) - shown} more tables and indexes")
     return lines
 
 
