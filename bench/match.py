@@ -284,15 +284,19 @@ def server_pid() -> int | None:
     return db.database.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
 
 
+def process_cpu_ns(pid: int) -> int | None:
+    """CPU time process `pid` has run, ns (/proc/<pid>/schedstat: fine-grained, unlike /proc/<pid>/stat's
+    clock ticks); None when it cannot be read (a server on another machine, a process gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def server_cpu(pid: int | None) -> float | None:
     """CPU seconds the backend process `pid` has used, when the server runs on this machine (else None)."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    used = None if pid is None else process_cpu_ns(pid)
+    return None if used is None else used / 1e9
 
 
 def settings_used(args, backend: str) -> list[str]:

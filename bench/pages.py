@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from peewee import PostgresqlDatabase, fn  # noqa: E402
 
 import machine  # noqa: E402  (bench/machine.py: how fast this machine is now)
-from match import fresh_schema  # noqa: E402  (bench/match.py: a PostgreSQL schema of its own)
+from match import fresh_schema, process_cpu_ns  # noqa: E402  (bench/match.py: a schema of its own, a process's CPU)
 from webapp import create_app  # noqa: E402
 from webapp.config import load_settings  # noqa: E402
 from webapp.config import settings as config  # noqa: E402
@@ -364,14 +364,6 @@ def _percentiles(name: str, values: list[float]) -> dict[str, float]:
             f"{name}95": values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]}
 
 
-def _schedstat_ns(pid: int) -> int:
-    """CPU time a process has run, ns (/proc/<pid>/schedstat: fine-grained, unlike /proc/<pid>/stat)."""
-    try:
-        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
-    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
-        return 0
-
-
 @contextlib.contextmanager
 def backend_cpu():
     """PostgreSQL: add up the CPU its server process spends on each statement of ours (the server runs
@@ -386,11 +378,11 @@ def backend_cpu():
 
     def timed(sql, params=None, *args, **kwargs):
         pid = target.connection().get_backend_pid()
-        before = _schedstat_ns(pid)
+        before = process_cpu_ns(pid) or 0
         try:
             return original(sql, params, *args, **kwargs)
         finally:
-            total[0] += _schedstat_ns(pid) - before
+            total[0] += (process_cpu_ns(pid) or 0) - before
 
     target.execute_sql = timed
     try:
