@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from peewee import NotSupportedError
+from peewee import IntegrityError, NotSupportedError
 
 from tests.conftest import wait_for
 from tests.ledger_helpers import actions, new_request, observe
 from webapp.domain import ledger, outbox
-from webapp.storage import db
-from webapp.storage.models import Notification, Payment, PaymentRequest
+from webapp.storage import db, sqlcache
+from webapp.storage.models import MatchCandidate, Notification, Payment, PaymentRequest
 
 
 def test_a_batch_pays_each_request_once_and_records_each_payment_once(ctx):
@@ -113,3 +113,38 @@ def test_with_pg_prepare_off_nothing_is_prepared(environ, redis_conn, backend):
         assert result.decision.action == "confirm"
         assert _prepared_names() == set()
     db.database.obj.close()
+
+
+def test_a_batch_writes_its_new_payments_in_one_insert_after_the_rows_that_name_them(ctx):
+    new_request(5000, phone="+256772000001"), new_request(7000, phone=None), new_request(7000, name="Ann", phone=None)
+    with db.recorded_queries() as statements:
+        results = ledger.ingest_payments([
+            observe(5000, ref="w-1", phone="+256772000001"),  # confirms: its messages name it
+            observe(7000, ref="w-2"),  # two requests of its amount: review, with two candidate rows
+            observe(9000, ref="w-3"),  # nobody's
+        ], actor="test")
+    assert [r.decision.action for r in results] == ["confirm", "review", "unmatched"]
+    texts = [sqlcache.statement_of(s) for s in statements]
+    inserts = [i for i, s in enumerate(texts) if s.startswith('INSERT INTO "payment" ')]
+    assert len(inserts) == 1
+    naming = ('INSERT INTO "match_candidate"', 'INSERT INTO "notification"')
+    named = [i for i, s in enumerate(texts) if s.startswith(naming)]
+    assert named and max(named) < inserts[0]
+    stored = {p.source_ref: p for p in Payment.select()}
+    assert {ref: p.status for ref, p in stored.items()} == {"w-1": "confirmed", "w-2": "review", "w-3": "unmatched"}
+    assert MatchCandidate.select().where(MatchCandidate.payment == stored["w-2"].id).count() == 2
+    assert Notification.select().where(Notification.payment == stored["w-1"].id).count() >= 1
+
+
+def test_keys_deferred_to_the_commit_still_refuse_a_row_naming_no_payment(ctx):
+    """db.defer_foreign_keys() moves the check, it does not drop it (on PostgreSQL: every key that
+    names a payment is DEFERRABLE, or the INSERT below would fail at once instead)."""
+    request = new_request(5000)
+    written = None
+    with pytest.raises(IntegrityError):
+        with db.transaction():
+            db.defer_foreign_keys()
+            MatchCandidate.create(payment=987654, request=request.id, score=0)  # accepted for now
+            written = MatchCandidate.select().count()
+    assert written == 1  # the INSERT went through; the COMMIT refused it
+    assert MatchCandidate.select().count() == 0

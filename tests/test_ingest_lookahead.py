@@ -46,6 +46,7 @@ def _scenario(tag: str, currency: str, digit: int) -> list[ledger.PaymentObserva
         ("R7", 9000, "Quoted Person", None, {}),
         ("R8", 11000, "Bob Smith", None, {}),
         ("R9", 13000, "Kato Moses", None, {}),
+        ("R11", 16000, "Sara N", phone(5), {}),
     ):
         new_request(amount, currency, name=name, phone=who, now=created, reference=f"{tag}{suffix}", **extra)
     pupil = payers.save(f"{tag}-ADM", "Kato Moses", [phone(6)], "P5", actor="test")[0]
@@ -61,6 +62,8 @@ def _scenario(tag: str, currency: str, digit: int) -> list[ledger.PaymentObserva
         return observe(amount, currency, ref=f"{tag}-{ref}", source=extra.pop("source", src), **extra)
 
     return [
+        obs(15000, "o19", transaction_id=f"TX{digit}222333"),  # nobody's
+        obs(16000, "o20", phone=phone(5), transaction_id=f"TX{digit}222333"),  # R11's phone, o19's id: review
         obs(5000, "o1", phone=phone(1)),                       # pays R1
         obs(5000, "o2", phone=phone(1)),                       # R1 is paid now: R2/R3 by amount only
         obs(5000, "o3"),                                       # the same three again
@@ -150,6 +153,7 @@ def test_a_batch_decides_what_the_same_payments_decide_one_by_one(ctx, batch, li
     payments = {p[0]: p for p in expected["payments"]}
     assert payments["-o6"][1] == "review" and "over-payment" in payments["-o6"][6]
     assert "also seen on payment" in payments["-o10"][6]
+    assert payments["-o20"][1] == "review" and "also seen on payment" in payments["-o20"][6]
     assert ("-o9", "-o8", True) in expected["sightings"]
     assert payments["-o18"][1] == "review" and expected["events"]["payment.reversed"] == 1
     assert [r.created for r in results].count(False) == 2  # o1 again, o9 (a sighting)

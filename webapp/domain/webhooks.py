@@ -65,17 +65,24 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def _subscribers(event_type: str) -> list[WebhookEndpoint]:
+def _subscribers(event_type: str | None) -> list[WebhookEndpoint]:
+    """The active endpoints that want `event_type` (None: every active endpoint)."""
     # A statement built once, run once per transaction: this runs for every ledger event,
     # listened to or not (a batch of payments is one transaction).
     active = db.memo("webhooks.active", lambda: list(sqlcache.select(
         WebhookEndpoint, "active", lambda p: f'SELECT * FROM "webhook_endpoint" WHERE "is_active" = {p}', [True])))
-    return [e for e in active if not e.events or event_type in e.events]
+    return [e for e in active if event_type is None or not e.events or event_type in e.events]
 
 
 def listened(event_type: str) -> bool:
     """Whether any endpoint wants `event_type` (emit() writes nothing otherwise)."""
     return bool(_subscribers(event_type))
+
+
+def anyone_listening() -> bool:
+    """Whether any active endpoint wants any event: the ledger then writes each payment's row as
+    soon as it is decided, since the events' bodies are read from the rows."""
+    return bool(_subscribers(None))
 
 
 def emit(event_type: str, subject: str, data: Callable[[], dict], *, now: datetime | None = None,

@@ -168,6 +168,19 @@ def after_commit(callback: Callable[[], T], *, batch: Callable[[list], None] | N
     return None
 
 
+def defer_foreign_keys() -> None:
+    """For the rest of the current transaction, check foreign keys at its COMMIT instead of at
+    each statement, so that it may write a row's dependants before the row (ingest_payments
+    writes a batch's payments in one INSERT at its end, after their candidates and messages).
+    A key still dangling at the COMMIT fails it, as it would have failed the statement. SQLite:
+    every foreign key (PRAGMA defer_foreign_keys, which ends with the transaction); PostgreSQL:
+    those declared DEFERRABLE (migration 0102: every one that references a payment)."""
+    if isinstance(database.obj, SqliteDatabase):
+        database.execute_sql("PRAGMA defer_foreign_keys = ON")
+    elif isinstance(database.obj, PostgresqlDatabase):
+        database.execute_sql("SET CONSTRAINTS ALL DEFERRED")
+
+
 @contextmanager
 def count_queries():
     """Count the SQL statements the current database runs inside the block: `with count_queries() as n: …; n[0]`.

@@ -151,11 +151,15 @@ def stored(row, changes: dict[str, Any]) -> None:
 def write_payment(payment: Payment, changes: dict[str, Any], status: tuple[str, ...] | None = None) -> int:
     """Write `changes` to the payment's row: UPDATE (with `status`, only while it has one of
     those: the compare-and-set), or, for a new payment whose INSERT ingest_payments held back
-    until it was decided (`payment.unwritten`), that INSERT with the changes in. One statement
-    either way; returns the rows written (1 for the INSERT)."""
+    until it was decided (`payment.unwritten`), that INSERT with the changes in — or, while its
+    batch holds the row for one INSERT at its end (`payment.held`, Lookahead.hold), the changes
+    added to it. At most one statement; returns the rows written (1 for a held-back row)."""
     values = getattr(payment, "unwritten", None)
     if values is None:
         return sqlcache.update(Payment, changes, {"id": payment.id, **({"status": status} if status else {})})
+    if getattr(payment, "held", False):
+        values.update(changes)
+        return 1
     flush_payment(payment, changes)
     return 1
 
@@ -166,7 +170,7 @@ def flush_payment(payment: Payment, changes: dict[str, Any] | None = None) -> No
     values = getattr(payment, "unwritten", None)
     if values is not None:
         sqlcache.insert(Payment, {**values, **(changes or {}), "id": payment.id})
-        payment.unwritten = None
+        payment.unwritten, payment.held = None, False
 
 
 def _release_amount(request_id: int) -> None:

@@ -16,11 +16,19 @@ what was read only where nothing earlier in the batch touched it:
 Another process's commit after the read is caught as it always is: the request's
 compare-and-set fails and matching decides again on fresh state (money_in._match's second
 attempt reads live), and a duplicate key rolls the batch back (ingest_payments).
+
+The batch's new payments are written the same way, all at once: each is decided with its row
+held back (`hold`), and `flush` writes the held rows in one INSERT when the batch ends, after
+the rows that name them (the transaction checks its foreign keys at COMMIT:
+db.defer_foreign_keys). A read that could see them writes them first: the next payment's
+report or money read again (`stored` says None), its transaction id's other amounts (`hold`),
+and anything about a payment that is not new. With a webhook endpoint
+listening nothing is held (an event's body is read from the rows).
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from webapp.domain import learned, matching
+from webapp.domain import learned, matching, webhooks
 from webapp.domain.ledger import installments
 from webapp.domain.matching.lookup import payment_facts, requests_by_amount
 from webapp.storage import sqlcache
@@ -50,6 +58,9 @@ class Lookahead:
         self._pairs = {pair for p in parsed for pair in learned.wanted(payment_facts(p), settings.names)}
         self._learned = learned.for_many(self._pairs) if self._pairs else {}
         self._ids = iter(sqlcache.next_ids(Payment, len(payments)))
+        self.holding = not webhooks.anyone_listening()
+        self._held: list[Payment] = []
+        self._held_txns: set[tuple[str, str]] = set()  # (currency, txn_norm) of the held rows
 
     def next_id(self) -> int:
         """The id of the batch's next new payment (one for each observation)."""
@@ -87,6 +98,29 @@ class Lookahead:
         if self.spoiled or not set(pairs) <= self._pairs:
             return None
         return learned.pick(self._learned, pairs)
+
+    # ------------------------------------------------------------ new rows, written at the end
+
+    def hold(self, payment: Payment) -> None:
+        """Keep this new payment's row (`payment.unwritten`) for the batch's INSERT; write_payment()
+        adds to it what is decided meanwhile. The held rows are written first when one has its
+        transaction id (money_in._doubt reads that id's other amounts next)."""
+        if payment.txn_norm:
+            txn = (payment.currency, payment.txn_norm)
+            if txn in self._held_txns:
+                self.flush()
+            self._held_txns.add(txn)
+        payment.held = True
+        self._held.append(payment)
+
+    def flush(self) -> None:
+        """INSERT every held row not written yet, in one statement (per sqlcache.MANY_ROWS)."""
+        held = [p for p in self._held if p.unwritten is not None]
+        sqlcache.insert_many(Payment, [{**p.unwritten, "id": p.id} for p in held])
+        for payment in self._held:
+            payment.unwritten, payment.held = None, False
+        self._held.clear()
+        self._held_txns.clear()
 
     # ------------------------------------------------------------ what each payment changed
 

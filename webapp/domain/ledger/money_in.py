@@ -77,7 +77,12 @@ def ingest_payments(observations: list[PaymentObservation], *, actor: str = "sys
     try:
         with db.transaction():
             ahead = _lookahead(observations, now or utcnow())
-            return [_ingest(obs, actor, now or utcnow(), ahead) for obs in observations]
+            if ahead is not None and ahead.holding:
+                db.defer_foreign_keys()  # the held payments' rows come last (Lookahead.flush)
+            results = [_ingest(obs, actor, now or utcnow(), ahead) for obs in observations]
+            if ahead is not None:
+                ahead.flush()
+            return results
     except IntegrityError:
         pass
     with db.transaction():
@@ -102,8 +107,12 @@ def _ingest(obs: PaymentObservation, actor: str, now: datetime, ahead: Lookahead
     if ahead is None:
         return _ingest_one(obs, actor, now, None)
     report, money = (obs.source, obs.source_ref), _money_key(obs)
-    result = _ingest_one(obs, actor, now, ahead, ahead.stored(report, money))
-    flush_payment(result.payment)  # stored as decided by now; never left unwritten
+    found = ahead.stored(report, money)
+    if found is None or found[0] is not None or found[1] is not None:
+        ahead.flush()  # read again, or known money: what follows reads the batch's payments
+    result = _ingest_one(obs, actor, now, ahead, found)
+    if not getattr(result.payment, "held", False):
+        flush_payment(result.payment)  # stored as decided by now; never left unwritten
     ahead.done(report, money, result.created, result.decision)
     return result
 
@@ -121,6 +130,8 @@ def _ingest_one(obs: PaymentObservation, actor: str, now: datetime, ahead: Looka
         payment = Payment(id=ahead.next_id())
         payment.unwritten = _values(obs, now)
         stored(payment, payment.unwritten)
+        if ahead.holding:
+            ahead.hold(payment)  # and with the batch's others at its end, unless a read needs it sooner
     audit.record("payment.received", f"payment:{payment.id}", actor=actor, source=obs.source,
                  source_ref=obs.source_ref, amount_minor=obs.amount_minor, currency=obs.currency)
     if webhooks.listened("payment.received"):
