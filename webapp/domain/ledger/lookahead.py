@@ -22,8 +22,8 @@ held back (`hold`), and `flush` writes the held rows in one INSERT when the batc
 the rows that name them (the transaction checks its foreign keys at COMMIT:
 db.defer_foreign_keys). A read that could see them writes them first: the next payment's
 report or money read again (`stored` says None), its transaction id's other amounts (`hold`),
-and anything about a payment that is not new. With a webhook endpoint
-listening nothing is held (an event's body is read from the rows).
+and anything about a payment that is not new. With a webhook endpoint listening nothing is
+held (an event's body is read from the rows).
 """
 from __future__ import annotations
 
