@@ -435,12 +435,17 @@ class Stack:
         # on one object must be left on the same one.
         own = db.database.obj
         deadline = time.time() + SETTLE_S
+        waited: list[str] = []  # what resumption waited for at the last look (said when it comes)
         while time.time() < deadline and run.resumed_at is None:
             with app.app_context(), own.connection_context():
-                if _state(run)["resumed"]:
+                state = _state(run)
+                if state["resumed"]:
                     run.resumed_at = time.time()
+                    last = f" (the last to resume: {', '.join(waited)})" if waited else ""
                     run.note(f"all work resumed {run.resumed_at - run.last_disruption:.0f} s after the last "
-                             "disruption", start)
+                             f"disruption{last}", start)
+                else:
+                    waited = state["waiting"]
             time.sleep(1)
 
     def portal_logout(self, run: Run, start: float) -> None:
@@ -497,8 +502,11 @@ def _state(run: Run) -> dict:
     # Portal rows turn Completed up to 10 s after they are added, and the next pass reads them.
     portal_expected = sum(1 for m in run.money if m.channel == "portal")
     portal_seen = Payment.select().where(Payment.source == "acme-portal", Payment.source_ref.endswith(":paid")).count()
+    waiting = ([f"{overdue} WhatsApp message(s) overdue"] if overdue else []) + [
+        f"source {s.name}" for s in Source.select() if not (_contact(s) is not None and _contact(s) > since)]
     return {"resumed": overdue == 0 and sources_ok,
-            "settled": overdue == 0 and seen >= expected and portal_seen >= portal_expected}
+            "settled": overdue == 0 and seen >= expected and portal_seen >= portal_expected,
+            "waiting": waiting}
 
 
 def _contact(source):
