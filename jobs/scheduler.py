@@ -4,7 +4,7 @@ made to outlive Redis and to put the recurring schedule back by itself.
 rq-scheduler keeps the recurring jobs (webapp.plumbing.jobqueue.RECURRING, the source passes)
 only in Redis, and its own `rqscheduler` command exits at the first Redis error. This
 process registers whatever is missing (webapp.domain.sources.sync_schedule: fixed ids, the rest
-left alone) when it starts, every minute, and at once when Redis lost its data: its own
+left alone) when it starts, every 15 s, and at once when Redis lost its data: its own
 heartbeat key (jobqueue.SCHEDULER_BEAT_KEY, also read by /healthz), written every loop,
 is then missing, after an error or not (a FLUSHDB raises none). So a flushed, restarted or
 brand-new Redis heals itself within seconds, with no operator step.
@@ -28,7 +28,12 @@ from webapp.storage import db
 
 log = logging.getLogger(__name__)
 
-SYNC_EVERY_S = 60.0
+# rq-scheduler also drops a recurring job on its own: one whose record is gone when it comes
+# due (a pass that ended late, behind a busy queue, keeps its record only `interval` × 2 s
+# after; a 3-s gateway pass under load lost its schedule that way, and the passes stopped until
+# the next check: bench/chaos.py resumed 59-61 s after its last disruption where it
+# usually takes 2-4). The check is a lock, a read of the scheduled set and the sources: cheap.
+SYNC_EVERY_S = 15.0
 RETRY_SYNC_S = 5.0  # the database did not answer: try again soon
 
 

@@ -166,6 +166,6 @@ def test_a_source_disabled_while_redis_is_down_stays_disabled_and_its_schedule_f
         as_text=True)
     assert domain(lambda: Source.get_by_id(gateway.id).enabled) is False
     redis_control.start()  # empty
-    domain(sources.sync_schedule, scheduler)  # what the scheduler process does at once and every minute
+    domain(sources.sync_schedule, scheduler)  # what the scheduler process does at once and every 15 s
     ids = {job.id for job in scheduler.get_jobs()}
     assert sources.schedule_id("iotec") not in ids and jobqueue.recurring_id("notification_sweep") in ids

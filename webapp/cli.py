@@ -176,7 +176,7 @@ def _reschedule_sources() -> None:
 def jobs_schedule() -> None:
     """Register the recurring jobs and source passes with rq-scheduler now (fixed ids; safe to repeat).
 
-    The scheduler process (`jobs scheduler`) does the same by itself at start and every minute.
+    The scheduler process (`jobs scheduler`) does the same by itself at start and every 15 s.
     """
     from rq_scheduler import Scheduler
 
@@ -195,7 +195,7 @@ def jobs_schedule() -> None:
               help="How often due recurring jobs are moved to their queues (seconds).")
 def jobs_scheduler(interval: float) -> None:
     """The scheduler process: runs the recurring jobs, and keeps them registered by itself
-    (at start, every minute, and when Redis answers again after an outage)."""
+    (at start, every 15 s, and when Redis answers again after an outage)."""
     import importlib
 
     stop = threading.Event()

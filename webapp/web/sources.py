@@ -9,7 +9,7 @@ never in a source's config, only the names of the environment variables holding 
 Viewers read; admins run a pass now (the kind's job from sources.PASS_JOBS, enqueued
 only when webapp.plumbing.jobqueue.JOBS has it) and enable / disable a source
 (sources.set_enabled, audited; the schedules are synced again afterwards, and the
-scheduler process does so every minute anyway).
+scheduler process does so every 15 s anyway).
 """
 from __future__ import annotations
 
