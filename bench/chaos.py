@@ -496,17 +496,16 @@ def _state(run: Run) -> dict:
         Notification.status.in_((NotificationStatus.PENDING, NotificationStatus.SENDING)),
         Notification.due_at < now - timedelta(seconds=15)).count()
     since = _aware(run.last_disruption)
-    sources_ok = all(_contact(s) is not None and _contact(s) > since for s in Source.select())
+    silent = [s.name for s in Source.select() if not (_contact(s) is not None and _contact(s) > since)]
     expected = sum(1 for m in run.money if m.channel != "portal")
     seen = Payment.select().where(Payment.source != "acme-portal").count()
     # Portal rows turn Completed up to 10 s after they are added, and the next pass reads them.
     portal_expected = sum(1 for m in run.money if m.channel == "portal")
     portal_seen = Payment.select().where(Payment.source == "acme-portal", Payment.source_ref.endswith(":paid")).count()
-    waiting = ([f"{overdue} WhatsApp message(s) overdue"] if overdue else []) + [
-        f"source {s.name}" for s in Source.select() if not (_contact(s) is not None and _contact(s) > since)]
-    return {"resumed": overdue == 0 and sources_ok,
+    return {"resumed": overdue == 0 and not silent,
             "settled": overdue == 0 and seen >= expected and portal_seen >= portal_expected,
-            "waiting": waiting}
+            "waiting": ([f"{overdue} WhatsApp message(s) overdue"] if overdue else [])
+                       + [f"source {name}" for name in silent]}
 
 
 def _contact(source):
