@@ -130,7 +130,8 @@ def text_key(sender_id: str, text: str) -> str:
 # there and back). A str in a CharField, TextField or JSONField (a JSON string reads back as
 # itself), an int in an integer, id or foreign-key field, a bool in a BooleanField: these exact
 # classes, not their subclasses (peewee's TimestampField and IPField are integer fields that
-# convert). Anything else (an int in a CharField, any datetime, a dict or list) takes the round trip.
+# convert). A time or a JSON value takes its field's as_read (the value a read would give, built
+# directly); anything else (an int in a CharField, say) the round trip.
 _AS_READ = {
     str: frozenset({CharField, TextField, JSONField}),
     int: frozenset({IntegerField, BigIntegerField, AutoField, BigAutoField, ForeignKeyField}),
@@ -144,8 +145,11 @@ def stored(row, changes: dict[str, Any]) -> None:
     fields = row._meta.fields
     for name, value in changes.items():
         field = fields[name]
-        same = value is None or type(field) in _AS_READ.get(type(value), ())
-        setattr(row, name, value if same else field.python_value(field.db_value(value)))
+        if value is None or type(field) in _AS_READ.get(type(value), ()):
+            setattr(row, name, value)
+        else:
+            as_read = getattr(field, "as_read", None)  # UTCDateTimeField, JSONField: without the round trip
+            setattr(row, name, as_read(value) if as_read else field.python_value(field.db_value(value)))
 
 
 def write_payment(payment: Payment, changes: dict[str, Any], status: tuple[str, ...] | None = None) -> int:

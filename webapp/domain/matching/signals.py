@@ -162,6 +162,8 @@ def refused(pay: _Payment, request: RequestFacts) -> bool:
 
 def learned(pay: _Payment, request: RequestFacts, settings: MatchSettings) -> list[Evidence]:
     """One Evidence per kind of alias staff taught for this payer (name, phone), when any."""
+    if not pay.learned:
+        return []
     found = []
     for kind, signal, what in (("name", "learned_name", "name"), ("phone", "learned_phone", "phone")):
         entries = [e for e in pay.learned if e.kind == kind]
