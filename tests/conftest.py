@@ -3,27 +3,31 @@
 - Redis: a throw-away redis-server started for the session (flushed per test), so
   parallel runs and benches never share keys; PAYWATCH_TEST_REDIS_URL overrides it.
 - Databases: every test that uses `app` runs on SQLite (a fresh file) and, when
-  TEST_DATABASE_URL is set, again on PostgreSQL (a fresh database per test). The
-  migrations run once per backend and run into a template; each test gets a copy of it
-  (a file copy; CREATE DATABASE … TEMPLATE), which is several times cheaper than
-  migrating again (tests/test_schema.py and test_db.py still migrate from empty).
+  TEST_DATABASE_URL is set, again on PostgreSQL (a database as the template left it). The
+  migrations run once per backend and run into a template; each SQLite test gets a copy of
+  it (a file copy), which is several times cheaper than migrating again (tests/test_schema.py
+  and test_db.py still migrate from empty). On PostgreSQL a copy (CREATE DATABASE …
+  TEMPLATE) costs the server more than most tests do: each worker's copy is emptied after
+  a test and handed to the next, and copied afresh only after a test changed its schema.
 - Workers: `run_worker()` runs a real `rq worker` process in burst mode.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg2
 import pytest
+from werkzeug.routing import Rule
 
 from webapp import create_app
 from webapp.config import ROOT, load_settings
@@ -31,6 +35,32 @@ from webapp.plumbing.devstack import start_redis
 from webapp.storage import db
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+def _share_url_builders() -> None:
+    """Werkzeug compiles each URL rule of an app into a builder function (Python source made and
+    compiled); the suite makes ~1,900 apps of the same 150 rules, and that compiling was 90 of
+    the 130 ms each app took to make. A rule's builder depends only on the rule's text and parsed
+    parts when it has no defaults (it gets the rule it builds for as its first argument), so the
+    suite compiles each once; a werkzeug without these internals is left as it is."""
+    compile_builder = getattr(Rule, "_compile_builder", None)
+    if compile_builder is None or getattr(compile_builder, "shared", False):
+        return
+    made: dict = {}
+
+    def shared(self, append_unknown: bool = True):
+        if self.defaults or not hasattr(self, "_trace"):
+            return compile_builder(self, append_unknown)
+        key = (self.rule, append_unknown, tuple(self._trace))
+        if key not in made:
+            made[key] = compile_builder(self, append_unknown)
+        return made[key]
+
+    shared.shared = True
+    Rule._compile_builder = shared
+
+
+_share_url_builders()
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PASSWORD = "correct horse battery"
 
@@ -176,31 +206,116 @@ def migrated_template():
         _pg_run(f"DROP DATABASE IF EXISTS {built['postgres']} WITH (FORCE)")
 
 
+# What a test database's schema is: relations, columns, indexes, constraints, triggers, functions,
+# extensions, the migrations recorded, the database's own settings. Emptying a database gives back
+# the template only when this is what the template's is.
+_PG_SCHEMA = """
+WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema')
+            AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp%')
+SELECT md5(string_agg(x, E'\\n' ORDER BY x)) FROM (
+  SELECT format('rel %s %s', c.oid::regclass, c.relkind) FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM ns)
+  UNION ALL
+  SELECT format('col %s %s %s %s %s', a.attrelid::regclass, a.attname, a.atttypid::regtype, a.attnotnull,
+                pg_get_expr(d.adbin, d.adrelid))
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+  WHERE c.relnamespace IN (SELECT oid FROM ns) AND a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT 'index ' || pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+  WHERE c.relnamespace IN (SELECT oid FROM ns)
+  UNION ALL
+  SELECT format('constraint %s %s', conname, pg_get_constraintdef(oid)) FROM pg_constraint
+  WHERE connamespace IN (SELECT oid FROM ns)
+  UNION ALL
+  SELECT format('trigger %s %s', pg_get_triggerdef(oid), tgenabled) FROM pg_trigger WHERE NOT tgisinternal
+  UNION ALL
+  SELECT format('function %s %s', oid::regprocedure, md5(prosrc)) FROM pg_proc WHERE pronamespace IN (SELECT oid FROM ns)
+  UNION ALL
+  SELECT format('extension %s %s', extname, extversion) FROM pg_extension
+  UNION ALL
+  SELECT format('migration %s', name) FROM schema_migration
+  UNION ALL
+  SELECT format('setting %s', setconfig) FROM pg_db_role_setting
+  WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+) AS parts (x)
+"""
+
+# Every row but the migrations' gone, every sequence but theirs back at its start: what a copy of
+# the template holds. Triggers and foreign keys are off while it runs (the tallies' triggers would
+# otherwise write rows for the rows deleted), so the order of the tables does not matter.
+_PG_EMPTY = """
+DO $$
+DECLARE r record;
+BEGIN
+  SET LOCAL session_replication_role = replica;
+  FOR r IN SELECT c.oid::regclass AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> 'schema_migration' LOOP
+    EXECUTE 'DELETE FROM ' || r.t;
+  END LOOP;
+  FOR r IN SELECT s.oid::regclass AS s FROM pg_class s JOIN pg_namespace n ON n.oid = s.relnamespace
+           WHERE n.nspname = 'public' AND s.relkind = 'S' AND NOT EXISTS (
+             SELECT 1 FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid
+             WHERE d.objid = s.oid AND d.deptype IN ('a', 'i') AND t.relname = 'schema_migration') LOOP
+    EXECUTE 'ALTER SEQUENCE ' || r.s || ' RESTART';
+  END LOOP;
+END $$
+"""
+
+
 class _PgDatabases:
-    """PostgreSQL databases copied from the migrated template one test ahead and dropped behind,
-    in a thread: a copy takes 0.3-0.8 s on this machine, ~860 times a run, while tests mostly wait."""
+    """PostgreSQL databases copied from the migrated template, each emptied after its test and handed
+    to the next one. A copy (CREATE DATABASE … TEMPLATE) costs the server 0.2 s idle and 1.5 s while
+    the suite runs, ~870 times a run; emptying one costs ~40 ms. The test's other connections (a
+    worker that outlived it) are cut first; a test that changed the schema, or anything else the
+    emptying cannot undo (_PG_SCHEMA), gets its database dropped and the next test a new copy."""
 
     def __init__(self, template: str):
         self.template = template
-        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-databases")  # in order
-        self.ahead = self.thread.submit(self._create)
+        self.schema = self._schema_of(template)
+        self.clean: list[str] = []
+        self.made: list[str] = []
 
-    def _create(self) -> str:
-        name = "pwtest_" + secrets.token_hex(6)
-        _pg_run(f"CREATE DATABASE {name} TEMPLATE {self.template}")
-        return name
+    @staticmethod
+    def _schema_of(name: str, connection=None) -> str:
+        own = connection is None
+        connection = connection or psycopg2.connect(_pg_url(name))
+        try:
+            with connection.cursor() as cur:
+                cur.execute(_PG_SCHEMA)
+                return cur.fetchone()[0]
+        finally:
+            if own:
+                connection.close()
 
     def take(self) -> str:
-        name = self.ahead.result()
-        self.ahead = self.thread.submit(self._create)
+        if self.clean:
+            return self.clean.pop()
+        name = "pwtest_" + secrets.token_hex(6)
+        _pg_run(f"CREATE DATABASE {name} TEMPLATE {self.template}")
+        self.made.append(name)
         return name
 
-    def drop(self, name: str) -> None:
-        self.thread.submit(_pg_run, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # FORCE: a stray worker's
+    def give_back(self, name: str) -> None:
+        connection = psycopg2.connect(_pg_url(name))
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                unchanged = self._schema_of(name, connection) == self.schema
+                if unchanged:
+                    cur.execute(_PG_EMPTY)
+        finally:
+            connection.close()
+        if unchanged:
+            self.clean.append(name)
+        else:
+            self.made.remove(name)
+            _pg_run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     def close(self) -> None:
-        self.drop(self.ahead.result())
-        self.thread.shutdown(wait=True)
+        for name in self.made:
+            _pg_run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # FORCE: a stray worker's
 
 
 @pytest.fixture(scope="session")
@@ -226,7 +341,7 @@ def database_url(backend, tmp_path, migrated_template, pg_databases):
     databases = pg_databases()
     name = databases.take()
     yield _pg_url(name)
-    databases.drop(name)
+    databases.give_back(name)
 
 
 @pytest.fixture
@@ -440,8 +555,9 @@ def _background(environ, name: str, args: list[str]) -> subprocess.Popen:
     """Start a process of this test's Paywatch (its output in <tmp>/<name>.log, as `process.log_path`)."""
     log_path = Path(environ["PAYWATCH_INSTANCE_PATH"]).parent / f"{name}.log"
     log = open(log_path, "w")
+    # A process group of its own: stopping it stops whatever it started too (rq's scheduler process).
     process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **environ}, stdout=log, stderr=subprocess.STDOUT,
-                               text=True)
+                               text=True, start_new_session=True)
     process.log_path, process.log_file = log_path, log
     _BACKGROUND.append(process)
     return process
@@ -466,12 +582,16 @@ def pytest_runtest_makereport(item, call):
 
 
 def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM, 20 s to finish, then SIGKILL; and nothing it started outlives it (a process left
+    behind could write into the database the next test is handed)."""
     process.terminate()
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
     process.log_file.close()
 
 
