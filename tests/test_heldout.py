@@ -136,7 +136,7 @@ def test_a_provider_message_no_rule_reads_is_read_generically_unverified():
     "received from " + "A " * 300_000,
 ])
 def test_the_fallback_reader_has_bounded_cost_on_hostile_text(hostile):
-    started = time.perf_counter()
+    started = time.process_time()
     email_generic.read(hostile, hostile)
     _sms("MPESA", hostile[:200_000])
-    assert time.perf_counter() - started < 5.0  # a generous ceiling; real texts take well under 1 ms
+    assert time.process_time() - started < 5.0  # a generous ceiling; real texts take well under 1 ms

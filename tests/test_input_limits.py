@@ -2,6 +2,8 @@
 
 The API, the staff forms and filters, the mail parser (and its CLI), the portal table and
 the gateway's amount all hold input to the same bounds (webapp/domain/money.py, webapp/domain/input_bounds.py).
+The cost ceilings count this process's CPU time (time.process_time), not the wall clock: what the
+input costs, whatever else the machine runs at the time.
 """
 from __future__ import annotations
 
@@ -80,9 +82,9 @@ def field_refused(response, field: str, words: str = "") -> str:
     (12.5, "more decimals"),  # a JSON number is read exactly, then held to the currency
 ])
 def test_a_hostile_amount_is_refused_naming_it_in_microseconds(api, app, amount, words):
-    started = time.perf_counter()
+    started = time.process_time()
     response = api.post("/requests", {**REQUEST, "amount": amount})
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     field_refused(response, "amount", words)
     assert stored(app, PaymentRequest) == 0
 
@@ -252,10 +254,10 @@ def test_the_request_form_refuses_hostile_values_next_to_each_field(client, auth
         ({"currency": "XYZ"}, "currency", "not an ISO 4217"),
         ({"customer_name": "Jane\u001b"}, "customer_name", "control character"),
     ]:
-        started = time.perf_counter()
+        started = time.process_time()
         token = auth.csrf_token("/requests/new")
         response = client.post("/requests/", data={"csrf_token": token, "amount": "5000", "currency": "UGX", **fields})
-        assert time.perf_counter() - started < 1.0
+        assert time.process_time() - started < 1.0
         assert response.status_code == 400, fields
         assert words in error_next_to(response.get_data(as_text=True), name), fields
     token = auth.csrf_token("/requests/new")
@@ -333,9 +335,9 @@ def nested_mail(levels: int, sender: str = NAYAPAY, kind: str = "multipart") -> 
 
 @pytest.mark.parametrize("kind", ["multipart", "rfc822"])
 def test_a_mime_mail_nested_2000_deep_is_kept_as_unreadable_evidence(kind):
-    started = time.perf_counter()
+    started = time.process_time()
     parsed = parse_message(nested_mail(2000, kind=kind))
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert (parsed.kind, parsed.provider, parsed.amount_minor) == ("unparsed", "nayapay", None)
     assert "MIME parts" in parsed.reasons[-1] and parsed.source_ref == f"<deep-{kind}@nayapay.com>"
     assert read_mail(nested_mail(2000, kind=kind)).problem
@@ -350,10 +352,10 @@ def test_a_mail_over_the_size_limit_is_kept_unread():
 
 def test_a_200000_digit_amount_in_a_mail_is_not_an_amount():
     text = f"You have received UGX {'9' * 200_000} from Grace Kato, 256772123456 on 2026-06-14 10:00:00. ID: 12345678901."
-    started = time.perf_counter()
+    started = time.process_time()
     parsed = parse_message(sms_forward("MTNMobMoney", text, WHEN, "<huge@relay.example>", "line"),
                            trusted_forwarders=[SMS_FORWARDER])
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
     assert parsed.kind == "unparsed" and parsed.amount_minor is None
     assert any("not an amount" in reason for reason in parsed.reasons)
 
@@ -387,10 +389,10 @@ def portal_config(**extra):
 
 @pytest.mark.parametrize("text", ["9" * 200_000, "UGX 1e999999", "XYZ 5,000", "1000000000000000"])
 def test_a_portal_amount_is_read_by_the_same_bounded_rules(text):
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(portal_table.Unparseable):
         portal_table.parse_amount(text, portal_config(), None)
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
 
 
 @pytest.mark.parametrize("cell", ["0001-01-01T00:00:00", "9999-12-31T23:59:59", "1990-01-01T00:00:00"])
