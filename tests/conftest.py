@@ -7,8 +7,9 @@
   migrations run once per backend and run into a template; each SQLite test gets a copy of
   it (a file copy), which is several times cheaper than migrating again (tests/test_schema.py
   and test_db.py still migrate from empty). On PostgreSQL a copy (CREATE DATABASE …
-  TEMPLATE) costs the server more than most tests do: each worker's copy is emptied after
-  a test and handed to the next, and copied afresh only after a test changed its schema.
+  TEMPLATE) costs the server more than most tests do: each pytest process keeps two copies,
+  empties one in a thread while a test runs on the other, and copies afresh only after a
+  test changed a schema (_PgDatabases).
 - Workers: `run_worker()` runs a real `rq worker` process in burst mode.
 """
 from __future__ import annotations
@@ -36,6 +37,8 @@ from webapp.plumbing.devstack import start_redis
 from webapp.storage import db
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PASSWORD = "correct horse battery"
 
 
 def _share_url_builders() -> None:
@@ -62,8 +65,6 @@ def _share_url_builders() -> None:
 
 
 _share_url_builders()
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-PASSWORD = "correct horse battery"
 
 
 LONG = {"worker", "start_worker", "scheduler", "run_worker", "watcher", "browser", "live_server"}  # fixtures
