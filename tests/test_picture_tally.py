@@ -27,8 +27,10 @@ def counted() -> dict:
     span, start, end = reports.window(now=NOW)
     inside = lambda moment: moment is not None and start <= moment < end  # noqa: E731
     day = lambda moment: moment.astimezone(ADELAIDE).date()  # noqa: E731
-    buckets = defaultdict(int)
+    buckets, collected = defaultdict(int), defaultdict(lambda: dict.fromkeys(span, 0))
     for r in PaymentRequest.select().where(PaymentRequest.status == "paid"):
+        if inside(r.paid_at):
+            collected[r.currency][day(r.paid_at)] += r.amount_minor
         if inside(r.paid_at) and not r.seen_settled:
             seconds = (r.paid_at - r.created_at).total_seconds()
             buckets[next(i for i, (limit, _) in enumerate(reports.TIME_TO_PAY_BUCKETS) if limit is None or seconds < limit)] += 1
@@ -54,6 +56,7 @@ def counted() -> dict:
         "time_to_pay": [(label, buckets[i]) for i, (_, label) in enumerate(reports.TIME_TO_PAY_BUCKETS)],
         "source": ordered(by_source), "agent": ordered({k: v for k, v in by_agent.items() if v}),
         "review": [(d, *trend[d]) for d in span], "whatsapp": [(d, *outcomes[d]) for d in span],
+        "collected": {currency: list(per_day.items()) for currency, per_day in sorted(collected.items())},
     }
 
 
@@ -61,7 +64,8 @@ def read() -> dict:
     return {"time_to_pay": reports.time_to_pay_histogram(now=NOW),
             "source": reports.collections_by("source", "UGX", now=NOW, limit=99),
             "agent": reports.collections_by("agent", "UGX", now=NOW, limit=99),
-            "review": reports.review_trend(now=NOW), "whatsapp": reports.whatsapp_outcomes(now=NOW)}
+            "review": reports.review_trend(now=NOW), "whatsapp": reports.whatsapp_outcomes(now=NOW),
+            "collected": reports.collected_per_day(reports.PICTURE_DAYS, now=NOW)}
 
 
 def moments(rng: random.Random) -> list[datetime]:
@@ -84,7 +88,8 @@ def test_the_charts_equal_a_count_of_the_rows_after_every_kind_of_write(domain):
             for i, moment in enumerate(at):
                 took = timedelta(seconds=rng.choice((30, 59, 60, 299, 4000, 90000, 700000)))
                 requests.append(PaymentRequest.create(
-                    reference=f"PW-T{i}", amount_minor=1000, requested_minor=1000, currency="UGX",
+                    reference=f"PW-T{i}", amount_minor=1000 + i, requested_minor=1000 + i,
+                    currency=rng.choice(("UGX", "UGX", "USD")),
                     agent=rng.choice(agents + [None]), status=rng.choice(("paid", "paid", "pending", "expired")),
                     created_at=moment - took, expires_at=moment + timedelta(days=1), paid_at=moment,
                     seen_settled=i % 9 == 0))
@@ -107,6 +112,10 @@ def test_the_charts_equal_a_count_of_the_rows_after_every_kind_of_write(domain):
             for r in requests[::4]:  # paid later, reassigned, marked seen settled
                 PaymentRequest.update(status="paid", paid_at=r.paid_at + timedelta(minutes=20), agent=rng.choice(agents),
                                       seen_settled=not r.seen_settled).where(PaymentRequest.id == r.id).execute()
+            for r in requests[1::5]:  # amount or currency corrected, paid ones too; some no longer paid
+                PaymentRequest.update(amount_minor=r.amount_minor + 3, currency=rng.choice(("UGX", "USD")),
+                                      status=rng.choice(("paid", "cancelled", r.status))
+                                      ).where(PaymentRequest.id == r.id).execute()
             Notification.update(ack=4).where(Notification.ack == 1).execute()
             Notification.update(status="failed").where(Notification.status == "pending").execute()
             Event.delete().where(Event.id.in_([e.id for e in Event.select(Event.id)][::5])).execute()
@@ -116,7 +125,7 @@ def test_the_charts_equal_a_count_of_the_rows_after_every_kind_of_write(domain):
             Agent.delete().where(Agent.id == agents[0].id).execute()  # its requests lose their agent (SET NULL)
         assert read() == counted()
         rows = PictureTally.select().count()
-        for figure in ("paid", "source", "agent", "review", "whatsapp"):
+        for figure in ("paid", "source", "agent", "review", "whatsapp", "collected"):
             tallies.fold("picture_tally", ("figure", "slot", "key", "currency"), ("n", "amount"),
                           f"figure IN ('{figure}', '{figure}/day')")
         assert PictureTally.select().count() < rows
@@ -142,14 +151,18 @@ def test_a_read_folds_the_tally_when_its_rows_pile_up(domain):
 
 
 def test_the_migration_counts_the_rows_already_there(domain):
-    """Migration 0095's backfill (rows written before the triggers existed) gives the same figures."""
+    """Migrations 0095's and 0103's backfills (rows written before the triggers existed) give the same figures."""
     import importlib.util
 
     from peewee import PostgresqlDatabase
 
-    spec = importlib.util.spec_from_file_location("picture_tally_0095", db.MIGRATIONS / "0095_picture_tally.py")
-    migration = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(migration)
+    def load(name):
+        spec = importlib.util.spec_from_file_location(f"migration_{name}", db.MIGRATIONS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    migration, collected = load("0095_picture_tally"), load("0103_collected_tally")
     rng = random.Random(7)
 
     def scenario():
@@ -158,7 +171,8 @@ def test_the_migration_counts_the_rows_already_there(domain):
             agent = Agent.create(name="A", code="AG1")
             for i, moment in enumerate(at):
                 request = PaymentRequest.create(
-                    reference=f"PW-B{i}", amount_minor=1000, requested_minor=1000, currency="UGX",
+                    reference=f"PW-B{i}", amount_minor=1000 + i, requested_minor=1000 + i,
+                    currency=("UGX", "USD")[i % 3 == 0],
                     agent=agent if i % 2 else None, status="paid", created_at=moment - timedelta(seconds=30 * i),
                     expires_at=moment + timedelta(days=1), paid_at=moment)
                 Payment.create(source="portal", source_ref=f"b{i}", amount_minor=100 + i, currency="UGX",
@@ -174,6 +188,8 @@ def test_the_migration_counts_the_rows_already_there(domain):
             for table in migration.WATCHED:
                 for statement in migration.backfill(table, pg):
                     db.database.execute_sql(statement)
+            db.database.execute_sql(collected.backfill(pg))
         assert read() == expected and sum(expected["time_to_pay"][i][1] for i in range(10)) > 0
+        assert set(expected["collected"]) == {"UGX", "USD"}
 
     domain(scenario)
