@@ -249,7 +249,7 @@ def fees_summary(currency: str, now: datetime | None = None, limit: int = 6) -> 
 # ---------------------------------------------------------------- pictures (dashboard and agent page charts)
 #
 # The dashboard's figures read the picture tally (webapp.storage.models.PictureTally, kept by the
-# triggers of migration 0095): rows per UTC quarter hour ("slot"), and per UTC day for the figures
+# triggers of migrations 0095 and 0103): rows per UTC quarter hour ("slot"), and per UTC day for the figures
 # summed over the whole window. Every zone's UTC offset is a whole number of quarter hours, so a
 # slot lies inside one local day: the database sums the slots per local day (a CASE over the
 # window's day boundaries, DST included) and per key, and a chart reads ~30 rows per series.

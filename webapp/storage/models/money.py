@@ -98,11 +98,12 @@ class RequestTally(BaseModel):
 class PictureTally(BaseModel):
     """Roll-ups behind the dashboard's charts, kept by the database itself in the writing transaction.
 
-    Triggers on payment_request, payment, event and notification (migration 0095) append +/− rows
+    Triggers on payment_request, payment, event and notification (migrations 0095, 0103) append +/− rows
     per (figure, slot, key, currency): `slot` is the UTC quarter hour (epoch seconds // 900), or the
     UTC day (// 86400) for the "<figure>/day" figures; `n` counts, `amount` sums minor units. SUM per
     group is exact at any moment whatever wrote the rows; webapp.domain.reports sums them per local
-    day in SQL and folds them when they pile up. The figures are listed in migration 0095.
+    day in SQL and folds them when they pile up. The figures are listed in migration 0095, and
+    "collected" (the dashboard's collections per day) in 0103.
     """
 
     figure = CharField()
