@@ -22,6 +22,7 @@ from webapp.storage.models import (
     Agent,
     Notification,
     PaymentRequest,
+    PaymentTally,
     PictureTally,
     RequestStatus,
     RequestTally,
@@ -117,6 +118,21 @@ def request_counts(agent_id: int | None = None, *, every_agent: bool = False) ->
             counts[agent][status] = int(count)
     if every_agent and rows > 2 * pairs + TALLY_SLACK:
         fold_tally()  # for the next read; what was read above is already exact
+    return counts
+
+
+def payment_counts() -> dict[str, int]:
+    """{status: payments} from the payment tally (migration 0104, kept by triggers, exact): one
+    statement over a few rows; folded for the next read when the +1 / −1 rows pile up."""
+    counts, pairs, rows = {}, 0, 0
+    query = PaymentTally.select(PaymentTally.status, fn.SUM(PaymentTally.n), fn.COUNT(SQL("*")))
+    for status, count, appended in query.group_by(PaymentTally.status).tuples():
+        pairs += 1
+        rows += appended
+        if count:
+            counts[status] = int(count)
+    if rows > 2 * pairs + TALLY_SLACK:
+        tallies.fold("payment_tally", ("status",), ("n",))  # for the next read; the counts above are exact
     return counts
 
 

@@ -1,6 +1,6 @@
 """The tally tables' upkeep: the rows their triggers append, folded; their dead pages, given back.
 
-request_tally (migration 0083) and picture_tally (0095) are kept by triggers in the writing
+request_tally (migration 0083), payment_tally (0104) and picture_tally (0095) are kept by triggers in the writing
 transaction, one +/− row per change; webapp.domain.reports reads their sums and folds them here when
 the rows pile up, and the recurring compact_tallies job (jobs.sweeps) gives back, on PostgreSQL, the
 pages a bulk load left behind.
@@ -45,7 +45,7 @@ def fold(table: str, groups: tuple[str, ...], sums: tuple[str, ...], where: str 
 # tally row takes ~60) is rewritten; one that grows by ordinary use never gets there. Not one with more
 # than COMPACT_MAX_ROWS live rows: the rewrite copies them while writers wait (the picture tally after
 # a 1M load holds 1.1M folded rows, read through its covering index: seconds of waiting for little).
-TALLY_TABLES = ("request_tally", "picture_tally")
+TALLY_TABLES = ("request_tally", "payment_tally", "picture_tally")
 COMPACT_MIN_BYTES = 1 << 20
 COMPACT_BYTES_PER_ROW = 1024
 COMPACT_MAX_ROWS = 100_000

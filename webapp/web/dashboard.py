@@ -45,8 +45,8 @@ def counters(now: datetime | None = None, *, requests: dict | None = None,
         .where(Payment.received_at >= start_of_day, Payment.received_at < start_of_day + timedelta(days=1))
         .count(),
         # The same number as the navigation badge: payments waiting for staff.
-        "review_queue": review["queue"] if review is not None else Payment.select().where(
-            Payment.status.in_((PaymentStatus.UNMATCHED, PaymentStatus.REVIEW))).count(),
+        "review_queue": review["queue"] if review is not None else sum(
+            reports.payment_counts().get(status, 0) for status in (PaymentStatus.UNMATCHED, PaymentStatus.REVIEW)),
         "failed_notifications": Notification.select().where(Notification.status == NotificationStatus.FAILED).count(),
     }
 

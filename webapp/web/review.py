@@ -36,7 +36,7 @@ from flask import Blueprint, flash, make_response, redirect, render_template, re
 from flask_login import current_user
 
 from webapp.config import settings
-from webapp.domain import claims, ledger, message_texts, suggestions
+from webapp.domain import claims, ledger, message_texts, reports, suggestions
 from webapp.domain.outbox import Kind
 from webapp.storage.models import MatchCandidate, Payment, PaymentRequest, PaymentStatus, RequestStatus, Role
 from webapp.web.access import access, actor
@@ -138,10 +138,11 @@ class Problem:
 
 def review_counts() -> dict[str, int]:
     """Requests in review, payments in review, unmatched payments, and `queue` (payments awaiting staff)."""
+    payments = reports.payment_counts()  # the payment tally: tens of thousands unmatched in a large ledger
     counts = {
         "requests": PaymentRequest.select().where(PaymentRequest.status == RequestStatus.REVIEW).count(),
-        "payments": Payment.select().where(Payment.status == PaymentStatus.REVIEW).count(),
-        "unmatched": Payment.select().where(Payment.status == PaymentStatus.UNMATCHED).count(),
+        "payments": payments.get(PaymentStatus.REVIEW, 0),
+        "unmatched": payments.get(PaymentStatus.UNMATCHED, 0),
     }
     counts["queue"] = counts["payments"] + counts["unmatched"]
     return counts

@@ -20,6 +20,7 @@ from webapp.storage.models.money import (
     PaymentRequest,
     PaymentSighting,
     PaymentStatus,
+    PaymentTally,
     PictureTally,
     RejectedPair,
     RequestStatus,
@@ -63,7 +64,8 @@ from webapp.storage.models.sources import (
 
 MODELS = (
     Payer,
-    User, LoginSession, Agent, Lead, PaymentRequest, RequestTally, PictureTally, AmountReservation, Payment, PaymentSighting, Reversal,
+    User, LoginSession, Agent, Lead, PaymentRequest, RequestTally, PaymentTally, PictureTally, AmountReservation,
+    Payment, PaymentSighting, Reversal,
     MatchCandidate, RejectedPair, PayerAlias, Claim,
     Source, InboundSms, Notification, Template, Rule, Voucher, BillingRow, BillingWriteback, ApiKey,
     IdempotencyRecord, WebhookEndpoint, WebhookDelivery, WebhookAttempt, Setting, Event, Alert, AlertMail,
@@ -100,6 +102,7 @@ __all__ = [
     "RejectedPair",
     "RequestStatus",
     "RequestTally",
+    "PaymentTally",
     "Reversal",
     "Role",
     "Rule",

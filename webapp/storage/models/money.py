@@ -95,6 +95,18 @@ class RequestTally(BaseModel):
         table_name = "request_tally"
 
 
+class PaymentTally(BaseModel):
+    """Payment counts per status, kept by the database itself in the writing transaction, like
+    RequestTally: triggers on payment (migration 0104) append +1 / −1 rows when a payment is
+    written, deleted or changes status; webapp.domain.reports.payment_counts sums and folds them."""
+
+    status = CharField()
+    n = IntegerField()
+
+    class Meta:
+        table_name = "payment_tally"
+
+
 class PictureTally(BaseModel):
     """Roll-ups behind the dashboard's charts, kept by the database itself in the writing transaction.
 
