@@ -1,8 +1,10 @@
 """The payment tally behind the review badge, the dashboard's counters and the review counts
 (migration 0104): exact after ingests of every outcome, staff decisions, plain updates and deletes,
-after folding, and from the migration's count of the payments already there."""
+after folding, and from the migration's count of the payments already there; a read whose fold cannot
+have SQLite's write lock still answers."""
 import importlib.util
 
+import pytest
 from peewee import fn
 
 from tests.ledger_helpers import new_request, pay
@@ -37,13 +39,18 @@ def test_the_tally_equals_a_count_after_every_kind_of_write(domain):
     domain(scenario)
 
 
+def _pile_up(count: int) -> None:
+    """`count` unmatched payments, then each moved to review: three tally rows each."""
+    with db.transaction():
+        for i in range(count):
+            Payment.create(source="test", source_ref=f"pile-{i}", amount_minor=100 + i, currency="UGX",
+                           received_at=utcnow(), status="unmatched")
+        Payment.update(status="review").where(Payment.source_ref.startswith("pile-")).execute()
+
+
 def test_many_changes_are_folded_when_a_page_reads(domain):
     def scenario():
-        with db.transaction():
-            for i in range(700):
-                Payment.create(source="test", source_ref=f"fold-{i}", amount_minor=100 + i, currency="UGX",
-                               received_at=utcnow(), status="unmatched")
-            Payment.update(status="review").where(Payment.source_ref.startswith("fold-")).execute()
+        _pile_up(700)
         assert PaymentTally.select().count() >= 2100  # +1 each, then −1 and +1 each
         assert reports.payment_counts() == counted() == {"review": 700}
         assert PaymentTally.select().count() <= 4  # folded for the next read
@@ -67,5 +74,34 @@ def test_the_migration_counts_the_payments_already_there(domain):
             PaymentTally.delete().execute()
             db.database.execute_sql(migration.BACKFILL)
         assert reports.payment_counts() == expected == {"confirmed": 1, "unmatched": 2}
+
+    domain(scenario)
+
+
+@pytest.mark.one_backend  # SQLite: a fold needs the file's one write lock (PostgreSQL's takes row locks)
+def test_a_read_whose_fold_cannot_have_the_write_lock_still_answers_and_the_next_read_folds(domain, database_url,
+                                                                                             caplog):
+    """A long writer (an import) holding SQLite's write lock past busy_timeout: the read that found the
+    rows piled up still answers, exactly; the fold is left to the next read."""
+    import sqlite3
+
+    def scenario():
+        _pile_up(600)
+        piled = PaymentTally.select().count()
+        assert piled >= 1800
+        db.database.execute_sql("PRAGMA busy_timeout = 200")  # this connection's wait, not 5 s
+        writer = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # the write lock, held
+        try:
+            with caplog.at_level("WARNING", logger="webapp.domain.tallies"):
+                assert reports.payment_counts() == {"review": 600}
+            assert "payment_tally not folded, the next read tries again: database is locked" in caplog.text
+            assert review_counts()["queue"] == 600
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+        assert PaymentTally.select().count() == piled  # nothing lost, nothing folded
+        assert reports.payment_counts() == {"review": 600}
+        assert PaymentTally.select().count() <= 4  # the next read folded them
 
     domain(scenario)

@@ -117,7 +117,7 @@ def request_counts(agent_id: int | None = None, *, every_agent: bool = False) ->
         if count:
             counts[agent][status] = int(count)
     if every_agent and rows > 2 * pairs + TALLY_SLACK:
-        fold_tally()  # for the next read; what was read above is already exact
+        tallies.fold_after_read("request_tally", ("agent_id", "status"), ("n",))  # for the next read
     return counts
 
 
@@ -132,7 +132,7 @@ def payment_counts() -> dict[str, int]:
         if count:
             counts[status] = int(count)
     if rows > 2 * pairs + TALLY_SLACK:
-        tallies.fold("payment_tally", ("status",), ("n",))  # for the next read; the counts above are exact
+        tallies.fold_after_read("payment_tally", ("status",), ("n",))  # for the next read
     return counts
 
 
@@ -350,7 +350,8 @@ def _tally(figure: str, start: datetime, end: datetime, *, span: list[date] | No
     keys = {key[1] if span else key for key in found}
     if rows > 2 * sum(hi - lo for _, lo, hi in ranges) * max(len(keys), 1) + FOLD_SLACK:
         names = ", ".join(f"'{name}'" for name in {figure, figure + "/day"})  # constants of this module
-        tallies.fold("picture_tally", ("figure", "slot", "key", "currency"), ("n", "amount"), f"figure IN ({names})")
+        tallies.fold_after_read("picture_tally", ("figure", "slot", "key", "currency"), ("n", "amount"),
+                                f"figure IN ({names})")
     return found
 
 

@@ -38,6 +38,19 @@ def fold(table: str, groups: tuple[str, ...], sums: tuple[str, ...], where: str 
         database.execute_sql(f"DELETE FROM {table} WHERE id <= ? AND {where}", (top,))
 
 
+def fold_after_read(table: str, groups: tuple[str, ...], sums: tuple[str, ...], where: str = "1 = 1") -> bool:
+    """fold() for a read that found the rows piled up (a page, a poll). What that read summed is exact
+    already, so a fold that cannot have the write lock now — SQLite: another writer held it for the whole
+    busy_timeout, as a long import can — is left to the next read (and logged) instead of failing the page.
+    Returns whether it folded."""
+    try:
+        fold(table, groups, sums, where)
+    except OperationalError as exc:
+        log.warning("%s not folded, the next read tries again: %s", table, str(exc).strip())
+        return False
+    return True
+
+
 # PostgreSQL keeps every page a tally table ever filled: a bulk load's triggers append a row per request
 # or payment (~6,300 pages for 1M requests), a fold leaves ~350 of them alive, and VACUUM makes the rest
 # reusable without giving them back, so each read of the tally still walks them all (~10 ms at 1M).
